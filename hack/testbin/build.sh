@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Builds the local Kubernetes testbed from the Go module proxy alone and caches the
+# binaries by version under $BIN (default: ./bin):
+#   $BIN/k8s-$K8S_VERSION/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
+#   $BIN/etcd-$ETCD_VERSION/etcd
+#   $BIN/kwok-$KWOK_VERSION/{kwok,stages.yaml}
+# The pinned versions live in the helper modules next to this script (hack/testbin/*/go.mod),
+# never in the main module. A binary that is already present is not rebuilt, so a second run
+# takes seconds; delete a directory to force a rebuild.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+BIN=${BIN:-$root/bin}
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+
+modver() { # modver <helper dir> <module path>: the version pinned in that helper's go.mod
+  (cd "$here/$1" && go list -m -f '{{.Version}}' "$2")
+}
+K8S_VERSION=$(modver k8s k8s.io/kubernetes)
+ETCD_VERSION=$(modver etcd go.etcd.io/etcd/server/v3)
+KWOK_VERSION=$(modver kwok sigs.k8s.io/kwok)
+
+build() { # build <helper dir> <out dir> <ldflags> <package>...
+  local dir=$1 out=$2 ldflags=$3; shift 3
+  local missing=()
+  for pkg in "$@"; do
+    [ -x "$out/$(basename "$pkg")" ] || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "testbin: $out is up to date"
+    return
+  fi
+  echo "testbin: building ${missing[*]} into $out (a cold build of Kubernetes takes several minutes)"
+  mkdir -p "$out"
+  local tmp
+  tmp=$(mktemp -d "$out/.build.XXXXXX")
+  (cd "$here/$dir" && go build -trimpath -ldflags="-s -w $ldflags" -o "$tmp/" "${missing[@]}")
+  # Move into place only after the whole build succeeded, so an interrupted build never
+  # leaves a half-written binary that looks installed.
+  for pkg in "${missing[@]}"; do mv "$tmp/$(basename "$pkg")" "$out/"; done
+  rmdir "$tmp"
+}
+
+etcd="$BIN/etcd-$ETCD_VERSION/etcd"
+if [ -x "$etcd" ]; then
+  echo "testbin: $etcd is up to date"
+else
+  echo "testbin: building etcd $ETCD_VERSION"
+  mkdir -p "$(dirname "$etcd")"
+  (cd "$here/etcd" && go build -trimpath -ldflags='-s -w' -o "$etcd.tmp" go.etcd.io/etcd/server/v3)
+  mv "$etcd.tmp" "$etcd"
+fi
+build kwok "$BIN/kwok-$KWOK_VERSION" "" sigs.k8s.io/kwok/cmd/kwok
+# Kubernetes stamps its version at link time; without it the binaries say v0.0.0-master.
+minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+k8sver=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  k8sver+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+build k8s "$BIN/k8s-$K8S_VERSION" "$k8sver" \
+  k8s.io/kubernetes/cmd/kube-apiserver \
+  k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kube-scheduler \
+  k8s.io/kubernetes/cmd/kubectl
+
+# kwok needs stage definitions: nodes become Ready and keep a heartbeat, pods become Running.
+stages="$BIN/kwok-$KWOK_VERSION/stages.yaml"
+if [ ! -s "$stages" ]; then
+  kwokdir=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  tmp=$(mktemp "$stages.XXXXXX")
+  for s in node/fast node/heartbeat pod/fast; do
+    for f in "$kwokdir/kustomize/stage/$s"/*.yaml; do
+      case "$(basename "$f")" in kustomization.yaml) continue ;; esac
+      echo "---"; cat "$f"
+    done
+  done > "$tmp"
+  mv "$tmp" "$stages"
+fi
+echo "testbin: ready in $BIN (k8s $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
