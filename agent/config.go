@@ -1,0 +1,287 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Config is everything the agent needs. Every field has a flag and an OUTPOST_* env var
+// (the flag wins); defaults live in DefaultConfig.
+type Config struct {
+	// ClusterName is this cluster's name in the GitOps repo (clusters/<name>/).
+	ClusterName string
+	// GitURL is the GitOps repository: https://, http://, ssh://, user@host:path or file://.
+	GitURL string
+	// GitBranch is the branch to follow.
+	GitBranch string
+	// GitUsername is the HTTP basic-auth user (default "git" when a password file is set).
+	GitUsername string
+	// GitPasswordFile holds the HTTP password or token.
+	GitPasswordFile string
+	// GitSSHKeyFile holds the SSH private key for ssh:// and scp-like URLs.
+	GitSSHKeyFile string
+	// GitKnownHostsFile holds the SSH known_hosts used to verify the server.
+	GitKnownHostsFile string
+	// HubURL is the hub's base URL; empty runs the agent standalone from Git.
+	HubURL string
+	// TokenFile holds this cluster's agent token for the hub (required with HubURL).
+	TokenFile string
+	// Interval is the full resync period, the safety net (jittered by 10%).
+	Interval time.Duration
+	// GitPollInterval is how often the agent asks Git whether the branch moved when no
+	// hub notification says so (a cheap ref listing, not a fetch).
+	GitPollInterval time.Duration
+	// Concurrency is how many apps sync at once.
+	Concurrency int
+	// ApplyConcurrency is how many objects of one app are applied at once.
+	ApplyConcurrency int
+	// Kubeconfig is the kubeconfig path; empty uses the in-cluster configuration.
+	Kubeconfig string
+	// ListenAddr serves /metrics, /healthz and /readyz; empty disables it.
+	ListenAddr string
+	// CacheDir keeps the Git clone and rendered revisions.
+	CacheDir string
+	// LeaderElect enables leader election (one active agent per cluster).
+	LeaderElect bool
+	// LeaseNamespace and LeaseName name the Lease used for leader election.
+	LeaseNamespace, LeaseName string
+	// Identity names this replica in the Lease (default: hostname).
+	Identity string
+	// LeaseDuration is how long a leader's claim lasts without renewal; a standby takes
+	// over within it after the leader dies.
+	LeaseDuration time.Duration
+	// ShutdownTimeout bounds the graceful shutdown (finish the apply, flush reports).
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults, in one place.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		GitBranch:        "main",
+		Interval:         5 * time.Minute,
+		GitPollInterval:  time.Minute,
+		Concurrency:      4,
+		ApplyConcurrency: 8,
+		ListenAddr:       ":8080",
+		CacheDir:         os.TempDir() + "/outpost-agent",
+		LeaderElect:      true,
+		LeaseNamespace:   "outpost-system",
+		LeaseName:        "outpost-agent",
+		Identity:         host,
+		LeaseDuration:    15 * time.Second,
+		ShutdownTimeout:  20 * time.Second,
+	}
+}
+
+// RegisterFlags binds the configuration to fs.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.ClusterName, "cluster", c.ClusterName, "this cluster's name in the GitOps repo (required)")
+	fs.StringVar(&c.GitURL, "git-url", c.GitURL, "GitOps repository URL: https://, ssh://, user@host:path or file:// (required)")
+	fs.StringVar(&c.GitBranch, "git-branch", c.GitBranch, "branch to follow")
+	fs.StringVar(&c.GitUsername, "git-username", c.GitUsername, "HTTP basic-auth user for Git")
+	fs.StringVar(&c.GitPasswordFile, "git-password-file", c.GitPasswordFile, "file holding the HTTP password or token for Git")
+	fs.StringVar(&c.GitSSHKeyFile, "git-ssh-key-file", c.GitSSHKeyFile, "file holding the SSH private key for Git")
+	fs.StringVar(&c.GitKnownHostsFile, "git-known-hosts-file", c.GitKnownHostsFile, "SSH known_hosts file for Git")
+	fs.StringVar(&c.HubURL, "hub-url", c.HubURL, "hub base URL; empty runs standalone from Git")
+	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "file holding this cluster's agent token (required with --hub-url)")
+	fs.DurationVar(&c.Interval, "interval", c.Interval, "full resync period (safety net)")
+	fs.DurationVar(&c.GitPollInterval, "git-poll-interval", c.GitPollInterval, "how often to check whether the branch moved")
+	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "apps synced at once")
+	fs.IntVar(&c.ApplyConcurrency, "apply-concurrency", c.ApplyConcurrency, "objects of one app applied at once")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig path; empty uses the in-cluster config")
+	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address for /metrics, /healthz, /readyz; empty disables")
+	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "directory for the Git clone and rendered revisions")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect one active agent per cluster with a Lease")
+	fs.StringVar(&c.LeaseNamespace, "lease-namespace", c.LeaseNamespace, "namespace of the leader-election Lease")
+	fs.StringVar(&c.LeaseName, "lease-name", c.LeaseName, "name of the leader-election Lease")
+	fs.StringVar(&c.Identity, "identity", c.Identity, "this replica's identity in the Lease")
+	fs.DurationVar(&c.LeaseDuration, "lease-duration", c.LeaseDuration, "leader lease duration")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on graceful shutdown")
+}
+
+// EnvName is the environment variable of a flag: --git-url → OUTPOST_GIT_URL.
+func EnvName(flag string) string {
+	return "OUTPOST_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// ApplyEnv sets every flag not given on the command line from its OUTPOST_* variable,
+// found with lookup (os.LookupEnv in production). A malformed value is an error naming
+// the variable.
+func ApplyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := EnvName(f.Name)
+		v, ok := lookup(name)
+		if !ok {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, &ConfigError{Flag: f.Name, Env: name, Err: err})
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// ConfigError is a bad configuration value, naming its flag and environment variable.
+type ConfigError struct {
+	// Flag is the flag name without dashes.
+	Flag string
+	// Env is the matching environment variable.
+	Env string
+	// Err says what is wrong.
+	Err error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("--%s (%s): %v", e.Flag, e.Env, e.Err)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configErr(flag string, format string, args ...any) error {
+	return &ConfigError{Flag: flag, Env: EnvName(flag), Err: fmt.Errorf(format, args...)}
+}
+
+// scpLike matches user@host:path Git URLs.
+var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/].*$|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.*$`)
+
+// Validate checks the configuration and that every file it names is readable. The
+// first problem is returned as a *ConfigError.
+func (c *Config) Validate() error {
+	if c.ClusterName == "" {
+		return configErr("cluster", "required")
+	}
+	if errs := validation.IsDNS1123Label(c.ClusterName); len(errs) > 0 {
+		return configErr("cluster", "%q is not a valid cluster name: %s", c.ClusterName, errs[0])
+	}
+	if err := validateGitURL(c.GitURL); err != nil {
+		return configErr("git-url", "%v", err)
+	}
+	if c.GitBranch == "" || strings.ContainsAny(c.GitBranch, " \t\n~^:?*[\\") || strings.Contains(c.GitBranch, "..") {
+		return configErr("git-branch", "%q is not a valid branch name", c.GitBranch)
+	}
+	for _, f := range []struct{ flag, path string }{
+		{"git-password-file", c.GitPasswordFile}, {"git-ssh-key-file", c.GitSSHKeyFile},
+		{"git-known-hosts-file", c.GitKnownHostsFile}, {"token-file", c.TokenFile},
+	} {
+		if err := readable(f.path); err != nil {
+			return configErr(f.flag, "%v", err)
+		}
+	}
+	if c.HubURL != "" {
+		u, err := url.Parse(c.HubURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return configErr("hub-url", "%q is not an http(s) URL", c.HubURL)
+		}
+		if c.TokenFile == "" {
+			return configErr("token-file", "required with --hub-url")
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		d    time.Duration
+	}{
+		{"interval", c.Interval}, {"git-poll-interval", c.GitPollInterval},
+		{"lease-duration", c.LeaseDuration}, {"shutdown-timeout", c.ShutdownTimeout},
+	} {
+		if d.d <= 0 {
+			return configErr(d.flag, "must be positive, got %s", d.d)
+		}
+	}
+	if c.Concurrency < 1 || c.Concurrency > 64 {
+		return configErr("concurrency", "must be between 1 and 64, got %d", c.Concurrency)
+	}
+	if c.ApplyConcurrency < 1 || c.ApplyConcurrency > 256 {
+		return configErr("apply-concurrency", "must be between 1 and 256, got %d", c.ApplyConcurrency)
+	}
+	if c.ListenAddr != "" {
+		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+			return configErr("listen", "%v", err)
+		}
+	}
+	if c.Kubeconfig != "" {
+		if err := readable(c.Kubeconfig); err != nil {
+			return configErr("kubeconfig", "%v", err)
+		}
+	}
+	if c.LeaderElect {
+		if errs := validation.IsDNS1123Label(c.LeaseNamespace); len(errs) > 0 {
+			return configErr("lease-namespace", "%q: %s", c.LeaseNamespace, errs[0])
+		}
+		if errs := validation.IsDNS1123Subdomain(c.LeaseName); len(errs) > 0 {
+			return configErr("lease-name", "%q: %s", c.LeaseName, errs[0])
+		}
+		if c.Identity == "" {
+			return configErr("identity", "required with --leader-elect")
+		}
+	}
+	if c.CacheDir == "" {
+		return configErr("cache-dir", "required")
+	}
+	return nil
+}
+
+func validateGitURL(raw string) error {
+	if raw == "" {
+		return errors.New("required")
+	}
+	if scpLike.MatchString(raw) {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error repeats the raw URL, which may hold a password: keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("malformed URL: %w", err)
+	}
+	switch u.Scheme {
+	case "http", "https", "ssh", "git":
+		if u.Host == "" {
+			return fmt.Errorf("%q has no host", redactURL(raw))
+		}
+	case "file":
+		if u.Path == "" {
+			return fmt.Errorf("%q has no path", raw)
+		}
+	default:
+		return fmt.Errorf("%q: scheme must be https, http, ssh, git or file", redactURL(raw))
+	}
+	return nil
+}
+
+// readable checks that an optional file exists and can be read.
+func readable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// redactURL hides any password in a URL, for errors and logs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,365 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	gitconfig "github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// Limits on an exported revision, so a hostile or broken repository cannot fill the disk.
+const (
+	// MaxExportBytes bounds the total size of the files of one revision.
+	MaxExportBytes = 256 << 20
+	// MaxExportFiles bounds the number of files of one revision.
+	MaxExportFiles = 50_000
+)
+
+// Config configures a Source. Defaults are applied by New.
+type Config struct {
+	// URL is the remote (https://, http://, ssh://, user@host:path, file://).
+	URL string
+	// Branch is the branch to follow. Default "main".
+	Branch string
+	// Auth returns the credentials for each attempt (nil for none); it is called on
+	// every request so rotated secrets are picked up.
+	Auth func() (transport.AuthMethod, error)
+	// CacheDir holds the bare repository and the exported revisions.
+	CacheDir string
+	// Attempts is how many times a request is tried before UnavailableError. Default 3.
+	Attempts int
+	// Backoff is the first retry delay, doubled each time. Default 500ms.
+	Backoff time.Duration
+	// Logger receives retries and fetches. Default: discard.
+	Logger *slog.Logger
+}
+
+// Revision is one exported commit of the branch.
+type Revision struct {
+	// SHA is the commit hash.
+	SHA string `json:"sha"`
+	// Dir is the directory holding the commit's files.
+	Dir string `json:"dir"`
+	// Time is the commit time.
+	Time time.Time `json:"time"`
+	// Message is the commit message's first line.
+	Message string `json:"message"`
+}
+
+// UnavailableError means the remote could not be reached or refused the request after
+// all retries. The caller keeps the last good revision and must not prune.
+type UnavailableError struct {
+	// URL is the remote, with any password redacted.
+	URL string
+	// Op is the operation that failed: "list" or "fetch".
+	Op string
+	// Err is the last failure.
+	Err error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("git source %s unavailable (%s): %v", e.URL, e.Op, e.Err)
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Source follows one branch of a Git remote.
+type Source struct {
+	cfg  Config
+	repo *git.Repository
+	mu   sync.Mutex // serializes fetch and export
+	last *Revision
+}
+
+// New opens (or initialises) the cache and returns a Source. It makes no request.
+func New(cfg Config) (*Source, error) {
+	if cfg.Branch == "" {
+		cfg.Branch = "main"
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 3
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 500 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Auth == nil {
+		cfg.Auth = func() (transport.AuthMethod, error) { return nil, nil }
+	}
+	if cfg.URL == "" || cfg.CacheDir == "" {
+		return nil, errors.New("git source: URL and cache directory are required")
+	}
+	bare := filepath.Join(cfg.CacheDir, "repo.git")
+	repo, err := git.PlainOpen(bare)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		repo, err = git.PlainInit(bare, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("git source cache %s: %w", bare, err)
+	}
+	_ = repo.DeleteRemote("origin")
+	if _, err := repo.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{cfg.URL}}); err != nil {
+		return nil, fmt.Errorf("git source cache %s: %w", bare, err)
+	}
+	return &Source{cfg: cfg, repo: repo}, nil
+}
+
+func (s *Source) branchRef() plumbing.ReferenceName { return plumbing.NewBranchReferenceName(s.cfg.Branch) }
+
+// Head asks the remote for the branch's current commit without fetching objects.
+func (s *Source) Head(ctx context.Context) (string, error) {
+	var sha string
+	err := s.retry(ctx, "list", func(ctx context.Context, auth transport.AuthMethod) error {
+		remote := git.NewRemote(memory.NewStorage(), &gitconfig.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}})
+		refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
+		if err != nil {
+			return err
+		}
+		for _, r := range refs {
+			if r.Name() == s.branchRef() {
+				sha = r.Hash().String()
+				return nil
+			}
+		}
+		return permanent(fmt.Errorf("branch %q not found", s.cfg.Branch))
+	})
+	return sha, err
+}
+
+// Last returns the last revision Sync exported, or nil.
+func (s *Source) Last() *Revision {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+// Sync brings the branch's newest commit into the cache and returns it exported. When
+// the remote head equals the last exported revision, nothing is fetched. On failure the
+// last good revision stays in place (see Last).
+func (s *Source) Sync(ctx context.Context) (*Revision, error) {
+	head, err := s.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last != nil && s.last.SHA == head {
+		return s.last, nil
+	}
+	if _, err := s.repo.CommitObject(plumbing.NewHash(head)); err != nil {
+		if err := s.fetch(ctx); err != nil {
+			return nil, err
+		}
+	}
+	rev, err := s.export(head)
+	if err != nil {
+		return nil, err
+	}
+	if s.last != nil && s.last.Dir != rev.Dir {
+		_ = os.RemoveAll(s.last.Dir)
+	}
+	s.last = rev
+	return rev, nil
+}
+
+func (s *Source) fetch(ctx context.Context) error {
+	ref := s.branchRef()
+	spec := gitconfig.RefSpec(fmt.Sprintf("+%s:refs/remotes/origin/%s", ref, s.cfg.Branch))
+	return s.retry(ctx, "fetch", func(ctx context.Context, auth transport.AuthMethod) error {
+		err := s.repo.FetchContext(ctx, &git.FetchOptions{
+			RemoteName: "origin", RefSpecs: []gitconfig.RefSpec{spec}, Depth: 1, Auth: auth, Force: true, Tags: git.NoTags,
+		})
+		if errors.Is(err, git.NoErrAlreadyUpToDate) {
+			return nil
+		}
+		return err
+	})
+}
+
+// export writes the tree of commit sha into its own directory, atomically (a temporary
+// directory renamed into place), and returns it.
+func (s *Source) export(sha string) (*Revision, error) {
+	commit, err := s.repo.CommitObject(plumbing.NewHash(sha))
+	if err != nil {
+		return nil, fmt.Errorf("git source: commit %s: %w", sha, err)
+	}
+	dir := filepath.Join(s.cfg.CacheDir, "rev", sha)
+	rev := &Revision{SHA: sha, Dir: dir, Time: commit.Committer.When, Message: firstLine(commit.Message)}
+	if _, err := os.Stat(dir); err == nil {
+		return rev, nil
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("git source: tree of %s: %w", sha, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".export-")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeTree(s.repo.Storer, tree, tmp); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("git source: exporting %s: %w", sha, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return rev, nil
+}
+
+// writeTree writes every file of tree under root, keeping symlinks as symlinks (the
+// renderer refuses those that leave the repository) and refusing unsafe paths.
+func writeTree(st storer.EncodedObjectStorer, tree *object.Tree, root string) error {
+	var total int64
+	files := 0
+	walker := object.NewTreeWalker(tree, true, nil)
+	defer walker.Close()
+	for {
+		name, entry, err := walker.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if entry.Mode == filemode.Dir || entry.Mode == filemode.Submodule {
+			continue
+		}
+		clean := path.Clean(name)
+		if clean != name || strings.HasPrefix(clean, "../") || path.IsAbs(clean) || strings.HasPrefix(clean, ".git/") {
+			return fmt.Errorf("unsafe path %q in tree", name)
+		}
+		files++
+		if files > MaxExportFiles {
+			return fmt.Errorf("more than %d files", MaxExportFiles)
+		}
+		blob, err := object.GetBlob(st, entry.Hash)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		total += blob.Size
+		if total > MaxExportBytes {
+			return fmt.Errorf("revision larger than %d bytes", MaxExportBytes)
+		}
+		if err := writeEntry(root, clean, entry.Mode, blob); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+}
+
+func writeEntry(root, name string, mode filemode.FileMode, blob *object.Blob) error {
+	dst := filepath.Join(root, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	r, err := blob.Reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if mode == filemode.Symlink {
+		target, err := io.ReadAll(io.LimitReader(r, 4096))
+		if err != nil {
+			return err
+		}
+		return os.Symlink(string(target), dst)
+	}
+	perm := os.FileMode(0o644)
+	if mode == filemode.Executable {
+		perm = 0o755
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// permanentError marks a failure that retrying cannot fix.
+type permanentError struct{ error }
+
+func permanent(err error) error { return permanentError{err} }
+
+// retry runs op up to Attempts times with doubling backoff, and wraps the final
+// failure in *UnavailableError.
+func (s *Source) retry(ctx context.Context, op string, fn func(context.Context, transport.AuthMethod) error) error {
+	delay := s.cfg.Backoff
+	var last error
+	for attempt := 1; attempt <= s.cfg.Attempts; attempt++ {
+		auth, err := s.cfg.Auth()
+		if err != nil {
+			return fmt.Errorf("git credentials: %w", err)
+		}
+		if last = fn(ctx, auth); last == nil {
+			return nil
+		}
+		var p permanentError
+		if errors.As(last, &p) || ctx.Err() != nil {
+			break
+		}
+		s.cfg.Logger.Warn("git request failed, retrying", "op", op, "url", redact(s.cfg.URL), "attempt", attempt, "err", scrub(last, s.cfg.URL))
+		if attempt == s.cfg.Attempts {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+	var p permanentError
+	if errors.As(last, &p) {
+		last = p.error
+	}
+	return &UnavailableError{URL: redact(s.cfg.URL), Op: op, Err: scrub(last, s.cfg.URL)}
+}
+
+// redact hides a password in a URL.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// scrub removes the raw URL (which may hold credentials) from an error's text.
+func scrub(err error, raw string) error {
+	if err == nil || redact(raw) == raw {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), raw, redact(raw)))
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
