@@ -1,0 +1,83 @@
+package drift
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Manager is the field manager Outpost applies with; its Apply entry in managedFields
+// is the set of fields Outpost owns.
+const Manager = "outpost"
+
+// Redacted replaces the values of v1 Secret data and stringData in a report.
+const Redacted = "(redacted)"
+
+// ObjectRef names a Kubernetes object.
+type ObjectRef struct {
+	// APIVersion is group/version, "v1" for the core group.
+	APIVersion string `json:"apiVersion"`
+	// Kind is the object's kind.
+	Kind string `json:"kind"`
+	// Namespace is empty for cluster-scoped objects.
+	Namespace string `json:"namespace,omitempty"`
+	// Name is the object's name.
+	Name string `json:"name"`
+}
+
+// RefOf returns the reference of an object.
+func RefOf(u *unstructured.Unstructured) ObjectRef {
+	return ObjectRef{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
+}
+
+// String formats the reference as Kind/namespace/name (Kind/name when cluster-scoped).
+func (r ObjectRef) String() string {
+	if r.Namespace == "" {
+		return fmt.Sprintf("%s/%s", r.Kind, r.Name)
+	}
+	return fmt.Sprintf("%s/%s/%s", r.Kind, r.Namespace, r.Name)
+}
+
+// Report is the drift of one object.
+type Report struct {
+	// Object is the object compared.
+	Object ObjectRef `json:"object"`
+	// Fields are the drifted fields, sorted by path. Empty when nothing drifted.
+	Fields []FieldDrift `json:"fields,omitempty"`
+	// Deleted is true when the object no longer exists in the cluster.
+	Deleted bool `json:"deleted,omitempty"`
+	// ObservedAt is when the caller observed the live object.
+	ObservedAt time.Time `json:"observedAt"`
+}
+
+// Drifted tells whether the report holds any drift.
+func (r *Report) Drifted() bool {
+	return r != nil && (r.Deleted || len(r.Fields) > 0)
+}
+
+// FieldDrift is one drifted field.
+type FieldDrift struct {
+	// Path is the field's path, e.g. spec.template.spec.containers[name=web].image.
+	// Map keys that contain '.', '[' or ']' are quoted: metadata.labels["app.kubernetes.io/name"].
+	Path string `json:"path"`
+	// Desired is the value Outpost applied.
+	Desired any `json:"desired"`
+	// Live is the value in the cluster; nil when the field is gone.
+	Live any `json:"live"`
+	// Manager is the field manager that now owns the field; empty when nobody does
+	// (the field was removed). It is Outpost itself when Outpost still owns the field
+	// but its value differs from the desired one.
+	Manager string `json:"manager,omitempty"`
+	// Operation is the manager's managedFields operation: Apply or Update.
+	Operation string `json:"operation,omitempty"`
+	// Subresource is the subresource the manager wrote through, e.g. "scale".
+	Subresource string `json:"subresource,omitempty"`
+	// Time is when the manager last wrote, from its managedFields entry, or
+	// Report.ObservedAt when the entry has no time or nobody owns the field.
+	Time time.Time `json:"time"`
+	// TimeObserved is true when Time is the observation time, not the manager's.
+	TimeObserved bool `json:"timeObserved,omitempty"`
+	// Redacted is true when Desired and Live were replaced by Redacted (Secret data).
+	Redacted bool `json:"redacted,omitempty"`
+}
