@@ -1,0 +1,382 @@
+package driftwatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/outpost-gitops/outpost/sync/drift"
+)
+
+// DefaultSelector selects the objects Outpost manages.
+const DefaultSelector = "app.kubernetes.io/managed-by=outpost"
+
+// lastApplied is kubectl's client-side apply annotation: large, never Outpost's, and
+// dropped from the cache to save memory.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// Event is a change in the drift state of one managed object.
+type Event struct {
+	// App is the app the object belongs to.
+	App string `json:"app"`
+	// Report is the object's drift; a report without fields that is not Deleted means
+	// the drift was cleared.
+	Report *drift.Report `json:"report"`
+}
+
+// Config configures a Watcher.
+type Config struct {
+	// Client reads and watches objects.
+	Client dynamic.Interface
+	// Mapper maps kinds to resources; it is reset when a kind is unknown (a new CRD).
+	Mapper meta.ResettableRESTMapper
+	// Selector limits the watch to Outpost's objects. Default DefaultSelector.
+	Selector string
+	// OnEvent receives drift events. It is called from informer goroutines and must
+	// not block for long.
+	OnEvent func(Event)
+	// Now is the clock used for observation times. Default time.Now.
+	Now func() time.Time
+	// Logger receives informer problems. Default: discard.
+	Logger *slog.Logger
+}
+
+// objKey identifies an object independent of its API version.
+type objKey struct {
+	group, kind, namespace, name string
+}
+
+func keyOf(u *unstructured.Unstructured) objKey {
+	gvk := u.GroupVersionKind()
+	return objKey{gvk.Group, gvk.Kind, u.GetNamespace(), u.GetName()}
+}
+
+type desiredObj struct {
+	app string
+	obj *unstructured.Unstructured
+}
+
+type informer struct {
+	inf  cache.SharedIndexInformer
+	stop context.CancelFunc
+}
+
+// Watcher watches managed objects for drift. Create it with New and Start it.
+type Watcher struct {
+	cfg Config
+	ctx context.Context // lifetime of the informers, set by Start
+
+	mu        sync.RWMutex
+	desired   map[objKey]desiredObj
+	byApp     map[string][]objKey
+	resources map[schema.GroupKind]schema.GroupVersionResource
+	informers map[schema.GroupVersionResource]*informer
+	state     map[objKey]string // fingerprint of the last emitted drift; absent = none
+}
+
+// New returns a Watcher; it watches nothing until Start and SetDesired.
+func New(cfg Config) *Watcher {
+	if cfg.Selector == "" {
+		cfg.Selector = DefaultSelector
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.OnEvent == nil {
+		cfg.OnEvent = func(Event) {}
+	}
+	return &Watcher{
+		cfg:       cfg,
+		desired:   map[objKey]desiredObj{},
+		byApp:     map[string][]objKey{},
+		resources: map[schema.GroupKind]schema.GroupVersionResource{},
+		informers: map[schema.GroupVersionResource]*informer{},
+		state:     map[objKey]string{},
+	}
+}
+
+// Start sets the lifetime of the informers: they stop when ctx ends.
+func (w *Watcher) Start(ctx context.Context) {
+	w.mu.Lock()
+	w.ctx = ctx
+	w.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for gvr, inf := range w.informers {
+			inf.stop()
+			delete(w.informers, gvr)
+		}
+	}()
+}
+
+// SetDesired replaces the desired objects of app (what the agent just applied) and
+// makes sure every kind among them is watched, waiting until new informers have
+// synced. Objects must carry their namespace if namespaced. An empty objs removes the
+// app.
+func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructured.Unstructured) error {
+	gvrs := make(map[schema.GroupVersionResource]bool, len(objs))
+	for _, o := range objs {
+		gvr, err := w.resourceFor(o.GroupVersionKind())
+		if err != nil {
+			return fmt.Errorf("watch %s %s/%s of app %s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), app, err)
+		}
+		gvrs[gvr] = true
+	}
+	w.mu.Lock()
+	if w.ctx == nil {
+		w.mu.Unlock()
+		return fmt.Errorf("drift watcher not started")
+	}
+	for _, k := range w.byApp[app] {
+		if w.desired[k].app == app {
+			delete(w.desired, k)
+			delete(w.state, k)
+		}
+	}
+	keys := make([]objKey, 0, len(objs))
+	for _, o := range objs {
+		k := keyOf(o)
+		keys = append(keys, k)
+		w.desired[k] = desiredObj{app: app, obj: o}
+	}
+	if len(keys) == 0 {
+		delete(w.byApp, app)
+	} else {
+		w.byApp[app] = keys
+	}
+	var started []cache.InformerSynced
+	for gvr := range gvrs {
+		if _, ok := w.informers[gvr]; !ok {
+			started = append(started, w.startInformer(gvr).HasSynced)
+		}
+	}
+	w.stopUnused()
+	w.mu.Unlock()
+	if len(started) > 0 && !cache.WaitForCacheSync(ctx.Done(), started...) {
+		return fmt.Errorf("watch of app %s: caches not synced: %w", app, ctx.Err())
+	}
+	// Objects already in the cache are compared against the new desired state now:
+	// the informer only calls back on the next change.
+	for _, o := range objs {
+		if live, ok, _ := w.Get(keyRef(keyOf(o))); ok {
+			w.observe(live)
+		}
+	}
+	return nil
+}
+
+// resourceFor maps a kind to its resource, refreshing discovery once for unknown kinds.
+func (w *Watcher) resourceFor(gvk schema.GroupVersionKind) (schema.GroupVersionResource, error) {
+	w.mu.RLock()
+	gvr, ok := w.resources[gvk.GroupKind()]
+	w.mu.RUnlock()
+	if ok {
+		return gvr, nil
+	}
+	m, err := w.cfg.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		w.cfg.Mapper.Reset()
+		m, err = w.cfg.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if err != nil {
+		return schema.GroupVersionResource{}, err
+	}
+	w.mu.Lock()
+	w.resources[gvk.GroupKind()] = m.Resource
+	w.mu.Unlock()
+	return m.Resource, nil
+}
+
+// startInformer starts a label-selected informer for gvr; w.mu must be held.
+func (w *Watcher) startInformer(gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+	ctx, stop := context.WithCancel(w.ctx)
+	f := dynamicinformer.NewFilteredDynamicInformer(w.cfg.Client, gvr, metav1.NamespaceAll, 0, cache.Indexers{},
+		func(o *metav1.ListOptions) { o.LabelSelector = w.cfg.Selector })
+	inf := f.Informer()
+	_ = inf.SetTransform(dropLastApplied)
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { w.observeAny(obj) },
+		UpdateFunc: func(_, obj any) { w.observeAny(obj) },
+		DeleteFunc: w.deleted,
+	})
+	_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		w.cfg.Logger.Warn("drift watch error", "resource", gvr.String(), "err", err)
+	})
+	go inf.RunWithContext(ctx)
+	w.informers[gvr] = &informer{inf: inf, stop: stop}
+	return inf
+}
+
+// stopUnused stops informers of kinds no app wants any more; w.mu must be held.
+func (w *Watcher) stopUnused() {
+	used := map[schema.GroupVersionResource]bool{}
+	for k := range w.desired {
+		used[w.resources[schema.GroupKind{Group: k.group, Kind: k.kind}]] = true
+	}
+	for gvr, inf := range w.informers {
+		if !used[gvr] {
+			inf.stop()
+			delete(w.informers, gvr)
+		}
+	}
+}
+
+func dropLastApplied(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if a := u.GetAnnotations(); a[lastApplied] != "" {
+			delete(a, lastApplied)
+			u.SetAnnotations(a)
+		}
+	}
+	return obj, nil
+}
+
+func (w *Watcher) observeAny(obj any) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		w.observe(u)
+	}
+}
+
+// observe compares a live object with its desired state and emits an Event when its
+// drift state changed.
+func (w *Watcher) observe(live *unstructured.Unstructured) {
+	k := keyOf(live)
+	w.mu.RLock()
+	d, ok := w.desired[k]
+	w.mu.RUnlock()
+	if !ok {
+		return
+	}
+	rep, err := drift.Detect(d.obj, live, w.cfg.Now())
+	if err != nil {
+		w.cfg.Logger.Warn("drift detection failed", "app", d.app, "object", drift.RefOf(live).String(), "err", err)
+		return
+	}
+	rep.Fields = outOfBand(rep.Fields)
+	w.emit(k, d.app, rep)
+}
+
+// outOfBand keeps the drifted fields another manager caused (or removed); a field
+// Outpost still owns with another value is its own apply in flight.
+func outOfBand(fields []drift.FieldDrift) []drift.FieldDrift {
+	out := fields[:0]
+	for _, f := range fields {
+		if f.Manager != drift.Manager {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (w *Watcher) deleted(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	k := keyOf(u)
+	w.mu.RLock()
+	d, ok := w.desired[k]
+	w.mu.RUnlock()
+	if !ok {
+		return // pruned by Outpost, or never ours
+	}
+	rep, err := drift.Detect(d.obj, nil, w.cfg.Now())
+	if err != nil {
+		return
+	}
+	w.emit(k, d.app, rep)
+}
+
+// emit sends an Event if the drift fingerprint of k changed.
+func (w *Watcher) emit(k objKey, app string, rep *drift.Report) {
+	fp := fingerprint(rep)
+	w.mu.Lock()
+	if d, ok := w.desired[k]; !ok || d.app != app || w.state[k] == fp {
+		w.mu.Unlock()
+		return
+	}
+	if fp == "" {
+		delete(w.state, k)
+	} else {
+		w.state[k] = fp
+	}
+	w.mu.Unlock()
+	w.cfg.OnEvent(Event{App: app, Report: rep})
+}
+
+// fingerprint identifies a drift state; "" means no drift.
+func fingerprint(rep *drift.Report) string {
+	if !rep.Drifted() {
+		return ""
+	}
+	type field struct {
+		Path, Manager string
+		Live          any
+	}
+	fs := make([]field, len(rep.Fields))
+	for i, f := range rep.Fields {
+		fs[i] = field{f.Path, f.Manager, f.Live}
+	}
+	data, _ := json.Marshal(struct {
+		Deleted bool
+		Fields  []field
+	}{rep.Deleted, fs})
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// Ref names an object for Get.
+type Ref struct {
+	// Group is the API group ("" for core).
+	Group string
+	// Kind is the object's kind.
+	Kind string
+	// Namespace is empty for cluster-scoped objects.
+	Namespace string
+	// Name is the object's name.
+	Name string
+}
+
+func keyRef(k objKey) Ref { return Ref{k.group, k.kind, k.namespace, k.name} }
+
+// Get returns an object from the watch cache. ok is false when the object does not
+// exist; an error means its kind is not watched (no app wants it).
+func (w *Watcher) Get(ref Ref) (*unstructured.Unstructured, bool, error) {
+	w.mu.RLock()
+	gvr, known := w.resources[schema.GroupKind{Group: ref.Group, Kind: ref.Kind}]
+	inf := w.informers[gvr]
+	w.mu.RUnlock()
+	if !known || inf == nil {
+		return nil, false, fmt.Errorf("%s %s/%s: kind not watched", ref.Kind, ref.Namespace, ref.Name)
+	}
+	key := ref.Name
+	if ref.Namespace != "" {
+		key = ref.Namespace + "/" + ref.Name
+	}
+	obj, ok, err := inf.inf.GetIndexer().GetByKey(key)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return obj.(*unstructured.Unstructured), true, nil
+}

@@ -1,0 +1,179 @@
+package driftwatch
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/yaml"
+
+	"github.com/outpost-gitops/outpost/internal/testenv"
+)
+
+var env *testenv.Cluster
+
+func TestMain(m *testing.M) {
+	testenv.RunMain(m, testenv.Options{Name: "driftwatch"}, func(c *testenv.Cluster) { env = c })
+}
+
+var deployments = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+
+func deployment(t *testing.T, ns string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(`
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: `+ns+`
+  labels: {app.kubernetes.io/managed-by: outpost, outpost.dev/app: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "nginx:1.27"}]
+`), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// applyAsOutpost server-side applies obj with Outpost's field manager.
+func applyAsOutpost(t *testing.T, dyn dynamic.Interface, obj *unstructured.Unstructured) {
+	t.Helper()
+	data, err := json.Marshal(obj.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(deployments).Namespace(obj.GetNamespace()).Patch(t.Context(), obj.GetName(), types.ApplyPatchType, data,
+		metav1.PatchOptions{FieldManager: "outpost", Force: new(true)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDriftEventsFromAnotherManager(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	cfg := env.RESTConfig()
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+
+	desired := deployment(t, ns)
+	applyAsOutpost(t, dyn, desired)
+
+	events := make(chan Event, 16)
+	w := New(Config{Client: dyn, Mapper: mapper, OnEvent: func(e Event) { events <- e }})
+	w.Start(t.Context())
+	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := w.Get(Ref{Group: "apps", Kind: "Deployment", Namespace: ns, Name: "web"}); !ok || err != nil {
+		t.Fatalf("Get from watch cache: ok=%v err=%v", ok, err)
+	}
+	select {
+	case e := <-events:
+		t.Fatalf("event right after apply, want none: %+v", e.Report)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	// kubectl scale: the scale subresource, manager kubectl, no time in managedFields.
+	start := time.Now()
+	if _, err := cs.AppsV1().Deployments(ns).UpdateScale(t.Context(), "web",
+		&autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 5}},
+		metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
+		t.Fatal(err)
+	}
+	e := waitEvent(t, events)
+	t.Logf("drift event %s after kubectl scale", time.Since(start).Round(time.Millisecond))
+	if e.App != "web" || len(e.Report.Fields) != 1 {
+		t.Fatalf("event = %+v, want one drifted field of app web", e.Report)
+	}
+	f := e.Report.Fields[0]
+	if f.Path != "spec.replicas" || f.Manager != "kubectl" || f.Subresource != "scale" || toInt(f.Desired) != 2 || toInt(f.Live) != 5 {
+		t.Errorf("field = %+v, want spec.replicas 2 -> 5 by kubectl via scale", f)
+	}
+
+	// Status churn of the same drifted object emits nothing new.
+	select {
+	case e := <-events:
+		t.Fatalf("duplicate event: %+v", e.Report)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	// Outpost re-applies (drift: correct): the drift clears.
+	applyAsOutpost(t, dyn, desired)
+	if e := waitEvent(t, events); e.Report.Drifted() {
+		t.Errorf("after re-apply: %+v, want drift cleared", e.Report)
+	}
+
+	// Deleted out of band.
+	if err := dyn.Resource(deployments).Namespace(ns).Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, events); !e.Report.Deleted {
+		t.Errorf("after delete: %+v, want Deleted", e.Report)
+	}
+}
+
+func TestObjectsOfNoAppAreIgnored(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	cfg := env.RESTConfig()
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	events := make(chan Event, 16)
+	w := New(Config{Client: dyn, Mapper: mapper, OnEvent: func(e Event) { events <- e }})
+	w.Start(t.Context())
+	desired := deployment(t, ns)
+	applyAsOutpost(t, dyn, desired)
+	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}); err != nil {
+		t.Fatal(err)
+	}
+	// The app is removed (its objects pruned by Outpost): a delete is no drift.
+	if err := w.SetDesired(t.Context(), "web", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := dyn.Resource(deployments).Namespace(ns).Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-events:
+		t.Fatalf("event for an object no app wants: %+v", e.Report)
+	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+func waitEvent(t *testing.T, events <-chan Event) Event {
+	t.Helper()
+	select {
+	case e := <-events:
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("no drift event within 10s")
+		return Event{}
+	}
+}
+
+func toInt(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case float64:
+		return int64(n)
+	case int:
+		return int64(n)
+	}
+	return -1
+}
