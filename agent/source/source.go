@@ -123,7 +123,9 @@ func New(cfg Config) (*Source, error) {
 	return &Source{cfg: cfg, repo: repo}, nil
 }
 
-func (s *Source) branchRef() plumbing.ReferenceName { return plumbing.NewBranchReferenceName(s.cfg.Branch) }
+func (s *Source) branchRef() plumbing.ReferenceName {
+	return plumbing.NewBranchReferenceName(s.cfg.Branch)
+}
 
 // Head asks the remote for the branch's current commit without fetching objects.
 func (s *Source) Head(ctx context.Context) (string, error) {
