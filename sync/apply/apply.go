@@ -1,0 +1,317 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"github.com/fluxcd/pkg/ssa"
+	"github.com/fluxcd/pkg/ssa/utils"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/plan"
+)
+
+// Apply stages, applied in this order and pruned in the reverse one.
+const (
+	// stageDefinitions holds CRDs, Namespaces and ClusterRoles; CRDs are waited
+	// for until Established before the next stage.
+	stageDefinitions = iota
+	// stageClasses holds class definitions (StorageClass, IngressClass, …).
+	stageClasses
+	// stageResources holds everything else.
+	stageResources
+	numStages
+)
+
+// stageOf returns the stage of an object of the given kind.
+func stageOf(ref inventory.Ref, version string) int {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(schema.GroupVersionKind{Group: ref.Group, Version: version, Kind: ref.Kind})
+	switch {
+	case utils.IsClusterDefinition(u):
+		return stageDefinitions
+	case utils.IsClassDefinition(u):
+		return stageClasses
+	default:
+		return stageResources
+	}
+}
+
+var crdGroupKind = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
+
+// Applied is the outcome of Syncer.Apply. Only Apply makes one, and Prune accepts
+// nothing else: prune can only follow an apply, and runs only after a complete one.
+type Applied struct {
+	app      string
+	plan     *plan.Plan
+	changes  ChangeSet
+	complete bool
+}
+
+// App returns the app's name.
+func (a *Applied) App() string { return a.app }
+
+// Changes returns what the apply did to each desired object.
+func (a *Applied) Changes() ChangeSet { return a.changes }
+
+// Complete reports whether every desired object was applied (or skipped as
+// unchanged) without error.
+func (a *Applied) Complete() bool { return a.complete }
+
+// Apply applies the plan's create, update and unchanged items in stages: CRDs,
+// Namespaces and ClusterRoles first (then waits for the CRDs to be Established),
+// class definitions next, everything else last; at most Config.Concurrency
+// objects at once. Unchanged items are skipped without a request. Per object:
+// read the live object; create it with one apply if missing; otherwise dry-run and
+// apply only when the dry-run changes a field. A failed object does not stop the
+// others; the returned error joins every *ObjectError, and the Applied is never nil.
+func (s *Syncer) Apply(ctx context.Context, p *plan.Plan, opts Options) (*Applied, error) {
+	var stages [numStages][]*plan.Item
+	var changes []Change
+	for i := range p.Items {
+		it := &p.Items[i]
+		switch it.Action {
+		case plan.ActionDelete:
+		case plan.ActionUnchanged:
+			changes = append(changes, Change{Ref: it.Ref, Version: it.Version, Action: ActionSkipped, record: it.Recorded})
+		default:
+			n := stageOf(it.Ref, it.Version)
+			stages[n] = append(stages[n], it)
+		}
+	}
+	crdKinds := p.DefinedKinds()
+	for n, items := range stages {
+		got := s.applyItems(ctx, items, opts, crdKinds)
+		if n == stageDefinitions {
+			s.waitForCRDs(ctx, got)
+		}
+		changes = append(changes, got...)
+	}
+	a := &Applied{app: p.App, plan: p, changes: newChangeSet(changes)}
+	var errs []error
+	for _, ch := range a.changes.Failed() {
+		errs = append(errs, ch.Err)
+	}
+	a.complete = len(errs) == 0 && ctx.Err() == nil
+	return a, errors.Join(errs...)
+}
+
+// applyItems applies items with bounded concurrency; changes are in items' order.
+func (s *Syncer) applyItems(ctx context.Context, items []*plan.Item, opts Options, crdKinds map[schema.GroupKind]bool) []Change {
+	changes := make([]Change, len(items))
+	sem := make(chan struct{}, s.cfg.Concurrency)
+	var wg sync.WaitGroup
+	absent := s.absentObjects(ctx, items)
+	for i, it := range items {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			h := hints{kindPending: crdKinds[schema.GroupKind{Group: it.Group, Kind: it.Kind}], absent: absent[it.Ref]}
+			changes[i] = s.applyOne(ctx, it, opts, h)
+			s.cfg.Logger.DebugContext(ctx, "object applied", "object", it.Ref.String(),
+				"action", changes[i].Action, "error", changes[i].Error)
+		})
+	}
+	wg.Wait()
+	return changes
+}
+
+// hints are what a sync knows about an object before touching it.
+type hints struct {
+	// kindPending: the object's kind is defined by a CRD of the same sync, so
+	// the apiserver may not serve it yet.
+	kindPending bool
+	// absent: a LIST just showed that the object does not exist.
+	absent bool
+}
+
+// applyOne applies one object: a missing object is created with one apply; an
+// existing one is read, dry-run, and applied only if the dry-run changes a field.
+func (s *Syncer) applyOne(ctx context.Context, it *plan.Item, opts Options, h hints) Change {
+	var live *unstructured.Unstructured
+	if !h.absent {
+		err := s.whenServed(ctx, h.kindPending, func() (err error) {
+			live, err = s.differ.Live(ctx, it.Object)
+			return err
+		})
+		if err != nil {
+			return failed(it.Ref, it.Version, OpGet, err)
+		}
+	}
+	if live == nil {
+		created, err := s.serverApply(ctx, it.Object)
+		if err != nil {
+			return failed(it.Ref, it.Version, OpApply, err)
+		}
+		return s.applied(it, ActionCreated, created, nil)
+	}
+	merged, err := s.differ.DryRun(ctx, it.Object)
+	if err != nil {
+		if opts.Force && plan.IsImmutable(err) {
+			return s.recreate(ctx, it, live)
+		}
+		return failed(it.Ref, it.Version, OpDryRun, err)
+	}
+	diff := s.differ.Compare(live, merged)
+	if len(diff) == 0 {
+		return s.applied(it, ActionUnchanged, live, nil)
+	}
+	configured, err := s.serverApply(ctx, it.Object)
+	if err != nil {
+		if opts.Force && plan.IsImmutable(err) {
+			return s.recreate(ctx, it, live)
+		}
+		return failed(it.Ref, it.Version, OpApply, err)
+	}
+	return s.applied(it, ActionConfigured, configured, diff)
+}
+
+// applied returns a successful change recording after's resourceVersion.
+func (s *Syncer) applied(it *plan.Item, action Action, after *unstructured.Unstructured, diff []plan.FieldChange) Change {
+	return Change{Ref: it.Ref, Version: it.Version, Action: action, Diff: diff,
+		record: inventory.Record{Hash: it.Hash, ResourceVersion: after.GetResourceVersion()}}
+}
+
+// absentObjects returns which of the items the plan expects to be new do not
+// exist, by one metadata-only LIST per kind and namespace, so that they are created
+// with a single request each (one created by someone else in the meantime is
+// adopted by that apply). A kind that cannot be listed (not served yet, or
+// forbidden) is left out: its objects are read one by one.
+func (s *Syncer) absentObjects(ctx context.Context, items []*plan.Item) map[inventory.Ref]bool {
+	byKey := map[listKey][]*plan.Item{}
+	for _, it := range items {
+		switch it.Reason {
+		case plan.ReasonNew, plan.ReasonUnconfirmed, plan.ReasonLiveMissing:
+			k := listKey{gk: schema.GroupKind{Group: it.Group, Kind: it.Kind}, namespace: it.Namespace}
+			byKey[k] = append(byKey[k], it)
+		}
+	}
+	absent := map[inventory.Ref]bool{}
+	for k, its := range byKey {
+		exists := map[string]bool{}
+		err := listMetadata(ctx, s.cfg.Client, k, its[0].Version, listPageSize, nil, func(pm *metav1.PartialObjectMetadata) {
+			exists[pm.Name] = true
+		})
+		if err != nil {
+			s.cfg.Logger.DebugContext(ctx, "cannot list to find new objects; reading them one by one",
+				"kind", k.gk.String(), "namespace", k.namespace, "error", err)
+			continue
+		}
+		for _, it := range its {
+			if !exists[it.Name] {
+				absent[it.Ref] = true
+			}
+		}
+	}
+	return absent
+}
+
+// serverApply applies obj with server-side apply, taking ownership of conflicting
+// fields, and returns the stored object.
+func (s *Syncer) serverApply(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	out := obj.DeepCopy()
+	err := s.cfg.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(out),
+		client.FieldOwner(s.cfg.FieldManager), client.ForceOwnership)
+	if err != nil {
+		return nil, fmt.Errorf("apply %s: %w", inventory.RefOf(obj), err)
+	}
+	return out, nil
+}
+
+// recreate deletes live (only if it is still the same object), waits until it is
+// gone and creates the desired object.
+func (s *Syncer) recreate(ctx context.Context, it *plan.Item, live *unstructured.Unstructured) Change {
+	uid := live.GetUID()
+	err := s.cfg.Client.Delete(ctx, live, client.Preconditions{UID: &uid},
+		client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return failed(it.Ref, it.Version, OpDelete, fmt.Errorf("recreate %s: delete: %w", it.Ref, err))
+	}
+	err = wait.PollUntilContextTimeout(ctx, s.cfg.WaitInterval, s.cfg.WaitTimeout, true,
+		func(ctx context.Context) (bool, error) {
+			cur, err := s.differ.Live(ctx, it.Object)
+			return cur == nil || cur.GetUID() != uid, err
+		})
+	if err != nil {
+		return failed(it.Ref, it.Version, OpWait, fmt.Errorf("recreate %s: wait until deleted: %w", it.Ref, err))
+	}
+	created, err := s.serverApply(ctx, it.Object)
+	if err != nil {
+		return failed(it.Ref, it.Version, OpApply, fmt.Errorf("recreate %s: %w", it.Ref, err))
+	}
+	return s.applied(it, ActionRecreated, created, nil)
+}
+
+// whenServed runs fn; if retry is set and fn fails because the object's kind is not
+// served yet (its CRD was just created), it runs fn again until it is or the wait
+// times out.
+func (s *Syncer) whenServed(ctx context.Context, retry bool, fn func() error) error {
+	err := fn()
+	if !retry || !meta.IsNoMatchError(err) {
+		return err
+	}
+	waitErr := wait.PollUntilContextTimeout(ctx, s.cfg.WaitInterval, s.cfg.WaitTimeout, false,
+		func(context.Context) (bool, error) {
+			err = fn()
+			return !meta.IsNoMatchError(err), nil
+		})
+	if waitErr != nil {
+		return fmt.Errorf("kind not served after %s: %w", s.cfg.WaitTimeout, err)
+	}
+	return err
+}
+
+// waitForCRDs waits until the CRDs among changes are Established, then records
+// their resourceVersion as it is after the apiserver set their status. A CRD that
+// does not get Established is marked failed.
+func (s *Syncer) waitForCRDs(ctx context.Context, changes []Change) {
+	var set object.ObjMetadataSet
+	var idx []int
+	for i, ch := range changes {
+		if ch.Action != ActionFailed && ch.Group == crdGroupKind.Group && ch.Kind == crdGroupKind.Kind {
+			set = append(set, object.ObjMetadata{GroupKind: crdGroupKind, Name: ch.Name})
+			idx = append(idx, i)
+		}
+	}
+	if len(set) == 0 {
+		return
+	}
+	start := time.Now()
+	err := s.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: s.cfg.WaitInterval, Timeout: s.cfg.WaitTimeout})
+	s.cfg.Logger.DebugContext(ctx, "waited for CRDs", "crds", len(set), "duration", time.Since(start), "error", err)
+	for _, i := range idx {
+		ch := &changes[i]
+		if err != nil {
+			*ch = failed(ch.Ref, ch.Version, OpWait, fmt.Errorf("wait for CRD %s to be established: %w", ch.Name, err))
+			continue
+		}
+		rv, err := s.metadataVersion(ctx, ch.Ref, ch.Version)
+		if err != nil {
+			*ch = failed(ch.Ref, ch.Version, OpGet, err)
+			continue
+		}
+		ch.record.ResourceVersion = rv
+	}
+}
+
+// metadataVersion reads an object's resourceVersion with a metadata-only GET.
+func (s *Syncer) metadataVersion(ctx context.Context, ref inventory.Ref, version string) (string, error) {
+	pm := &metav1.PartialObjectMetadata{}
+	pm.SetGroupVersionKind(schema.GroupVersionKind{Group: ref.Group, Version: version, Kind: ref.Kind})
+	if err := s.cfg.Client.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, pm); err != nil {
+		return "", fmt.Errorf("get %s: %w", ref, err)
+	}
+	return pm.ResourceVersion, nil
+}

@@ -1,0 +1,152 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/pkg/ssa"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/plan"
+)
+
+// OwnerGroup prefixes the labels fluxcd/pkg/ssa's ResourceManager knows Outpost by.
+const OwnerGroup = "outpost.dev"
+
+// InventoryStore persists app inventories; *inventory.Store keeps them in the cluster.
+type InventoryStore interface {
+	// Load reads app's inventory; a missing one is empty.
+	Load(ctx context.Context, app string) (*inventory.Inventory, error)
+	// Save writes inv, failing if it changed since it was loaded.
+	Save(ctx context.Context, inv *inventory.Inventory) error
+}
+
+// Step names a point of SyncApp between two writes.
+type Step string
+
+// SyncApp steps, in order.
+const (
+	// StepUnionSaved: the inventory holds stored ∪ desired; nothing applied yet.
+	StepUnionSaved Step = "union-saved"
+	// StepApplied: objects applied; nothing pruned, inventory records not updated.
+	StepApplied Step = "applied"
+	// StepPruned: prune done (or skipped); the inventory is not yet shrunk.
+	StepPruned Step = "pruned"
+)
+
+// Interrupter is consulted by SyncApp after each Step. Tests use it to stop a sync
+// there as if the agent were killed.
+type Interrupter interface {
+	// Interrupt returns nil to go on; an error ends SyncApp at once, with no
+	// further request.
+	Interrupt(ctx context.Context, app string, step Step) error
+}
+
+// InterruptFunc adapts a function to Interrupter.
+type InterruptFunc func(ctx context.Context, app string, step Step) error
+
+// Interrupt calls f.
+func (f InterruptFunc) Interrupt(ctx context.Context, app string, step Step) error {
+	return f(ctx, app, step)
+}
+
+// Config configures a Syncer; it is shared by every app of a cluster.
+type Config struct {
+	// Client talks to the cluster; required. Its RESTMapper must discover kinds
+	// created during a sync (the default one of client.New does).
+	Client client.Client
+	// Logger receives one Info line per sync and Debug lines per object; default
+	// discards.
+	Logger *slog.Logger
+	// FieldManager is the server-side apply field manager; default "outpost".
+	FieldManager string
+	// Store persists inventories; default inventory.NewStore(Client) in namespace
+	// outpost-system.
+	Store InventoryStore
+	// Lister reports live resourceVersions; default NewAPILister(Client): one LIST
+	// per kind and namespace. The agent may pass its informer cache instead.
+	Lister LiveLister
+	// Concurrency bounds the objects applied, or deleted, at once; default 16.
+	Concurrency int
+	// WaitInterval is the polling period while waiting for CRDs to be Established
+	// and for recreated objects to be gone; default 250ms.
+	WaitInterval time.Duration
+	// WaitTimeout bounds each such wait; default 60s.
+	WaitTimeout time.Duration
+	// MaskKey keys the masks of secret values in diffs (see plan.Mask); default:
+	// random per Syncer.
+	MaskKey []byte
+	// Interrupter, when set, is consulted between the steps of SyncApp.
+	Interrupter Interrupter
+}
+
+// withDefaults fills the zero fields of cfg; every default lives here.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Client == nil {
+		return cfg, errors.New("apply: Config.Client is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.FieldManager == "" {
+		cfg.FieldManager = plan.DefaultFieldManager
+	}
+	if cfg.Store == nil {
+		cfg.Store = inventory.NewStore(cfg.Client, inventory.StoreOptions{Logger: cfg.Logger})
+	}
+	if cfg.Lister == nil {
+		cfg.Lister = NewAPILister(cfg.Client)
+	}
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 16
+	}
+	if cfg.WaitInterval <= 0 {
+		cfg.WaitInterval = 250 * time.Millisecond
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = 60 * time.Second
+	}
+	return cfg, nil
+}
+
+// Options are one app's sync settings (from its app.yaml).
+type Options struct {
+	// Force recreates (deletes, then creates) an object whose change hits an
+	// immutable field. Without it such an object fails with ObjectError.Immutable.
+	Force bool
+	// AllowEmpty lets a sync prune the app down to zero objects; without it an
+	// empty desired set over a non-empty inventory is refused (PruneRefusedError).
+	AllowEmpty bool
+	// DisablePrune keeps objects that left the desired set; they stay in the
+	// inventory and are pruned once prune is enabled again.
+	DisablePrune bool
+}
+
+// Syncer applies apps to one cluster and prunes what left them.
+type Syncer struct {
+	cfg    Config
+	differ *plan.Differ
+	rm     *ssa.ResourceManager
+}
+
+// New returns a Syncer.
+func New(cfg Config) (*Syncer, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	differ, err := plan.NewDiffer(cfg.Client, plan.DifferOptions{
+		FieldManager: cfg.FieldManager, MaskKey: cfg.MaskKey, Concurrency: cfg.Concurrency,
+	})
+	if err != nil {
+		return nil, err
+	}
+	poller := polling.NewStatusPoller(cfg.Client, cfg.Client.RESTMapper(), polling.Options{})
+	rm := ssa.NewResourceManager(cfg.Client, poller, ssa.Owner{Field: cfg.FieldManager, Group: OwnerGroup})
+	rm.SetConcurrency(cfg.Concurrency)
+	return &Syncer{cfg: cfg, differ: differ, rm: rm}, nil
+}

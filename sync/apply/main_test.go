@@ -1,0 +1,205 @@
+package apply
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/sync/inventory"
+)
+
+var env *testenv.Cluster
+
+func TestMain(m *testing.M) {
+	testenv.RunMain(m, testenv.Options{Name: "apply"}, func(c *testenv.Cluster) { env = c })
+}
+
+// requests counts the HTTP requests a client sends.
+type requests struct {
+	mu      sync.Mutex
+	writes  []string // POST, PUT, PATCH, DELETE without dryRun
+	dryRuns []string
+	reads   int
+}
+
+func (r *requests) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		r.mu.Lock()
+		line := req.Method + " " + req.URL.Path
+		switch {
+		case req.URL.Query().Get("dryRun") != "":
+			r.dryRuns = append(r.dryRuns, line)
+		case req.Method == http.MethodGet || req.Method == http.MethodHead:
+			r.reads++
+		default:
+			r.writes = append(r.writes, line)
+		}
+		r.mu.Unlock()
+		return rt.RoundTrip(req)
+	})
+}
+
+func (r *requests) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writes, r.dryRuns, r.reads = nil, nil, 0
+}
+
+func (r *requests) counts() (writes, dryRuns, reads int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.writes), len(r.dryRuns), r.reads
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// harness is a Syncer whose requests are counted, plus an uncounted client.
+type harness struct {
+	s      *Syncer
+	req    *requests
+	c      client.Client // uncounted, for assertions
+	ns     string
+	app    string
+	config Config
+}
+
+func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
+	t.Helper()
+	h := &harness{req: &requests{}, ns: env.CreateNamespace(t)}
+	h.app = h.ns
+	cfg := env.RESTConfig()
+	cfg.Wrap(h.req.wrap)
+	counted, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.c, err = client.New(env.RESTConfig(), client.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	h.config = Config{
+		Client: counted,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	for _, m := range mutate {
+		m(&h.config)
+	}
+	if h.s, err = New(h.config); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// sync runs SyncApp and fails the test on error.
+func (h *harness) sync(t testing.TB, desired []*unstructured.Unstructured, opts Options) *Result {
+	t.Helper()
+	res, err := h.s.SyncApp(t.Context(), h.app, desired, opts)
+	if err != nil {
+		t.Fatalf("SyncApp: %v", err)
+	}
+	return res
+}
+
+func (h *harness) inventory(t *testing.T) []inventory.Entry {
+	t.Helper()
+	inv, err := inventory.NewStore(h.c, inventory.StoreOptions{}).Load(t.Context(), h.app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv.Entries
+}
+
+// live returns the object named like u, or nil when it does not exist.
+func (h *harness) live(t *testing.T, u *unstructured.Unstructured) *unstructured.Unstructured {
+	t.Helper()
+	got := &unstructured.Unstructured{}
+	got.SetGroupVersionKind(u.GroupVersionKind())
+	if err := h.c.Get(t.Context(), client.ObjectKeyFromObject(u), got); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			return nil
+		}
+		t.Fatal(err)
+	}
+	return got
+}
+
+func fromYAML(t testing.TB, ns, doc string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	if ns != "" {
+		u.SetNamespace(ns)
+	}
+	return u
+}
+
+// objects returns n objects of mixed kinds in ns: ConfigMaps, Secrets, Services
+// and Deployments.
+func objects(t testing.TB, ns string, n int) []*unstructured.Unstructured {
+	t.Helper()
+	out := make([]*unstructured.Unstructured, 0, n)
+	for i := range n {
+		var doc string
+		switch i % 4 {
+		case 0:
+			doc = fmt.Sprintf(`{apiVersion: v1, kind: ConfigMap, metadata: {name: cm-%d}, data: {index: "%d"}}`, i, i)
+		case 1:
+			doc = fmt.Sprintf(`{apiVersion: v1, kind: Secret, metadata: {name: secret-%d}, stringData: {password: "pw-%d"}}`, i, i)
+		case 2:
+			doc = fmt.Sprintf(`{apiVersion: v1, kind: Service, metadata: {name: svc-%d}, spec: {selector: {app: a%d}, ports: [{port: 80}]}}`, i, i)
+		case 3:
+			doc = deploymentYAML(fmt.Sprintf("deploy-%d", i), "web", "nginx:1.27")
+		}
+		out = append(out, fromYAML(t, ns, doc))
+	}
+	return out
+}
+
+func deploymentYAML(name, selector, image string) string {
+	return fmt.Sprintf(`
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: %s}}
+  template:
+    metadata: {labels: {app: %s}}
+    spec:
+      containers: [{name: web, image: "%s"}]
+`, name, selector, selector, image)
+}
+
+// byName returns the object named name.
+func byName(objs []*unstructured.Unstructured, name string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetName() == name {
+			return o
+		}
+	}
+	return nil
+}
+
+// without returns objs minus the object named name.
+func without(objs []*unstructured.Unstructured, name string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetName() != name {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func joined(lines []string) string { return strings.Join(lines, "\n  ") }
