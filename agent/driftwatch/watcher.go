@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,6 +87,7 @@ type Watcher struct {
 	resources map[schema.GroupKind]schema.GroupVersionResource
 	informers map[schema.GroupVersionResource]*informer
 	state     map[objKey]string // fingerprint of the last emitted drift; absent = none
+	current   map[objKey]*drift.Report
 }
 
 // New returns a Watcher; it watches nothing until Start and SetDesired.
@@ -108,6 +111,7 @@ func New(cfg Config) *Watcher {
 		resources: map[schema.GroupKind]schema.GroupVersionResource{},
 		informers: map[schema.GroupVersionResource]*informer{},
 		state:     map[objKey]string{},
+		current:   map[objKey]*drift.Report{},
 	}
 }
 
@@ -149,6 +153,7 @@ func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructur
 		if w.desired[k].app == app {
 			delete(w.desired, k)
 			delete(w.state, k)
+			delete(w.current, k)
 		}
 	}
 	keys := make([]objKey, 0, len(objs))
@@ -318,8 +323,10 @@ func (w *Watcher) emit(k objKey, app string, rep *drift.Report) {
 	}
 	if fp == "" {
 		delete(w.state, k)
+		delete(w.current, k)
 	} else {
 		w.state[k] = fp
+		w.current[k] = rep
 	}
 	w.mu.Unlock()
 	w.cfg.OnEvent(Event{App: app, Report: rep})
@@ -344,6 +351,21 @@ func fingerprint(rep *drift.Report) string {
 	}{rep.Deleted, fs})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// Drift returns the current drift of every object of app that has drifted, sorted by
+// object.
+func (w *Watcher) Drift(app string) []*drift.Report {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	var out []*drift.Report
+	for _, k := range w.byApp[app] {
+		if r := w.current[k]; r != nil {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b *drift.Report) int { return strings.Compare(a.Object.String(), b.Object.String()) })
+	return out
 }
 
 // Ref names an object for Get.

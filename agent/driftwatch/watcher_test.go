@@ -106,6 +106,10 @@ func TestDriftEventsFromAnotherManager(t *testing.T) {
 		t.Errorf("field = %+v, want spec.replicas 2 -> 5 by kubectl via scale", f)
 	}
 
+	if cur := w.Drift("web"); len(cur) != 1 || cur[0].Fields[0].Path != "spec.replicas" {
+		t.Errorf("Drift(web) = %+v, want the replicas drift", cur)
+	}
+
 	// Status churn of the same drifted object emits nothing new.
 	select {
 	case e := <-events:
@@ -117,6 +121,9 @@ func TestDriftEventsFromAnotherManager(t *testing.T) {
 	applyAsOutpost(t, dyn, desired)
 	if e := waitEvent(t, events); e.Report.Drifted() {
 		t.Errorf("after re-apply: %+v, want drift cleared", e.Report)
+	}
+	if cur := w.Drift("web"); len(cur) != 0 {
+		t.Errorf("Drift(web) after re-apply = %+v, want none", cur)
 	}
 
 	// Deleted out of band.
