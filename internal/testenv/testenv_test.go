@@ -370,4 +370,3 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() e
 		}
 	}
 }
-

@@ -1,0 +1,19 @@
+// Package hub is the root of the Outpost hub: where people see and change which version
+// of which app runs on which cluster, and where agents report. It holds no code; its
+// subpackages do, and `outpost hub` wires them together.
+//
+//	gitstore  desired state in Git: read clusters and apps at a revision, write changes
+//	          as commits with an author (set, unset, rollback, add/remove cluster),
+//	          push with retry on conflict, history, and which clusters a commit changed
+//	gitserve  the embedded repository served to agents over smart HTTP, read-only
+//	store     soft state: cluster registry and token hashes, latest status and drift of
+//	          every app on every cluster, bounded event history (SQLite by default)
+//	notify    the long-poll notifier: agents wait for their cluster's desired revision
+//	          to change; the hub publishes after a commit or a webhook
+//	httpapi   the REST API under /api/v1 (wire types in api/v1, described in
+//	          docs/api.md), auth, webhooks, /metrics, /healthz, /readyz
+//	web       the dashboard, server-rendered and embedded
+//
+// Git is the only source of desired state: losing the store loses reports and tokens,
+// never desired state. The hub never imports the agent; both speak api/v1.
+package hub

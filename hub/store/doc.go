@@ -1,0 +1,39 @@
+// Package store is the hub's status store: the cluster registry with its agent
+// tokens, the latest status and drift of every app on every cluster, and a bounded
+// history of events (syncs, errors, health changes, drift). It holds soft state only:
+// desired state lives in Git, so losing the store loses no desired state.
+//
+// # Model
+//
+// Store is the interface the hub uses (Registry + Statuses); SQLite implements it with
+// an embedded database file (modernc.org/sqlite, no cgo). A server database for a
+// multi-replica hub would implement the same interface.
+//
+//   - Clusters are registered with the SHA-256 hash of their agent token (HashToken,
+//     NewToken); the token itself is never stored. LookupToken finds the cluster of a
+//     hash; registering a name twice is a *ConflictError; an unknown cluster is
+//     ErrNotFound.
+//   - ApplyReport stores an agent's StatusReport (validated by the caller). For each
+//     app it carries, the status replaces the stored one only if its Generation is
+//     greater: a stale or repeated report never overwrites a newer state, and its drift
+//     is ignored with it. An accepted app's drift replaces the stored drift (one row per
+//     object); no drift for the app clears it; a Removed app keeps its status as a
+//     tombstone and loses its drift. The cluster's last-report time and agent are
+//     updated by every report, stale or not.
+//   - Events are derived from the difference between the stored and the new state of
+//     an app (deriveEvents, pure): a sync that changed objects or the version or ended a
+//     failure, a new or different error, a health change, a change of drift. The newest
+//     Config.MaxEventsPerCluster events of each cluster are kept.
+//
+// # SQLite
+//
+// The database runs in WAL mode with synchronous=NORMAL (a crash of the hub loses
+// nothing committed; a power loss may lose the last transactions, which agents resend)
+// and a busy timeout. Writes go through a single writer connection (BEGIN IMMEDIATE),
+// reads through a pool of query-only connections that see committed snapshots and never
+// block the writer. One report is one transaction.
+//
+// Migrations are versioned and forward-only: each runs once, in its own transaction,
+// and is recorded in the schema_migrations table. Opening a database written by a newer
+// hub (a version this one does not know) fails with a *SchemaVersionError.
+package store
