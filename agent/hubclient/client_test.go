@@ -1,0 +1,193 @@
+package hubclient
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+)
+
+// fakeHub is a hub's report endpoint: it checks the token, decodes and validates reports
+// with the real wire types, and keeps the newest status per app.
+type fakeHub struct {
+	mu       sync.Mutex
+	status   int // answer for reports; 0 means 200
+	latest   map[string]apiv1.AppStatus
+	drift    map[string][]apiv1.Drift
+	received []apiv1.Generation
+	srv      *http.Server
+}
+
+func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer tok-dev" {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if r.URL.Path == apiv1.DesiredPath {
+		_ = json.NewEncoder(w).Encode(apiv1.DesiredRevision{Revision: "since=" + r.URL.Query().Get("since"), Changed: true})
+		return
+	}
+	var rep apiv1.StatusReport
+	if err := apiv1.Decode(r.Body, apiv1.MaxReportBytes, &rep); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(apiv1.ErrorResponse{Code: apiv1.CodeBadRequest, Message: err.Error()})
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.status != 0 {
+		w.WriteHeader(h.status)
+		return
+	}
+	for _, a := range rep.Apps {
+		h.received = append(h.received, a.Generation)
+		if old, ok := h.latest[a.App]; !ok || a.Generation.Compare(old.Generation) > 0 {
+			h.latest[a.App] = a
+			h.drift[a.App] = nil
+		}
+	}
+	for _, d := range rep.Drift {
+		h.drift[d.App] = append(h.drift[d.App], d)
+	}
+}
+
+func (h *fakeHub) start(t *testing.T, addr string) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv = &http.Server{Handler: h}
+	go func() { _ = h.srv.Serve(l) }()
+	t.Cleanup(func() { _ = h.srv.Close() })
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func newClient(t *testing.T, addr string) *Client {
+	t.Helper()
+	c, err := New(Config{
+		HubURL: "http://" + addr, Cluster: "dev", Agent: apiv1.AgentInfo{ID: "agent-0"},
+		Token:      func() (string, error) { return "tok-dev\n", nil },
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const rev = "0123456789abcdef0123456789abcdef01234567"
+
+func status(app string, seq int64, version string) apiv1.AppStatus {
+	return apiv1.AppStatus{
+		App: app, Generation: apiv1.Generation{Epoch: 1700000000000, Sequence: seq}, Version: version, Revision: rev,
+		Phase: apiv1.PhaseSynced, Health: apiv1.Health{Status: apiv1.HealthCurrent},
+	}
+}
+
+func TestHubDownThenUpGetsLatestOfEveryApp(t *testing.T) {
+	addr := freeAddr(t) // nothing listens: the hub is down
+	c := newClient(t, addr)
+	go c.Run(t.Context())
+	c.Put(status("web", 1, "1.0.0"), nil)
+	c.Put(status("web", 2, "1.1.0"), nil)
+	c.Put(status("web", 1, "1.0.0"), nil) // a late, older state never replaces a newer one
+	drift := []apiv1.Drift{{App: "cache", Object: apiv1.ObjectRef{Group: "apps", Version: "v1", Kind: "StatefulSet", Namespace: "cache", Name: "redis"},
+		Fields: []apiv1.DriftField{{Path: "spec.replicas", Desired: json.RawMessage("1"), Live: json.RawMessage("3"), Manager: "kubectl"}}, ObservedAt: time.Now()}}
+	c.Put(status("cache", 7, "7.2"), drift)
+	time.Sleep(200 * time.Millisecond) // several failed deliveries
+	if c.Len() != 2 {
+		t.Fatalf("pending = %d, want 2 (one per app, coalesced)", c.Len())
+	}
+
+	hub := &fakeHub{latest: map[string]apiv1.AppStatus{}, drift: map[string][]apiv1.Drift{}}
+	hub.start(t, addr)
+	waitFor(t, func() bool { return c.Len() == 0 })
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	if got := hub.latest["web"]; got.Version != "1.1.0" || got.Generation.Sequence != 2 {
+		t.Errorf("hub has web %+v, want version 1.1.0 at sequence 2", got)
+	}
+	if got := hub.latest["cache"]; got.Version != "7.2" || len(hub.drift["cache"]) != 1 || hub.drift["cache"][0].Fields[0].Manager != "kubectl" {
+		t.Errorf("hub has cache %+v with drift %+v", got, hub.drift["cache"])
+	}
+	for _, g := range hub.received {
+		if g.Sequence == 1 {
+			t.Errorf("hub received the stale web state %+v", g)
+		}
+	}
+}
+
+func TestServerErrorsAreRetriedRejectionsDropped(t *testing.T) {
+	addr := freeAddr(t)
+	hub := &fakeHub{latest: map[string]apiv1.AppStatus{}, drift: map[string][]apiv1.Drift{}, status: http.StatusServiceUnavailable}
+	hub.start(t, addr)
+	c := newClient(t, addr)
+	go c.Run(t.Context())
+	c.Put(status("web", 1, "1.0.0"), nil)
+	time.Sleep(300 * time.Millisecond)
+	if c.Len() != 1 {
+		t.Fatalf("pending = %d after 503s, want the state kept", c.Len())
+	}
+	hub.mu.Lock()
+	hub.status = 0
+	hub.mu.Unlock()
+	waitFor(t, func() bool { return c.Len() == 0 })
+
+	// An invalid report (bad revision) is refused with 400: dropped, not retried forever.
+	bad := status("web", 2, "1.2.0")
+	bad.Revision = "not-a-sha"
+	c.Put(bad, nil)
+	waitFor(t, func() bool { return c.Len() == 0 })
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	if hub.latest["web"].Version != "1.0.0" {
+		t.Errorf("hub has %+v, want the invalid report refused", hub.latest["web"])
+	}
+}
+
+func TestFlushAndLongPoll(t *testing.T) {
+	addr := freeAddr(t)
+	hub := &fakeHub{latest: map[string]apiv1.AppStatus{}, drift: map[string][]apiv1.Drift{}}
+	hub.start(t, addr)
+	c := newClient(t, addr)
+	c.Put(status("web", 1, "1.0.0"), nil)
+	if err := c.Flush(t.Context()); err != nil || c.Len() != 0 {
+		t.Fatalf("Flush: %v, pending %d", err, c.Len())
+	}
+	d, err := c.WaitDesired(t.Context(), "abc")
+	if err != nil || !d.Changed || d.Revision != "since=abc" {
+		t.Fatalf("WaitDesired = %+v, %v", d, err)
+	}
+	// A wrong token is an error that names the status, not a silent success.
+	c.cfg.Token = func() (string, error) { return "", errors.New("token file unreadable") }
+	if _, err := c.WaitDesired(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "token") {
+		t.Errorf("WaitDesired with no token: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
