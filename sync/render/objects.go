@@ -1,0 +1,151 @@
+package render
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Ownership labels set on every rendered object. They overwrite any value the
+// manifests carry: Outpost owns these keys.
+const (
+	// LabelManagedBy is the standard managed-by label.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is LabelManagedBy's value.
+	ManagedByValue = "outpost"
+	// LabelApp carries the app's name.
+	LabelApp = "outpost.dev/app"
+)
+
+// MaxObjects is the largest number of objects one app may render to.
+const MaxObjects = 2000
+
+// ObjectRef names an object in errors: "Kind/namespace/name", or "Kind/name" for
+// an object without a namespace.
+// A missing name or kind shows as "<none>".
+func ObjectRef(u *unstructured.Unstructured) string {
+	return resourceRef(u.GetKind(), u.GetNamespace(), u.GetName())
+}
+
+func resourceRef(kind, ns, name string) string {
+	if kind == "" {
+		kind = "<none>"
+	}
+	if name == "" {
+		name = "<none>"
+	}
+	if ns != "" {
+		return kind + "/" + ns + "/" + name
+	}
+	return kind + "/" + name
+}
+
+// checkIdentity refuses an object without apiVersion, kind or metadata.name, or
+// whose identity fields are not strings (a substituted "123" becomes a number).
+func checkIdentity(u *unstructured.Unstructured) string {
+	for _, f := range [][]string{{"apiVersion"}, {"kind"}, {"metadata", "name"}} {
+		v, found, _ := unstructured.NestedFieldNoCopy(u.Object, f...)
+		s, isString := v.(string)
+		switch {
+		case !found || v == nil || (isString && s == ""):
+			return fmt.Sprintf("object has no %s", joinField(f))
+		case !isString:
+			return fmt.Sprintf("%s must be a string, got %T", joinField(f), v)
+		}
+	}
+	if v, found, _ := unstructured.NestedFieldNoCopy(u.Object, "metadata", "namespace"); found && v != nil {
+		if _, ok := v.(string); !ok {
+			return fmt.Sprintf("metadata.namespace must be a string, got %T", v)
+		}
+	}
+	return ""
+}
+
+func joinField(f []string) string {
+	if len(f) == 2 {
+		return f[0] + "." + f[1]
+	}
+	return f[0]
+}
+
+// SetDefaultNamespace gives namespace to every object without one whose kind is
+// namespaced according to isNamespaced. Objects that already have a namespace
+// keep it; cluster-scoped objects are left without. An empty namespace does
+// nothing. The apply step may call it again with a RESTMapper-backed func.
+func SetDefaultNamespace(objs []*unstructured.Unstructured, namespace string, isNamespaced NamespacedFunc) error {
+	if namespace == "" {
+		return nil
+	}
+	for _, o := range objs {
+		if o.GetNamespace() != "" {
+			continue
+		}
+		namespaced, err := isNamespaced(o.GroupVersionKind())
+		if err != nil {
+			return fmt.Errorf("%s: %w", ObjectRef(o), err)
+		}
+		if namespaced {
+			o.SetNamespace(namespace)
+		}
+	}
+	return nil
+}
+
+// setOwnership adds the ownership labels to every object.
+func setOwnership(objs []*unstructured.Unstructured, app string) {
+	for _, o := range objs {
+		labels := o.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[LabelManagedBy] = ManagedByValue
+		labels[LabelApp] = app
+		o.SetLabels(labels)
+	}
+}
+
+// objectKey identifies an object across API versions: group, kind, namespace, name.
+func objectKey(u *unstructured.Unstructured) string {
+	gk := u.GroupVersionKind().GroupKind()
+	return gk.Group + "/" + gk.Kind + "/" + u.GetNamespace() + "/" + u.GetName()
+}
+
+// findDuplicate returns the first object whose key repeats, or nil.
+func findDuplicate(objs []*unstructured.Unstructured) *unstructured.Unstructured {
+	seen := make(map[string]bool, len(objs))
+	for _, o := range objs {
+		k := objectKey(o)
+		if seen[k] {
+			return o
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// sortObjects orders objects the way fluxcd/pkg/ssa applies them (CRDs and
+// Namespaces first, webhooks last, then by kind, namespace and name), so the
+// order is deterministic and matches the apply step.
+func sortObjects(objs []*unstructured.Unstructured) {
+	sort.Stable(ssa.SortableUnstructureds(objs))
+}
+
+// digest hashes the sorted objects' JSON (maps marshal with sorted keys), so
+// two renders of the same content give the same digest.
+func digest(objs []*unstructured.Unstructured) (string, error) {
+	h := sha256.New()
+	for _, o := range objs {
+		b, err := json.Marshal(o.Object)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", ObjectRef(o), err)
+		}
+		h.Write(b)
+		h.Write([]byte{'\n'})
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,227 @@
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"github.com/fluxcd/pkg/kustomize"
+	securefs "github.com/fluxcd/pkg/kustomize/filesys"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
+	kustypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/outpost-gitops/outpost/sync/repo"
+)
+
+// Options tune a Renderer. The zero value is ready to use.
+type Options struct {
+	// IsNamespaced decides which objects get the app's default namespace. Nil:
+	// BuiltinNamespaced (well-known kinds plus the CRDs in the render). When it
+	// fails for a kind defined by a CRD in the same render, that CRD decides.
+	IsNamespaced NamespacedFunc
+}
+
+// Result is one app rendered for one cluster.
+type Result struct {
+	// Cluster is the cluster's name.
+	Cluster string `json:"cluster"`
+	// App is the app's name.
+	App string `json:"app"`
+	// Version is the app's version from apps.yaml.
+	Version string `json:"version"`
+	// Namespace is the default namespace from app.yaml, if any.
+	Namespace string `json:"namespace,omitempty"`
+	// Objects are the rendered objects, in apply order (see sortObjects).
+	Objects []*unstructured.Unstructured `json:"objects"`
+	// Sources are the repo-relative files the build read, sorted.
+	Sources []string `json:"sources"`
+	// GeneratedKustomization is true when the app folder had no kustomization
+	// and one was generated (in memory) listing its YAML files.
+	GeneratedKustomization bool `json:"generatedKustomization"`
+	// Digest is "sha256:<hex>" of the rendered objects: equal digests mean equal
+	// output.
+	Digest string `json:"digest"`
+}
+
+// Renderer renders apps of one repository checkout. It is safe for concurrent
+// use; kustomize builds are serialized (kustomize has process-wide state), the
+// rest of a render runs in parallel.
+type Renderer struct {
+	root   string             // absolute, symlinks resolved
+	secure filesys.FileSystem // fluxcd's secure on-disk FS rooted at root
+	opts   Options
+}
+
+// New returns a Renderer for the repository checked out at root.
+func New(root string, opts Options) (*Renderer, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("repository root %s: %w", root, err)
+	}
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
+		return nil, fmt.Errorf("repository root %s: %w", root, err)
+	}
+	secure, err := securefs.MakeFsOnDiskSecure(abs)
+	if err != nil {
+		return nil, fmt.Errorf("repository root %s: %w", root, err)
+	}
+	return &Renderer{root: abs, secure: secure, opts: opts}, nil
+}
+
+// Render renders app for cluster: kustomize build of apps/<app> (a
+// kustomization is generated in memory for a plain folder), post-build
+// substitution, default namespace, ownership labels, checks. Errors are *Error.
+func (r *Renderer) Render(ctx context.Context, cluster *repo.ClusterSpec, app *repo.App) (*Result, error) {
+	fail := func(object string, err error) error {
+		return newError(r.root, cluster.Name, app.Name, object, err)
+	}
+	if msg := repo.ValidateName(app.Name); msg != "" {
+		return nil, fail("", errors.New("app name "+msg))
+	}
+	gfs := newGuardedFS(r.secure, r.root)
+	resMap, generated, err := r.build(ctx, gfs, filepath.Join(r.root, repo.AppsDir, app.Name))
+	if err != nil {
+		return nil, fail("", err)
+	}
+	objs, err := r.postBuild(ctx, resMap, cluster, app)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := digest(objs)
+	if err != nil {
+		return nil, fail("", err)
+	}
+	return &Result{
+		Cluster: cluster.Name, App: app.Name, Version: app.Version, Namespace: app.Config.Namespace,
+		Objects: objs, Sources: gfs.sources(), GeneratedKustomization: generated, Digest: sum,
+	}, nil
+}
+
+// build runs the precheck and kustomize over the guarded FS with an in-memory
+// layer on top (where a generated kustomization lives); nothing is written to disk.
+func (r *Renderer) build(ctx context.Context, gfs *guardedFS, dir string) (resmap.ResMap, bool, error) {
+	if !gfs.IsDir(dir) {
+		_, err := gfs.ReadFile(dir) // the secure FS's error for a dir outside the root
+		var ce *securefs.ConstraintError
+		if !errors.As(err, &ce) {
+			err = &repo.Error{File: gfs.rel(dir), Msg: "app directory not found"}
+		}
+		return nil, false, err
+	}
+	pc := &precheck{fsys: gfs, root: r.root, visited: map[string]bool{}}
+	if err := pc.dir(dir, 0); err != nil {
+		return nil, false, err
+	}
+	overlay := securefs.MakeFsInMemory(gfs)
+	generated := findKustomization(gfs, dir) == ""
+	if generated {
+		resources, err := generateKustomization(gfs, dir)
+		if err != nil || len(resources) == 0 {
+			return nil, true, err // an empty app renders to no objects
+		}
+		data, err := kustomizationYAML(resources)
+		if err != nil {
+			return nil, true, err
+		}
+		if err := overlay.WriteFile(filepath.Join(dir, "kustomization.yaml"), data); err != nil {
+			return nil, true, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, generated, err
+	}
+	m, err := runKustomize(overlay, dir, pc.openapi)
+	return m, generated, err
+}
+
+// kustomizeMu serializes builds: kustomize keeps process-wide state (the OpenAPI
+// schema, caches) that is not safe for concurrent builds. It is the one piece
+// of package-level state, as in fluxcd/pkg/kustomize.
+var kustomizeMu sync.Mutex
+
+// runKustomize builds dir with the options of fluxcd's kustomize.Build (no load
+// restrictions inside the FS, builtin plugins only: no exec, no Go plugins, no
+// Helm). fluxcd's Build also resets kustomize's global OpenAPI schema around
+// every build, which costs ~80 ms; that isolation only matters for a
+// kustomization with an openapi field, so only those go through it.
+func runKustomize(fsys filesys.FileSystem, dir string, openapi bool) (m resmap.ResMap, err error) {
+	kustomizeMu.Lock()
+	defer kustomizeMu.Unlock()
+	if openapi {
+		return kustomize.Build(fsys, dir)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("kustomize build panicked: %v", p)
+		}
+	}()
+	k := krusty.MakeKustomizer(&krusty.Options{
+		LoadRestrictions: kustypes.LoadRestrictionsNone,
+		PluginConfig:     kustypes.DisabledPluginConfig(),
+	})
+	return k.Run(fsys, dir)
+}
+
+// postBuild substitutes variables, converts, checks and labels the objects.
+func (r *Renderer) postBuild(ctx context.Context, m resmap.ResMap, cluster *repo.ClusterSpec, app *repo.App) ([]*unstructured.Unstructured, error) {
+	fail := func(object string, err error) error {
+		return newError(r.root, cluster.Name, app.Name, object, err)
+	}
+	if m == nil || m.Size() == 0 {
+		if !app.Config.AllowEmpty {
+			return nil, fail("", fmt.Errorf("renders no objects; set allowEmpty: true in %s/%s to allow an empty app (it prunes everything)", app.Path, repo.AppFile))
+		}
+		return []*unstructured.Unstructured{}, nil
+	}
+	if m.Size() > MaxObjects {
+		return nil, fail("", fmt.Errorf("renders %d objects, more than the limit of %d", m.Size(), MaxObjects))
+	}
+	objs, err := toObjects(ctx, m, newSubstituter(Vars(cluster, app)), fail)
+	if err != nil {
+		return nil, err
+	}
+	return r.finish(objs, app, fail)
+}
+
+// toObjects substitutes and converts every resource.
+func toObjects(ctx context.Context, m resmap.ResMap, sub *substituter, fail func(string, error) error) ([]*unstructured.Unstructured, error) {
+	objs := make([]*unstructured.Unstructured, 0, m.Size())
+	for _, res := range m.Resources() {
+		if err := ctx.Err(); err != nil {
+			return nil, fail("", err)
+		}
+		obj, err := sub.object(res)
+		if err != nil {
+			return nil, fail(resourceRef(res.GetKind(), res.GetNamespace(), res.GetName()), err)
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: obj})
+	}
+	return objs, nil
+}
+
+// finish checks identities, sets namespaces and labels, refuses duplicates and sorts.
+func (r *Renderer) finish(objs []*unstructured.Unstructured, app *repo.App, fail func(string, error) error) ([]*unstructured.Unstructured, error) {
+	for _, o := range objs {
+		if msg := checkIdentity(o); msg != "" {
+			return nil, fail(ObjectRef(o), errors.New(msg))
+		}
+	}
+	isNamespaced := BuiltinNamespaced(objs)
+	if r.opts.IsNamespaced != nil {
+		isNamespaced = withCRDFallback(r.opts.IsNamespaced, objs)
+	}
+	if err := SetDefaultNamespace(objs, app.Config.Namespace, isNamespaced); err != nil {
+		return nil, fail("", err)
+	}
+	if dup := findDuplicate(objs); dup != nil {
+		return nil, fail(ObjectRef(dup), fmt.Errorf("duplicate object %s (same group, kind, namespace and name)", dup.GroupVersionKind().GroupKind()))
+	}
+	setOwnership(objs, app.Name)
+	sortObjects(objs)
+	return objs, nil
+}
