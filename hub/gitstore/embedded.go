@@ -1,0 +1,174 @@
+package gitstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/outpost-gitops/outpost/sync/repo"
+)
+
+// maxSeedFiles bounds the files of a seed directory.
+const maxSeedFiles = 10000
+
+// openEmbedded opens the bare repository in Dir, creating and seeding it when
+// Dir holds none (or holds one without the branch).
+func (s *Store) openEmbedded(ctx context.Context) error {
+	r, err := git.PlainOpen(s.cfg.Dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(s.cfg.Dir, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", s.cfg.Dir, err)
+		}
+		r, err = git.PlainInitWithOptions(s.cfg.Dir, &git.PlainInitOptions{
+			Bare: true, InitOptions: git.InitOptions{DefaultBranch: s.branch}})
+	}
+	if err != nil {
+		return fmt.Errorf("open repository %s: %w", s.cfg.Dir, err)
+	}
+	cfg, err := r.Config()
+	if err != nil {
+		return fmt.Errorf("read config of %s: %w", s.cfg.Dir, err)
+	}
+	if !cfg.Core.IsBare {
+		return &ValidationError{Field: "dir", Msg: s.cfg.Dir + " holds a repository with a worktree; the embedded repository must be bare"}
+	}
+	s.repo = r
+	ref, err := r.Reference(s.branch, false)
+	switch {
+	case err == nil:
+		s.setHead(ref.Hash())
+		return nil
+	case !errors.Is(err, plumbing.ErrReferenceNotFound):
+		return fmt.Errorf("read %s of %s: %w", s.branch, s.cfg.Dir, err)
+	}
+	h, err := s.seed(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.Storer.SetReference(plumbing.NewHashReference(s.branch, h)); err != nil {
+		return fmt.Errorf("set %s of %s: %w", s.branch, s.cfg.Dir, err)
+	}
+	if err := r.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, s.branch)); err != nil {
+		return fmt.Errorf("set HEAD of %s: %w", s.cfg.Dir, err)
+	}
+	s.setHead(h)
+	s.log.Info("created the embedded repository", "dir", s.cfg.Dir, "seed", s.cfg.Seed, "head", h.String())
+	return nil
+}
+
+// seed writes the first commit: the files of Config.Seed, or an empty tree.
+func (s *Store) seed(ctx context.Context) (plumbing.Hash, error) {
+	edits := map[string]treeEdit{}
+	msg := "Create the GitOps repository"
+	if s.cfg.Seed != "" {
+		var err error
+		if edits, err = s.readSeed(ctx); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		msg = "Seed the GitOps repository from " + filepath.Base(s.cfg.Seed)
+	}
+	treeHash, _, err := writeTree(s.repo.Storer, nil, edits)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("write seed tree: %w", err)
+	}
+	tree, err := object.GetTree(s.repo.Storer, treeHash)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("read seed tree: %w", err)
+	}
+	if err := validateTree(ctx, tree); err != nil {
+		return plumbing.ZeroHash, &ValidationError{Field: "seed", Msg: fmt.Sprintf("%s does not load: %s", s.cfg.Seed, err), Err: err}
+	}
+	now := time.Now()
+	sig := object.Signature{Name: s.cfg.Committer.Name, Email: s.cfg.Committer.Email, When: now}
+	return writeCommit(s.repo.Storer, &object.Commit{Author: sig, Committer: sig, Message: msg + "\n", TreeHash: treeHash})
+}
+
+// readSeed writes every file of the seed directory as a blob. Directories named
+// .git are skipped; symbolic links are stored as links.
+func (s *Store) readSeed(ctx context.Context) (map[string]treeEdit, error) {
+	edits := map[string]treeEdit{}
+	root := s.cfg.Seed
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if len(edits) >= maxSeedFiles {
+			return fmt.Errorf("more than %d files", maxSeedFiles)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		var data []byte
+		mode := filemode.Regular
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			data, mode = []byte(filepath.ToSlash(target)), filemode.Symlink
+		case info.Mode().IsRegular():
+			if info.Size() > repo.MaxFileSize*16 {
+				return fmt.Errorf("%s: %d bytes is too big for a seed file", rel, info.Size())
+			}
+			if data, err = os.ReadFile(p); err != nil {
+				return err
+			}
+			if info.Mode()&0o111 != 0 {
+				mode = filemode.Executable
+			}
+		default:
+			return fmt.Errorf("%s: not a regular file or symbolic link", rel)
+		}
+		h, err := writeBlob(s.repo.Storer, data)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", rel, err)
+		}
+		edits[rel] = treeEdit{hash: h, mode: mode}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read seed %s: %w", root, err)
+	}
+	return edits, nil
+}
+
+// validateTree loads every cluster of tree with sync/repo.
+func validateTree(ctx context.Context, tree *object.Tree) error {
+	fsys := treeFS{root: tree}
+	names, err := repo.ListClusters(fsys)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		if _, err := repo.Load(ctx, fsys, name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
