@@ -8,6 +8,8 @@ import (
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/outpost-gitops/outpost/sync/inventory"
@@ -82,6 +84,8 @@ type Config struct {
 	MaskKey []byte
 	// Interrupter, when set, is consulted between the steps of SyncApp.
 	Interrupter Interrupter
+	// Tracer records plan, apply and prune spans; default: no tracing.
+	Tracer trace.Tracer
 }
 
 // withDefaults fills the zero fields of cfg; every default lives here.
@@ -106,6 +110,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.WaitInterval <= 0 {
 		cfg.WaitInterval = 250 * time.Millisecond
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("outpost")
 	}
 	if cfg.WaitTimeout <= 0 {
 		cfg.WaitTimeout = 60 * time.Second

@@ -47,7 +47,9 @@ func (s *Syncer) SyncApp(ctx context.Context, app string, desired []*unstructure
 	if len(objs) == 0 && len(inv.Entries) > 0 && !opts.AllowEmpty && !opts.DisablePrune {
 		return res, &PruneRefusedError{App: app, Reason: RefusedEmpty, Objects: len(inv.Entries)}
 	}
-	p, err := s.build(ctx, app, objs, inv)
+	pctx, span := s.cfg.Tracer.Start(ctx, "plan")
+	p, err := s.build(pctx, app, objs, inv)
+	span.End()
 	if err != nil {
 		return res, err
 	}
@@ -60,7 +62,9 @@ func (s *Syncer) SyncApp(ctx context.Context, app string, desired []*unstructure
 		return res, err
 	}
 
-	applied, applyErr := s.Apply(ctx, p, opts)
+	actx, span := s.cfg.Tracer.Start(ctx, "apply")
+	applied, applyErr := s.Apply(actx, p, opts)
+	span.End()
 	res.Changes = applied.Changes()
 	if err := s.interrupt(ctx, app, StepApplied); err != nil {
 		return res, err
@@ -74,7 +78,9 @@ func (s *Syncer) SyncApp(ctx context.Context, app string, desired []*unstructure
 	case !applied.Complete():
 		res.PruneSkipped = PruneSkipApplyFailed
 	default:
-		pruned, pruneErr = s.Prune(ctx, applied, opts)
+		pctx, span := s.cfg.Tracer.Start(ctx, "prune")
+		pruned, pruneErr = s.Prune(pctx, applied, opts)
+		span.End()
 		res.Pruned = pruneErr == nil || !isRefusal(pruneErr)
 	}
 	res.Changes = newChangeSet(slices.Concat(applied.Changes().Entries, pruned.Entries))

@@ -1,11 +1,18 @@
 package render
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
@@ -88,6 +95,9 @@ func (g *guardedFS) ReadFile(path string) ([]byte, error) {
 	if err := repo.CheckYAMLExpansion(data); err != nil {
 		return nil, &repo.Error{File: g.rel(path), Msg: err.Error()}
 	}
+	if err := checkYAMLSyntax(g.rel(path), data); err != nil {
+		return nil, err
+	}
 	g.reads[g.rel(path)] = true
 	return data, nil
 }
@@ -116,4 +126,32 @@ func (g *guardedFS) sources() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// yamlLine finds the line number in a YAML parser error.
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// checkYAMLSyntax parses every document of a YAML file so that a syntax error is
+// reported with the repo-relative file and line; kustomize would name the file
+// relative to the kustomization only.
+func checkYAMLSyntax(rel string, data []byte) error {
+	if ext := filepath.Ext(rel); ext != ".yaml" && ext != ".yml" {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			e := &repo.Error{File: rel, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+				e.Line, _ = strconv.Atoi(m[1])
+				e.Msg = "invalid YAML: " + strings.TrimPrefix(err.Error(), m[0])
+			}
+			return e
+		}
+	}
 }

@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/sync/apply"
+	"github.com/outpost-gitops/outpost/sync/health"
+	"github.com/outpost-gitops/outpost/sync/inventory"
+)
+
+var env *testenv.Cluster
+
+func TestMain(m *testing.M) {
+	testenv.RunMain(m, testenv.Options{Name: "engine"}, func(c *testenv.Cluster) { env = c })
+}
+
+// writes counts mutating requests and dry-runs going through a client.
+type writes struct{ n, dryRuns atomic.Int64 }
+
+func (w *writes) wrap(rt http.RoundTripper) http.RoundTripper {
+	return rtFunc(func(r *http.Request) (*http.Response, error) {
+		switch r.Method {
+		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+			if strings.Contains(r.URL.RawQuery, "dryRun") {
+				w.dryRuns.Add(1)
+			} else {
+				w.n.Add(1)
+			}
+		}
+		return rt.RoundTrip(r)
+	})
+}
+
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// fixture is an engine on the test cluster whose inventories live in their own
+// namespace, so tests do not see each other's apps.
+type fixture struct {
+	eng    *Engine
+	writes *writes
+	cs     kubernetes.Interface
+	root   string
+	ns     string
+}
+
+func newFixture(t *testing.T) *fixture { return newTracedFixture(t, nil) }
+
+// newTracedFixture is newFixture with the engine and the apply step recording spans
+// with tracer (nil: none).
+func newTracedFixture(t *testing.T, tracer trace.Tracer) *fixture {
+	t.Helper()
+	ns := env.CreateNamespace(t)
+	w := &writes{}
+	cfg := env.RESTConfig()
+	cfg.Wrap(w.wrap)
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	invNS := ns + "-inv"
+	store := inventory.NewStore(c, inventory.StoreOptions{Namespace: invNS})
+	syncer, err := apply.New(apply.Config{Client: c, Store: store, Tracer: tracer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	getter, err := health.NewDynamicGetterForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := New(Config{Syncer: syncer, Health: getter, Inventories: store, Tracer: tracer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{eng: eng, writes: w, cs: kubernetes.NewForConfigOrDie(env.RESTConfig()), root: t.TempDir(), ns: ns}
+}
+
+// write puts files into the repository, expanding $NS to the test's namespace.
+func (f *fixture) write(t *testing.T, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(f.root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if content == "" {
+			_ = os.Remove(p)
+			continue
+		}
+		if err := os.WriteFile(p, []byte(strings.ReplaceAll(content, "$NS", f.ns)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (f *fixture) sync(t *testing.T) *ClusterResult {
+	t.Helper()
+	res, err := f.eng.SyncCluster(t.Context(), Request{Root: f.root, Revision: "r1", Cluster: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (f *fixture) configMap(t *testing.T, name string) *corev1.ConfigMap {
+	t.Helper()
+	cm, err := f.cs.CoreV1().ConfigMaps(f.ns).Get(t.Context(), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm
+}
+
+func appByName(res *ClusterResult, name string) *AppResult {
+	for i := range res.Apps {
+		if res.Apps[i].App == name {
+			return &res.Apps[i]
+		}
+	}
+	return nil
+}
+
+var baseRepo = map[string]string{
+	"clusters/dev/cluster.yaml": "labels: {env: dev}\nvars: {color: blue}\n",
+	"clusters/dev/apps.yaml": `apps:
+  - name: base
+    version: "1"
+  - name: web
+    version: "1.0.0"
+    vars: {greeting: hello}
+  - name: broken
+    version: "0.1"
+`,
+	"apps/base/app.yaml":   "namespace: $NS\n",
+	"apps/base/cm.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\ndata:\n  env: \"${CLUSTER_LABEL_env}\"\n",
+	"apps/web/app.yaml":    "namespace: $NS\ndependsOn: [base]\n",
+	"apps/web/cm.yaml":     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata:\n  version: \"${APP_VERSION}\"\n  greeting: \"${greeting}\"\n  color: \"${color}\"\n",
+	"apps/broken/app.yaml": "namespace: $NS\n",
+	"apps/broken/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: broken\ndata: [\n",
+}
+
+func TestSyncClusterAppsInOrderAndIsolated(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, baseRepo)
+	res := f.sync(t)
+
+	base, web, broken := appByName(res, "base"), appByName(res, "web"), appByName(res, "broken")
+	if base.Phase != PhaseSynced || web.Phase != PhaseSynced {
+		t.Fatalf("base %s %v, web %s %v: want both Synced", base.Phase, base.Error, web.Phase, web.Error)
+	}
+	if web.Health.Status != health.Current {
+		t.Errorf("web health = %+v, want Current", web.Health)
+	}
+	if cm := f.configMap(t, "web"); cm == nil || cm.Data["version"] != "1.0.0" || cm.Data["greeting"] != "hello" || cm.Data["color"] != "blue" {
+		t.Errorf("web ConfigMap = %+v, want substituted version, app var and cluster var", cm)
+	}
+	if cm := f.configMap(t, "base"); cm == nil || cm.Data["env"] != "dev" {
+		t.Errorf("base ConfigMap = %+v, want the cluster label substituted", cm)
+	}
+	// The broken app fails with its file named; the others synced anyway.
+	if broken.Phase != PhaseFailed || broken.Error == nil || broken.Error.Stage != StageRender || !strings.Contains(broken.Error.Message, "apps/broken/bad.yaml") {
+		t.Errorf("broken = %s %+v, want a render failure naming apps/broken/bad.yaml", broken.Phase, broken.Error)
+	}
+}
+
+func TestDependencyNotReadyBlocks(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, baseRepo)
+	f.write(t, map[string]string{"apps/web/app.yaml": "namespace: $NS\ndependsOn: [broken]\n"})
+	res := f.sync(t)
+	web := appByName(res, "web")
+	if web.Phase != PhaseBlocked || !strings.Contains(web.Message, "broken") {
+		t.Errorf("web = %s %q, want Blocked on broken", web.Phase, web.Message)
+	}
+	if f.configMap(t, "web") != nil {
+		t.Error("a blocked app was applied")
+	}
+}
+
+func TestSecondSyncOfUnchangedRepoWritesNothing(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, baseRepo)
+	f.sync(t)
+	before := f.writes.n.Load()
+	f.writes.dryRuns.Store(0)
+	f.sync(t)
+	if n := f.writes.n.Load() - before; n != 0 {
+		t.Errorf("unchanged sync made %d write requests, want 0", n)
+	}
+	if n := f.writes.dryRuns.Load(); n != 0 {
+		t.Errorf("unchanged sync made %d dry-runs, want 0", n)
+	}
+}
+
+func TestRemovedAppIsPrunedButBadAppsFileNeverPrunes(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, baseRepo)
+	f.sync(t)
+	if f.configMap(t, "web") == nil {
+		t.Fatal("web not applied")
+	}
+	// A broken apps.yaml: an error, nothing touched.
+	f.write(t, map[string]string{"clusters/dev/apps.yaml": "apps:\n  - name: base\n    version: [\n"})
+	if _, err := f.eng.SyncCluster(t.Context(), Request{Root: f.root, Revision: "r2", Cluster: "dev"}); err == nil || !strings.Contains(err.Error(), "clusters/dev/apps.yaml") {
+		t.Fatalf("err = %v, want a load error naming clusters/dev/apps.yaml", err)
+	}
+	if f.configMap(t, "web") == nil {
+		t.Fatal("web pruned after a failed load")
+	}
+	// web removed from apps.yaml: pruned.
+	f.write(t, map[string]string{"clusters/dev/apps.yaml": "apps:\n  - name: base\n    version: \"1\"\n"})
+	res := f.sync(t)
+	if len(res.Removed) != 1 || res.Removed[0].App != "web" || res.Removed[0].Phase != PhaseRemoved {
+		t.Fatalf("removed = %+v, want web removed", res.Removed)
+	}
+	if f.configMap(t, "web") != nil {
+		t.Error("web's ConfigMap still exists")
+	}
+	if f.configMap(t, "base") == nil {
+		t.Error("base pruned too")
+	}
+}
+
+func TestSpansPerStage(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	f := newTracedFixture(t, tp.Tracer("test"))
+	f.write(t, baseRepo)
+	f.sync(t)
+	byName := map[string][]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		byName[s.Name()] = append(byName[s.Name()], s)
+	}
+	// base and web synced (render, health, and apply's plan/apply/prune); broken failed at render.
+	for name, want := range map[string]int{"app": 3, "render": 3, "plan": 2, "apply": 2, "prune": 2, "health": 2} {
+		if got := len(byName[name]); got != want {
+			t.Errorf("%d %q spans, want %d", got, name, want)
+		}
+	}
+	apps := map[string]bool{}
+	for _, s := range byName["app"] {
+		apps[s.SpanContext().SpanID().String()] = true
+	}
+	for _, name := range []string{"render", "plan", "apply", "prune", "health"} {
+		for _, s := range byName[name] {
+			if !apps[s.Parent().SpanID().String()] {
+				t.Errorf("span %q is not a child of an app span", name)
+			}
+		}
+	}
+}
