@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
 )
 
 // Config is everything the agent needs. Every field has a flag and an OUTPOST_* env var
@@ -50,6 +51,8 @@ type Config struct {
 	ListenAddr string
 	// CacheDir keeps the Git clone and rendered revisions.
 	CacheDir string
+	// InventoryNamespace holds the per-app inventories (what Outpost applied).
+	InventoryNamespace string
 	// LeaderElect enables leader election (one active agent per cluster).
 	LeaderElect bool
 	// LeaseNamespace and LeaseName name the Lease used for leader election.
@@ -61,25 +64,28 @@ type Config struct {
 	LeaseDuration time.Duration
 	// ShutdownTimeout bounds the graceful shutdown (finish the apply, flush reports).
 	ShutdownTimeout time.Duration
+	// RESTConfig, when set, is used instead of Kubeconfig (embedding and tests; no flag).
+	RESTConfig *rest.Config
 }
 
 // DefaultConfig returns the defaults, in one place.
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		GitBranch:        "main",
-		Interval:         5 * time.Minute,
-		GitPollInterval:  time.Minute,
-		Concurrency:      4,
-		ApplyConcurrency: 8,
-		ListenAddr:       ":8080",
-		CacheDir:         os.TempDir() + "/outpost-agent",
-		LeaderElect:      true,
-		LeaseNamespace:   "outpost-system",
-		LeaseName:        "outpost-agent",
-		Identity:         host,
-		LeaseDuration:    15 * time.Second,
-		ShutdownTimeout:  20 * time.Second,
+		GitBranch:          "main",
+		Interval:           5 * time.Minute,
+		GitPollInterval:    time.Minute,
+		Concurrency:        4,
+		ApplyConcurrency:   8,
+		ListenAddr:         ":8080",
+		CacheDir:           os.TempDir() + "/outpost-agent",
+		LeaderElect:        true,
+		InventoryNamespace: "outpost-system",
+		LeaseNamespace:     "outpost-system",
+		LeaseName:          "outpost-agent",
+		Identity:           host,
+		LeaseDuration:      15 * time.Second,
+		ShutdownTimeout:    20 * time.Second,
 	}
 }
 
@@ -101,6 +107,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig path; empty uses the in-cluster config")
 	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address for /metrics, /healthz, /readyz; empty disables")
 	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "directory for the Git clone and rendered revisions")
+	fs.StringVar(&c.InventoryNamespace, "inventory-namespace", c.InventoryNamespace, "namespace of the per-app inventories")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect one active agent per cluster with a Lease")
 	fs.StringVar(&c.LeaseNamespace, "lease-namespace", c.LeaseNamespace, "namespace of the leader-election Lease")
 	fs.StringVar(&c.LeaseName, "lease-name", c.LeaseName, "name of the leader-election Lease")
@@ -227,6 +234,9 @@ func (c *Config) Validate() error {
 		if c.Identity == "" {
 			return configErr("identity", "required with --leader-elect")
 		}
+	}
+	if errs := validation.IsDNS1123Label(c.InventoryNamespace); len(errs) > 0 {
+		return configErr("inventory-namespace", "%q: %s", c.InventoryNamespace, errs[0])
 	}
 	if c.CacheDir == "" {
 		return configErr("cache-dir", "required")

@@ -48,6 +48,6 @@ func NewRootCommand(out, errOut io.Writer) *cobra.Command {
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
-	root.AddCommand(newDevCommand())
+	root.AddCommand(newDevCommand(), newAgentCommand())
 	return root
 }

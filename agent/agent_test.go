@@ -1,0 +1,565 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/testenv"
+)
+
+var env *testenv.Cluster
+
+func TestMain(m *testing.M) {
+	testenv.RunMain(m, testenv.Options{Name: "agent"}, func(c *testenv.Cluster) { env = c })
+}
+
+// gitRepo is the GitOps repository of a test, with a work tree to commit from.
+type gitRepo struct {
+	t    *testing.T
+	dir  string
+	repo *git.Repository
+	ns   string // expanded for $NS in file contents
+}
+
+func newGitRepo(t *testing.T, ns string) *gitRepo {
+	t.Helper()
+	dir := t.TempDir()
+	r, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &gitRepo{t: t, dir: dir, repo: r, ns: ns}
+}
+
+func (g *gitRepo) url() string { return "file://" + g.dir }
+
+// commit writes files ("" deletes one) and commits; it returns the commit hash.
+func (g *gitRepo) commit(files map[string]string, msg string) string {
+	g.t.Helper()
+	wt, err := g.repo.Worktree()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for name, content := range files {
+		p := filepath.Join(g.dir, name)
+		if content == "" {
+			if _, err := wt.Remove(name); err != nil {
+				g.t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			g.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(strings.ReplaceAll(content, "$NS", g.ns)), 0o644); err != nil {
+			g.t.Fatal(err)
+		}
+		if _, err := wt.Add(name); err != nil {
+			g.t.Fatal(err)
+		}
+	}
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "Ada", Email: "ada@example.com", When: time.Now()}})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return h.String()
+}
+
+// requestCounter counts an agent's requests to the apiserver.
+type requestCounter struct{ writes, dryRuns, reads atomic.Int64 }
+
+func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return rtFunc(func(r *http.Request) (*http.Response, error) {
+		switch {
+		case r.Method == http.MethodGet:
+			c.reads.Add(1)
+		case strings.Contains(r.URL.RawQuery, "dryRun"):
+			c.dryRuns.Add(1)
+		case r.URL.Path != "" && strings.Contains(r.URL.Path, "/leases/"):
+			// leader-election renewals are not sync work
+		default:
+			c.writes.Add(1)
+		}
+		return rt.RoundTrip(r)
+	})
+}
+
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// runningAgent is an agent started by a test.
+type runningAgent struct {
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when Run returned; err is then set
+	err      error
+	requests *requestCounter
+}
+
+func (a *runningAgent) stop(t *testing.T) {
+	t.Helper()
+	a.cancel()
+	select {
+	case <-a.done:
+		if a.err != nil {
+			t.Errorf("agent exited with %v", a.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not stop within 30s")
+	}
+}
+
+// startAgent runs an agent in-process against the test cluster. mutate adjusts the
+// configuration.
+func startAgent(t *testing.T, repoURL, invNS string, mutate func(*Config)) *runningAgent {
+	t.Helper()
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("agent-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	counter := &requestCounter{}
+	rc := env.RESTConfig()
+	rc.Wrap(counter.wrap)
+	cfg := DefaultConfig()
+	cfg.ClusterName = "dev"
+	cfg.GitURL = repoURL
+	cfg.TokenFile = token
+	cfg.CacheDir = t.TempDir()
+	cfg.ListenAddr = ""
+	cfg.LeaderElect = false
+	cfg.Interval = time.Hour
+	cfg.GitPollInterval = time.Hour
+	cfg.InventoryNamespace = invNS
+	cfg.RESTConfig = rc
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	a := &runningAgent{cancel: cancel, done: make(chan struct{}), requests: counter}
+	go func() {
+		a.err = Run(ctx, cfg, testLogger(t))
+		close(a.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-a.done:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	return a
+}
+
+func testLogger(t *testing.T) *slogLogger { return newTestLogger(t) }
+
+func configMap(t *testing.T, ns, name string) *corev1.ConfigMap {
+	t.Helper()
+	cm, err := kubernetes.NewForConfigOrDie(env.RESTConfig()).CoreV1().ConfigMaps(ns).Get(t.Context(), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm
+}
+
+func waitConfigMap(t *testing.T, ns, name string, timeout time.Duration, cond func(*corev1.ConfigMap) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		cm := configMap(t, ns, name)
+		if cond(cm) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ConfigMap %s/%s: condition not met within %s (now %+v)", ns, name, timeout, cm)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// webApp is an app with a ConfigMap carrying its version, and a Deployment.
+func webApp(name string) map[string]string {
+	return map[string]string{
+		"apps/" + name + "/app.yaml": "namespace: $NS\n",
+		"apps/" + name + "/config.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ` + name + `
+data:
+  version: "${APP_VERSION}"
+`,
+	}
+}
+
+func appsYAML(apps map[string]string) string {
+	var b strings.Builder
+	b.WriteString("apps:\n")
+	for _, name := range sortedKeys(apps) {
+		fmt.Fprintf(&b, "  - name: %s\n    version: %q\n", name, apps[name])
+	}
+	return b.String()
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func TestCommitAppliedFastWithLongPollAndByIntervalWithout(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	repo.commit(merge(webApp("web"), map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1.0.0"})}), "web 1.0.0")
+	hub := newHubStub(t)
+	a := startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url() })
+	hub.waitStatus(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
+		return s.Phase == apiv1.PhaseSynced && s.Version == "1.0.0"
+	})
+
+	var latencies []time.Duration
+	for i := 1; i <= 5; i++ {
+		version := fmt.Sprintf("1.0.%d", i)
+		start := time.Now()
+		rev := repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": version})}, "web "+version)
+		hub.publish(rev)
+		waitConfigMap(t, ns, "web", 10*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == version })
+		applied := time.Since(start)
+		hub.waitStatus(t, "web", 10*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Version == version && s.Revision == rev })
+		latencies = append(latencies, time.Since(start))
+		t.Logf("commit → applied %s, → reported at the hub %s", applied.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("commit → reported with long-poll, 5 bumps: %v", latencies)
+	stopStart := time.Now()
+	a.stop(t)
+	t.Logf("agent stopped in %s", time.Since(stopStart).Round(time.Millisecond))
+
+	// Without a hub: the Git poll interval alone converges.
+	b := startAgent(t, repo.url(), ns, func(c *Config) { c.GitPollInterval = 300 * time.Millisecond })
+	start := time.Now()
+	repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "2.0.0"})}, "web 2.0.0")
+	waitConfigMap(t, ns, "web", 20*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == "2.0.0" })
+	t.Logf("commit → applied without a hub (Git polled every 300 ms): %s", time.Since(start).Round(time.Millisecond))
+	stopStart = time.Now()
+	b.stop(t)
+	t.Logf("standalone agent stopped in %s", time.Since(stopStart).Round(time.Millisecond))
+}
+
+func TestGitDownKeepsStateThenConverges(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	repo.commit(merge(webApp("web"), webApp("api"), map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1", "api": "1"})}), "two apps")
+	hub := newHubStub(t)
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url(); c.GitPollInterval = 200 * time.Millisecond })
+	hub.waitStatus(t, "api", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+
+	moved := repo.dir + ".offline"
+	if err := os.Rename(repo.dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	st := hub.waitStatus(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSourceUnavailable })
+	if st.Error == nil || st.Error.Stage != apiv1.StageFetch || strings.Contains(st.Error.Message, "agent-token") {
+		t.Errorf("error = %+v, want a fetch error", st.Error)
+	}
+	time.Sleep(500 * time.Millisecond) // more failed polls
+	for _, name := range []string{"web", "api"} {
+		if configMap(t, ns, name) == nil {
+			t.Fatalf("%s pruned while Git was down", name)
+		}
+	}
+	if err := os.Rename(moved, repo.dir); err != nil {
+		t.Fatal(err)
+	}
+	repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "2", "api": "1"})}, "web 2")
+	hub.waitStatus(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced && s.Version == "2" })
+	waitConfigMap(t, ns, "web", 5*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == "2" })
+}
+
+func TestHubDownWhileCommitsLandLosesNothing(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	apps := map[string]string{"web": "1", "api": "1", "cache": "1"}
+	repo.commit(merge(webApp("web"), webApp("api"), webApp("cache"), map[string]string{"clusters/dev/apps.yaml": appsYAML(apps)}), "three apps")
+	hub := newHubStub(t)
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url(); c.GitPollInterval = 200 * time.Millisecond })
+	hub.waitStatus(t, "cache", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+
+	hub.stop()
+	for i := 2; i <= 4; i++ {
+		apps["web"], apps["api"] = fmt.Sprint(i), fmt.Sprint(i*10)
+		repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(apps)}, fmt.Sprint("bump ", i))
+		want := apps["web"]
+		waitConfigMap(t, ns, "web", 20*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == want })
+	}
+	hub.start()
+	for app, version := range apps {
+		hub.waitStatus(t, app, 60*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
+			return s.Phase == apiv1.PhaseSynced && s.Version == version
+		})
+	}
+}
+
+func TestTwoAgentsOnlyTheLeaderWrites(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	repo.commit(merge(webApp("web"), map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1"})}), "web")
+	elect := func(id string) func(*Config) {
+		return func(c *Config) {
+			c.LeaderElect, c.LeaseNamespace, c.Identity = true, ns, id
+			c.LeaseDuration = 2 * time.Second
+			c.GitPollInterval = 200 * time.Millisecond
+		}
+	}
+	a := startAgent(t, repo.url(), ns, elect("agent-a"))
+	waitConfigMap(t, ns, "web", 30*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil })
+	b := startAgent(t, repo.url(), ns, elect("agent-b"))
+	repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "2"})}, "web 2")
+	waitConfigMap(t, ns, "web", 20*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == "2" })
+	time.Sleep(time.Second)
+	if a.requests.writes.Load() == 0 || b.requests.writes.Load() != 0 {
+		t.Fatalf("writes: leader %d, standby %d; want only the leader to write", a.requests.writes.Load(), b.requests.writes.Load())
+	}
+	t.Logf("writes: leader %d, standby %d", a.requests.writes.Load(), b.requests.writes.Load())
+
+	// The leader goes away: the standby takes over and converges.
+	start := time.Now()
+	a.stop(t)
+	repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "3"})}, "web 3")
+	waitConfigMap(t, ns, "web", 30*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == "3" })
+	t.Logf("standby took over and applied the next commit %s after the leader stopped", time.Since(start).Round(time.Millisecond))
+	if b.requests.writes.Load() == 0 {
+		t.Error("the new leader made no write")
+	}
+}
+
+func TestDriftReportedAndCorrected(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	deploy := func(name string) string {
+		return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ` + name + `
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: ` + name + `}}
+  template:
+    metadata: {labels: {app: ` + name + `}}
+    spec:
+      containers: [{name: web, image: "nginx:${APP_VERSION}"}]
+`
+	}
+	repo.commit(map[string]string{
+		"apps/web/app.yaml":      "namespace: $NS\ndrift: report\n",
+		"apps/web/deploy.yaml":   deploy("web"),
+		"apps/fixed/app.yaml":    "namespace: $NS\ndrift: correct\n",
+		"apps/fixed/deploy.yaml": deploy("fixed"),
+		"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1.27", "fixed": "1.27"}),
+	}, "two deployments")
+	hub := newHubStub(t)
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url() })
+	for _, app := range []string{"web", "fixed"} {
+		hub.waitStatus(t, app, 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+	}
+	cs := kubernetes.NewForConfigOrDie(env.RESTConfig())
+	scale := func(name string, n int32) {
+		if _, err := cs.AppsV1().Deployments(ns).UpdateScale(t.Context(), name, &autoscalingv1.Scale{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: n},
+		}, metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// drift: report — visible at the hub with path and manager.
+	start := time.Now()
+	scale("web", 5)
+	hub.waitStatus(t, "web", 5*time.Second, func(_ apiv1.AppStatus, d []apiv1.Drift) bool {
+		return len(d) == 1 && len(d[0].Fields) == 1 && d[0].Fields[0].Path == "spec.replicas" && d[0].Fields[0].Manager == "kubectl"
+	})
+	t.Logf("kubectl scale → drift at the hub: %s", time.Since(start).Round(time.Millisecond))
+	time.Sleep(300 * time.Millisecond)
+	if d, _ := cs.AppsV1().Deployments(ns).Get(t.Context(), "web", metav1.GetOptions{}); *d.Spec.Replicas != 5 {
+		t.Errorf("drift: report changed the object back (replicas %d)", *d.Spec.Replicas)
+	}
+
+	// drift: correct — restored, and the drift cleared at the hub.
+	start = time.Now()
+	scale("fixed", 7)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d, err := cs.AppsV1().Deployments(ns).Get(t.Context(), "fixed", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *d.Spec.Replicas == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas still %d under drift: correct", *d.Spec.Replicas)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("kubectl scale → corrected: %s", time.Since(start).Round(time.Millisecond))
+	hub.waitStatus(t, "fixed", 5*time.Second, func(_ apiv1.AppStatus, d []apiv1.Drift) bool { return len(d) == 0 })
+
+	// A deleted object is drift; under correct it is recreated.
+	if err := cs.AppsV1().Deployments(ns).Delete(t.Context(), "fixed", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if _, err := cs.AppsV1().Deployments(ns).Get(t.Context(), "fixed", metav1.GetOptions{}); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("deleted Deployment not recreated under drift: correct")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestBrokenAppFailsWithItsFileOthersSync(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	repo.commit(merge(webApp("web"), map[string]string{
+		"apps/broken/app.yaml":   "namespace: $NS\n",
+		"apps/broken/bad.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: broken\ndata:\n  x: y\n",
+		"apps/novar/app.yaml":    "namespace: $NS\n",
+		"apps/novar/cm.yaml":     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: novar\ndata:\n  x: \"${UNDEFINED_VAR}\"\n",
+		"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1", "broken": "1", "novar": "1"}),
+	}), "two broken apps")
+	hub := newHubStub(t)
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url() })
+	hub.waitStatus(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+	broken := hub.waitStatus(t, "broken", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseFailed })
+	if broken.Error == nil || broken.Error.Stage != apiv1.StageRender || !strings.Contains(broken.Error.Message, "apps/broken/bad.yaml") {
+		t.Fatalf("broken app error = %+v, want a render error naming apps/broken/bad.yaml", broken.Error)
+	}
+	st := hub.waitStatus(t, "novar", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseFailed })
+	if st.Error == nil || !strings.Contains(st.Error.Message, "UNDEFINED_VAR") || !strings.Contains(st.Error.Message, "ConfigMap/novar") {
+		t.Errorf("novar error = %+v, want a render error naming the object and the variable", st.Error)
+	}
+	t.Logf("reported errors:\n  broken: %s\n  novar:  %s", broken.Error.Message, st.Error.Message)
+}
+
+func TestIdleAgentMakesNoWritesAndNoDryRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("60 s idle window")
+	}
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	files := map[string]string{}
+	versions := map[string]string{}
+	for i := range 20 {
+		name := fmt.Sprintf("app%02d", i)
+		versions[name] = "1"
+		files = merge(files, webApp(name), map[string]string{"apps/" + name + "/svc.yaml": `apiVersion: v1
+kind: Service
+metadata:
+  name: ` + name + `
+spec:
+  ports: [{port: 80}]
+`})
+	}
+	files["clusters/dev/apps.yaml"] = appsYAML(versions)
+	repo.commit(files, "20 apps")
+	hub := newHubStub(t)
+	a := startAgent(t, repo.url(), ns, func(c *Config) {
+		c.HubURL = hub.url()
+		c.Interval = 10 * time.Second // full resyncs during the window
+		c.GitPollInterval = 2 * time.Second
+	})
+	for name := range versions {
+		hub.waitStatus(t, name, 60*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+	}
+	time.Sleep(2 * time.Second) // let the first full resync record fresh resourceVersions
+	writes, dryRuns, reads := a.requests.writes.Load(), a.requests.dryRuns.Load(), a.requests.reads.Load()
+	time.Sleep(60 * time.Second)
+	w, d, r := a.requests.writes.Load()-writes, a.requests.dryRuns.Load()-dryRuns, a.requests.reads.Load()-reads
+	t.Logf("idle 60 s with 20 apps (40 objects), full resync every ~10 s: %d writes, %d dry-runs, %d reads; test process RSS %s", w, d, r, rss())
+	if w != 0 || d != 0 {
+		t.Errorf("idle agent made %d writes and %d dry-runs, want 0 and 0", w, d)
+	}
+}
+
+func rss() string {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			return strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:"))
+		}
+	}
+	return "unknown"
+}
+
+func TestServesMetricsAndHealth(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	repo.commit(merge(webApp("web"), map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1"})}), "web")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	startAgent(t, repo.url(), ns, func(c *Config) { c.ListenAddr = addr })
+	waitConfigMap(t, ns, "web", 30*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil })
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := get("/readyz")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d after the first sync", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, body := get("/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	_, metrics := get("/metrics")
+	for _, want := range []string{
+		"outpost_agent_sync_duration_seconds_bucket", "outpost_agent_objects_applied_total",
+		"outpost_agent_last_success_timestamp_seconds", "outpost_agent_drifted_objects", "process_resident_memory_bytes",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

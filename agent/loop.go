@@ -1,0 +1,450 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/outpost-gitops/outpost/agent/driftwatch"
+	"github.com/outpost-gitops/outpost/agent/source"
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/sync/apply"
+	"github.com/outpost-gitops/outpost/sync/engine"
+	"github.com/outpost-gitops/outpost/sync/health"
+	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/repo"
+)
+
+// pending is what the next cycle must do; triggers add to it.
+type pending struct {
+	fetch bool            // ask Git whether the branch moved
+	full  bool            // re-sync every app even if the revision did not move
+	apps  map[string]bool // re-apply these apps (drift correction)
+	drift map[string]bool // report these apps' drift
+}
+
+// loop is the active agent's work: it exists while this replica leads.
+type loop struct {
+	cfg    Config
+	d      *deps
+	m      *metrics
+	tracer trace.Tracer
+	log    *slog.Logger
+	watch  *driftwatch.Watcher
+	eng    *engine.Engine
+	epoch  int64 // when this replica became active, in Unix ms (api/v1 Generation)
+
+	mu      sync.Mutex
+	next    pending
+	wake    chan struct{}
+	last    *source.Revision
+	results map[string]*engine.AppResult // newest result per app
+	seq     map[string]int64
+	synced  map[string]time.Time
+	healthy map[string]time.Time // apps whose health is being followed, with their deadline
+}
+
+func newLoop(cfg Config, d *deps, m *metrics, tracer trace.Tracer, log *slog.Logger) *loop {
+	l := &loop{
+		cfg: cfg, d: d, m: m, tracer: tracer, log: log.With("cluster", cfg.ClusterName),
+		epoch:   time.Now().UnixMilli(),
+		wake:    make(chan struct{}, 1),
+		results: map[string]*engine.AppResult{},
+		seq:     map[string]int64{},
+		synced:  map[string]time.Time{},
+		healthy: map[string]time.Time{},
+	}
+	l.watch = driftwatch.New(driftwatch.Config{Client: d.dynamic, Mapper: d.mapper, Logger: l.log, OnEvent: l.onDrift})
+	return l
+}
+
+// trigger merges p into the next cycle's work and wakes the loop.
+func (l *loop) trigger(p pending) {
+	l.mu.Lock()
+	l.next.fetch = l.next.fetch || p.fetch
+	l.next.full = l.next.full || p.full
+	for a := range p.apps {
+		if l.next.apps == nil {
+			l.next.apps = map[string]bool{}
+		}
+		l.next.apps[a] = true
+	}
+	for a := range p.drift {
+		if l.next.drift == nil {
+			l.next.drift = map[string]bool{}
+		}
+		l.next.drift[a] = true
+	}
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *loop) take() pending {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.next
+	l.next = pending{}
+	return p
+}
+
+// onDrift receives drift events from the informers: report the app, and re-apply it
+// when its policy is correct.
+func (l *loop) onDrift(ev driftwatch.Event) {
+	l.m.driftEvents.Add(context.Background(), 1)
+	p := pending{drift: map[string]bool{ev.App: true}}
+	l.mu.Lock()
+	ar := l.results[ev.App]
+	l.mu.Unlock()
+	if ar != nil && ar.Config.Drift == repo.DriftCorrect && ev.Report.Drifted() {
+		p.apps = map[string]bool{ev.App: true}
+	}
+	l.trigger(p)
+}
+
+// run is the leader's loop; it returns when ctx ends, after flushing reports.
+func (l *loop) run(ctx context.Context, ready *atomic.Bool) {
+	l.watch.Start(ctx)
+	inventories := inventory.NewStore(l.d.client, inventory.StoreOptions{Namespace: l.cfg.InventoryNamespace, Logger: l.log})
+	syncer, err := apply.New(apply.Config{
+		Client: l.d.client, Logger: l.log, Concurrency: l.cfg.ApplyConcurrency, Store: inventories, Tracer: l.tracer,
+		Lister: cacheLister{watch: l.watch, fallback: apply.NewAPILister(l.d.client)},
+	})
+	if err != nil {
+		l.log.Error("cannot create the apply engine", "err", err)
+		return
+	}
+	getter, err := health.NewDynamicGetterForConfig(l.d.rest)
+	if err != nil {
+		l.log.Error("cannot create the health getter", "err", err)
+		return
+	}
+	l.eng, err = engine.New(engine.Config{
+		Syncer: syncer, Health: cacheGetter{watch: l.watch, fallback: getter},
+		Inventories: inventories,
+		Concurrency: l.cfg.Concurrency, Logger: l.log, Tracer: l.tracer,
+	})
+	if err != nil {
+		l.log.Error("cannot create the sync engine", "err", err)
+		return
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if l.d.hub != nil {
+		wg.Go(func() { l.d.hub.Run(ctx) })
+		wg.Go(func() { l.longPoll(ctx) })
+		defer l.flush(ctx)
+	}
+	wg.Go(func() { l.poll(ctx) })
+	l.trigger(pending{fetch: true, full: true})
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.wake:
+		}
+		l.cycle(ctx, l.take())
+		ready.Store(true)
+	}
+}
+
+// flush delivers the queued reports on shutdown, bounded by ShutdownTimeout.
+func (l *loop) flush(ctx context.Context) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := l.d.hub.Flush(fctx); err != nil {
+		l.log.Warn("reports not delivered before shutdown", "err", err)
+	}
+}
+
+// poll triggers the cheap "did Git move?" check, the jittered full resync, and
+// health follow-ups.
+func (l *loop) poll(ctx context.Context) {
+	gitTick := time.NewTicker(l.cfg.GitPollInterval)
+	defer gitTick.Stop()
+	healthTick := time.NewTicker(time.Second)
+	defer healthTick.Stop()
+	full := time.NewTimer(jitter(l.cfg.Interval))
+	defer full.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-gitTick.C:
+			l.trigger(pending{fetch: true})
+		case <-full.C:
+			l.trigger(pending{fetch: true, full: true})
+			full.Reset(jitter(l.cfg.Interval))
+		case <-healthTick.C:
+			l.followHealth(ctx)
+		}
+	}
+}
+
+// jitter spreads d by ±10% so that agents do not resync in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
+}
+
+// longPoll holds the hub's desired-revision long-poll open and triggers a fetch as
+// soon as it answers "changed".
+func (l *loop) longPoll(ctx context.Context) {
+	since := ""
+	backoff := time.Second
+	for ctx.Err() == nil {
+		d, err := l.d.hub.WaitDesired(ctx, since)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Debug("long-poll failed; Git polling continues", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+				backoff = min(backoff*2, 30*time.Second)
+			}
+			continue
+		}
+		backoff = time.Second
+		if d.Changed {
+			l.trigger(pending{fetch: true})
+		}
+		since = d.Revision
+	}
+}
+
+// cycle does one round of work: fetch, then sync what changed, then report.
+func (l *loop) cycle(ctx context.Context, p pending) {
+	if p.fetch || p.full || len(p.apps) > 0 {
+		l.syncCycle(ctx, p)
+	}
+	for app := range p.drift {
+		l.report(app, nil, reportOpts{})
+	}
+}
+
+func (l *loop) syncCycle(ctx context.Context, p pending) {
+	ctx, span := l.tracer.Start(ctx, "sync", trace.WithAttributes(attribute.String("cluster", l.cfg.ClusterName)))
+	defer span.End()
+	start := time.Now()
+	fctx, fspan := l.tracer.Start(ctx, "fetch")
+	rev, err := l.d.source.Sync(fctx)
+	fspan.End()
+	fetch := time.Since(start)
+	if ctx.Err() != nil {
+		return // shutting down: the hub keeps the last reported state
+	}
+	if err != nil {
+		l.sourceUnavailable(err)
+		return
+	}
+	l.mu.Lock()
+	moved := l.last == nil || l.last.SHA != rev.SHA
+	l.mu.Unlock()
+	if !moved && !p.full && len(p.apps) == 0 {
+		return // neither Git nor the cluster changed: no request at all
+	}
+	req := engine.Request{Root: rev.Dir, Revision: rev.SHA, Cluster: l.cfg.ClusterName}
+	if !moved && !p.full {
+		req.Apps = p.apps
+	}
+	res, err := l.eng.SyncCluster(ctx, req)
+	if ctx.Err() != nil {
+		// Shutting down mid-sync: the apply was aborted between objects, which the
+		// inventory makes safe; the next leader resumes. Nothing is reported as failed.
+		l.log.Info("sync aborted by shutdown", "revision", rev.SHA)
+		return
+	}
+	l.m.syncDuration.Record(ctx, time.Since(start).Seconds())
+	if err != nil {
+		l.clusterFailed(rev, err)
+		return
+	}
+	l.mu.Lock()
+	l.last = rev
+	l.mu.Unlock()
+	ok := true
+	for i := range res.Apps {
+		ok = l.appDone(ctx, &res.Apps[i], fetch) && ok
+	}
+	for i := range res.Removed {
+		ar := &res.Removed[i]
+		if err := l.watch.SetDesired(ctx, ar.App, nil); err != nil {
+			l.log.Warn("stopping the drift watch of a removed app failed", "app", ar.App, "err", err)
+		}
+		ok = l.appDone(ctx, ar, fetch) && ok
+	}
+	if ok {
+		l.m.lastSuccess.Store(time.Now().Unix())
+	}
+}
+
+// appDone records an app's result, points the drift watch at what was applied, and
+// reports it. It returns whether the app synced.
+func (l *loop) appDone(ctx context.Context, ar *engine.AppResult, fetch time.Duration) bool {
+	if ar.Apply != nil {
+		c := ar.Apply.Changes.Counts
+		l.m.applied.Add(ctx, int64(c.Created+c.Configured+c.Recreated))
+		l.m.pruned.Add(ctx, int64(c.Deleted))
+		if ar.Phase != engine.PhaseRemoved {
+			if err := l.watch.SetDesired(ctx, ar.App, ar.Objects); err != nil {
+				l.log.Warn("drift watch not updated", "app", ar.App, "err", err)
+			}
+		}
+	}
+	if ar.Phase == engine.PhaseFailed {
+		l.m.syncErrors.Add(ctx, 1)
+		l.log.Warn("app sync failed", "app", ar.App, "err", ar.Error)
+	}
+	l.mu.Lock()
+	if ar.Phase == engine.PhaseSynced {
+		l.synced[ar.App] = ar.SyncedAt
+		if ar.Health.Status == health.InProgress {
+			l.healthy[ar.App] = time.Now().Add(ar.Config.HealthTimeout.Duration)
+		}
+	}
+	if ar.Phase == engine.PhaseRemoved {
+		delete(l.results, ar.App)
+		delete(l.healthy, ar.App)
+	} else {
+		l.results[ar.App] = ar
+	}
+	l.mu.Unlock()
+	l.report(ar.App, ar, reportOpts{fetch: fetch})
+	return ar.Phase == engine.PhaseSynced || ar.Phase == engine.PhaseRemoved
+}
+
+// reportOpts adjust a report.
+type reportOpts struct {
+	fetch time.Duration // the cycle's Git fetch time
+	phase apiv1.Phase   // overrides the phase derived from the result
+}
+
+// report queues the newest state of app for the hub: ar if given, else the last
+// result, with the app's current drift.
+func (l *loop) report(app string, ar *engine.AppResult, o reportOpts) {
+	l.mu.Lock()
+	if ar == nil {
+		ar = l.results[app]
+	}
+	if ar == nil {
+		l.mu.Unlock()
+		return
+	}
+	l.seq[app]++
+	gen := apiv1.Generation{Epoch: l.epoch, Sequence: l.seq[app]}
+	synced := l.synced[app]
+	l.mu.Unlock()
+	reports := l.watch.Drift(app)
+	var drifted int64
+	for _, a := range l.appNames() {
+		drifted += int64(len(l.watch.Drift(a)))
+	}
+	l.m.drifted.Store(drifted)
+	if l.d.hub == nil {
+		return
+	}
+	st := appStatus(ar, gen, o.fetch, synced)
+	if o.phase != "" {
+		st.Phase = o.phase
+	}
+	l.d.hub.Put(st, driftEntries(app, reports, ar.Config.Drift == repo.DriftCorrect))
+}
+
+func (l *loop) appNames() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	names := make([]string, 0, len(l.results))
+	for a := range l.results {
+		names = append(names, a)
+	}
+	return names
+}
+
+// followHealth re-checks, from the watch cache, the apps still becoming healthy.
+func (l *loop) followHealth(ctx context.Context) {
+	l.mu.Lock()
+	due := map[string]time.Time{}
+	for app, deadline := range l.healthy {
+		due[app] = deadline
+	}
+	l.mu.Unlock()
+	for app, deadline := range due {
+		l.mu.Lock()
+		ar := l.results[app]
+		l.mu.Unlock()
+		if ar == nil {
+			continue
+		}
+		refs := make([]health.ObjectRef, len(ar.Objects))
+		for i, o := range ar.Objects {
+			refs[i] = health.RefOf(o)
+		}
+		h, err := health.Check(ctx, cacheGetter{watch: l.watch, fallback: notWatched{}}, refs)
+		if err != nil {
+			continue
+		}
+		if h.Status == health.InProgress && time.Now().After(deadline) {
+			h.Status, h.Message = health.Timeout, "not healthy within "+ar.Config.HealthTimeout.Duration.String()+": "+h.Message
+		}
+		if h.Status == ar.Health.Status && h.Message == ar.Health.Message {
+			continue
+		}
+		next := *ar
+		next.Health = h
+		l.mu.Lock()
+		l.results[app] = &next
+		if h.Status != health.InProgress {
+			delete(l.healthy, app)
+		}
+		l.mu.Unlock()
+		l.report(app, &next, reportOpts{})
+	}
+}
+
+// notWatched refuses look-ups outside the watch cache (health follow-ups make no
+// requests).
+type notWatched struct{}
+
+func (notWatched) Get(_ context.Context, ref health.ObjectRef) (*unstructured.Unstructured, error) {
+	return nil, errors.New(ref.String() + ": not in the watch cache")
+}
+
+// sourceUnavailable reports every known app as SourceUnavailable: the cluster keeps
+// its last synced state and nothing is pruned.
+func (l *loop) sourceUnavailable(err error) {
+	l.log.Warn("git source unavailable; keeping the last synced state", "err", err)
+	l.markAll(apiv1.PhaseSourceUnavailable, engine.StageFetch, err)
+}
+
+// clusterFailed reports a failure to load the cluster's desired state (e.g. a broken
+// apps.yaml) on every known app; nothing was applied or pruned.
+func (l *loop) clusterFailed(rev *source.Revision, err error) {
+	l.log.Error("cluster desired state not loadable; nothing applied or pruned", "revision", rev.SHA, "err", err)
+	l.markAll(apiv1.PhaseFailed, engine.StageRender, err)
+}
+
+func (l *loop) markAll(phase apiv1.Phase, stage engine.Stage, err error) {
+	for _, app := range l.appNames() {
+		l.mu.Lock()
+		prev := l.results[app]
+		l.mu.Unlock()
+		next := *prev
+		next.Phase = engine.PhaseFailed
+		next.Error = &engine.Error{Stage: stage, Message: err.Error(), Err: err}
+		var re *repo.Error
+		if errors.As(err, &re) {
+			next.Error.File, next.Error.Line, next.Error.Field = re.File, re.Line, re.Field
+		}
+		l.report(app, &next, reportOpts{phase: phase})
+	}
+}

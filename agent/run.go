@@ -1,0 +1,228 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/outpost-gitops/outpost/agent/hubclient"
+	"github.com/outpost-gitops/outpost/agent/leader"
+	"github.com/outpost-gitops/outpost/agent/source"
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/telemetry"
+)
+
+// Version is the agent's build version, reported to the hub.
+var Version = "dev"
+
+// Run runs the agent until ctx ends: it validates cfg, serves /metrics, /healthz and
+// /readyz, and syncs the cluster while it is the leader (or always, without leader
+// election). On shutdown it finishes or aborts the current apply, flushes the report
+// queue within cfg.ShutdownTimeout, and releases the Lease.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	klog.SetSlogLogger(log) // client-go logs through the agent's logger
+	tel, err := telemetry.Setup(ctx, "outpost-agent", os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+	deps, err := connect(cfg, log)
+	if err != nil {
+		return err
+	}
+	m, err := newMetrics(tel.Meter, deps.hub)
+	if err != nil {
+		return err
+	}
+	var ready atomic.Bool
+	stopServer, err := serve(cfg.ListenAddr, tel.Metrics, &ready, log)
+	if err != nil {
+		return err
+	}
+	defer stopServer()
+
+	work := func(ctx context.Context) {
+		l := newLoop(cfg, deps, m, tel.Tracer, log)
+		l.run(ctx, &ready)
+	}
+	if !cfg.LeaderElect {
+		work(ctx)
+		return nil
+	}
+	ready.Store(true) // a standby is ready: it is waiting for the Lease
+	return leader.Run(ctx, leader.Config{
+		Client: deps.kube, Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName, Identity: cfg.Identity,
+		LeaseDuration: cfg.LeaseDuration, Logger: log,
+	}, work)
+}
+
+// deps are the agent's connections.
+type deps struct {
+	rest    *rest.Config
+	kube    kubernetes.Interface
+	dynamic dynamic.Interface
+	mapper  *restmapper.DeferredDiscoveryRESTMapper
+	client  client.Client
+	source  *source.Source
+	hub     *hubclient.Client // nil when standalone
+}
+
+func connect(cfg Config, log *slog.Logger) (*deps, error) {
+	var rc *rest.Config
+	if cfg.RESTConfig != nil {
+		rc = rest.CopyConfig(cfg.RESTConfig)
+	} else {
+		var err error
+		if rc, err = restConfig(cfg.Kubeconfig); err != nil {
+			return nil, &ConfigError{Flag: "kubeconfig", Env: EnvName("kubeconfig"), Err: err}
+		}
+	}
+	// No client-side throttling: concurrency is bounded by --apply-concurrency and the
+	// apiserver's own flow control protects it.
+	rc.QPS, rc.Burst = -1, 0
+	rc.UserAgent = "outpost-agent/" + Version
+	d := &deps{rest: rc}
+	var err error
+	if d.kube, err = kubernetes.NewForConfig(rc); err != nil {
+		return nil, err
+	}
+	if d.dynamic, err = dynamic.NewForConfig(rc); err != nil {
+		return nil, err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	d.mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	if d.client, err = client.New(rc, client.Options{Mapper: d.mapper}); err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	d.source, err = source.New(source.Config{
+		URL: cfg.GitURL, Branch: cfg.GitBranch, CacheDir: cfg.CacheDir, Logger: log,
+		Auth: func() (transport.AuthMethod, error) { return gitAuth(cfg) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.HubURL != "" {
+		d.hub, err = hubclient.New(hubclient.Config{
+			HubURL: cfg.HubURL, Cluster: cfg.ClusterName, Logger: log,
+			Agent: apiv1.AgentInfo{ID: cfg.Identity, Pod: os.Getenv("POD_NAME"), Version: Version},
+			Token: func() (string, error) { return readSecret(cfg.TokenFile) },
+		})
+		if err != nil {
+			return nil, &ConfigError{Flag: "hub-url", Env: EnvName("hub-url"), Err: err}
+		}
+	}
+	return d, nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return rest.InClusterConfig()
+}
+
+// gitAuth builds Git credentials from the configured files, read at every request.
+func gitAuth(cfg Config) (transport.AuthMethod, error) {
+	switch {
+	case cfg.GitPasswordFile != "":
+		pw, err := readSecret(cfg.GitPasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		user := cfg.GitUsername
+		if user == "" {
+			user = "git"
+		}
+		return &githttp.BasicAuth{Username: user, Password: pw}, nil
+	case cfg.GitSSHKeyFile != "":
+		keys, err := gitssh.NewPublicKeysFromFile("git", cfg.GitSSHKeyFile, "")
+		if err != nil {
+			return nil, fmt.Errorf("--git-ssh-key-file: %w", err)
+		}
+		if cfg.GitKnownHostsFile != "" {
+			cb, err := gitssh.NewKnownHostsCallback(cfg.GitKnownHostsFile)
+			if err != nil {
+				return nil, fmt.Errorf("--git-known-hosts-file: %w", err)
+			}
+			keys.HostKeyCallback = cb
+		}
+		return keys, nil
+	}
+	return nil, nil
+}
+
+// readSecret reads a token or password file, trimmed; its content never appears in
+// errors.
+func readSecret(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	s := strings.TrimSpace(string(data))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// serve starts the metrics and health server; the returned function stops it.
+func serve(addr string, metrics http.Handler, ready *atomic.Bool, log *slog.Logger) (func(), error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready: first sync not done", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &ConfigError{Flag: "listen", Env: EnvName("listen"), Err: err}
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
