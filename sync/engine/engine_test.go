@@ -268,3 +268,27 @@ func TestSpansPerStage(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderErrorPrunesNothing(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, baseRepo)
+	f.write(t, map[string]string{"apps/web/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-extra}\n"})
+	f.sync(t)
+	if f.configMap(t, "web-extra") == nil {
+		t.Fatal("web-extra not applied")
+	}
+	// web loses extra.yaml but its other file now fails to render: nothing of web may go.
+	f.write(t, map[string]string{
+		"apps/web/extra.yaml": "",
+		"apps/web/cm.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata:\n  x: \"${NOT_DEFINED}\"\n",
+	})
+	res := f.sync(t)
+	if web := appByName(res, "web"); web.Phase != PhaseFailed || web.Error.Stage != StageRender {
+		t.Fatalf("web = %s %+v, want a render failure", web.Phase, web.Error)
+	}
+	for _, name := range []string{"web", "web-extra"} {
+		if f.configMap(t, name) == nil {
+			t.Errorf("%s pruned after a render error", name)
+		}
+	}
+}
