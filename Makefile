@@ -33,6 +33,14 @@ fmt-check: ## fail if gofmt would change a file
 test: testbin fmt-check vet ## all tests, against real local clusters (what CI runs)
 	OUTPOST_TESTBIN_DIR=$(BIN) $(GO) test $(TEST_FLAGS) -v $(PKGS) 2>&1 | tee $(BIN)/test.log | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
 
+FUZZTIME ?= 30s
+fuzz: ## run every fuzz target for FUZZTIME each (seed corpora also run in make test)
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
 clean: ## remove the outpost binary and test logs (keeps the testbed cache)
 	rm -f $(BIN)/outpost $(BIN)/test.log
 
