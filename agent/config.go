@@ -53,6 +53,9 @@ type Config struct {
 	CacheDir string
 	// InventoryNamespace holds the per-app inventories (what Outpost applied).
 	InventoryNamespace string
+	// Namespaces, when set, are the only namespaces the agent writes to and watches
+	// (the namespaced RBAC profile); objects elsewhere or cluster-scoped fail clearly.
+	Namespaces []string
 	// LeaderElect enables leader election (one active agent per cluster).
 	LeaderElect bool
 	// LeaseNamespace and LeaseName name the Lease used for leader election.
@@ -107,6 +110,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig path; empty uses the in-cluster config")
 	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address for /metrics, /healthz, /readyz; empty disables")
 	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "directory for the Git clone and rendered revisions")
+	fs.StringSliceVar(&c.Namespaces, "namespaces", c.Namespaces, "comma-separated namespaces the agent may write to and watch (namespaced RBAC profile); empty: the whole cluster")
 	fs.StringVar(&c.InventoryNamespace, "inventory-namespace", c.InventoryNamespace, "namespace of the per-app inventories")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect one active agent per cluster with a Lease")
 	fs.StringVar(&c.LeaseNamespace, "lease-namespace", c.LeaseNamespace, "namespace of the leader-election Lease")
@@ -233,6 +237,11 @@ func (c *Config) Validate() error {
 		}
 		if c.Identity == "" {
 			return configErr("identity", "required with --leader-elect")
+		}
+	}
+	for i, ns := range c.Namespaces {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return configErr("namespaces", "item %d %q: %s", i, ns, errs[0])
 		}
 	}
 	if errs := validation.IsDNS1123Label(c.InventoryNamespace); len(errs) > 0 {

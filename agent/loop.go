@@ -62,7 +62,7 @@ func newLoop(cfg Config, d *deps, m *metrics, tracer trace.Tracer, log *slog.Log
 		synced:  map[string]time.Time{},
 		healthy: map[string]time.Time{},
 	}
-	l.watch = driftwatch.New(driftwatch.Config{Client: d.dynamic, Mapper: d.mapper, Logger: l.log, OnEvent: l.onDrift})
+	l.watch = driftwatch.New(driftwatch.Config{Client: d.dynamic, Mapper: d.mapper, Logger: l.log, OnEvent: l.onDrift, Namespaced: len(cfg.Namespaces) > 0})
 	return l
 }
 
@@ -132,7 +132,7 @@ func (l *loop) run(ctx context.Context, ready *atomic.Bool) {
 	l.eng, err = engine.New(engine.Config{
 		Syncer: syncer, Health: cacheGetter{watch: l.watch, fallback: getter},
 		Inventories: inventories,
-		Concurrency: l.cfg.Concurrency, Logger: l.log, Tracer: l.tracer,
+		Concurrency: l.cfg.Concurrency, Logger: l.log, Tracer: l.tracer, Namespaces: l.cfg.Namespaces,
 	})
 	if err != nil {
 		l.log.Error("cannot create the sync engine", "err", err)

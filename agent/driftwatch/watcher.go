@@ -54,6 +54,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives informer problems. Default: discard.
 	Logger *slog.Logger
+	// Namespaced watches each namespace separately instead of the whole cluster, for
+	// agents whose RBAC is limited to some namespaces (cluster-scoped objects are then
+	// not watched).
+	Namespaced bool
 }
 
 // objKey identifies an object independent of its API version.
@@ -76,6 +80,12 @@ type informer struct {
 	stop context.CancelFunc
 }
 
+// informerKey names an informer: a resource, in one namespace or ("") all of them.
+type informerKey struct {
+	gvr       schema.GroupVersionResource
+	namespace string
+}
+
 // Watcher watches managed objects for drift. Create it with New and Start it.
 type Watcher struct {
 	cfg Config
@@ -85,7 +95,7 @@ type Watcher struct {
 	desired   map[objKey]desiredObj
 	byApp     map[string][]objKey
 	resources map[schema.GroupKind]schema.GroupVersionResource
-	informers map[schema.GroupVersionResource]*informer
+	informers map[informerKey]*informer
 	state     map[objKey]string // fingerprint of the last emitted drift; absent = none
 	current   map[objKey]*drift.Report
 }
@@ -109,7 +119,7 @@ func New(cfg Config) *Watcher {
 		desired:   map[objKey]desiredObj{},
 		byApp:     map[string][]objKey{},
 		resources: map[schema.GroupKind]schema.GroupVersionResource{},
-		informers: map[schema.GroupVersionResource]*informer{},
+		informers: map[informerKey]*informer{},
 		state:     map[objKey]string{},
 		current:   map[objKey]*drift.Report{},
 	}
@@ -124,9 +134,9 @@ func (w *Watcher) Start(ctx context.Context) {
 		<-ctx.Done()
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		for gvr, inf := range w.informers {
+		for key, inf := range w.informers {
 			inf.stop()
-			delete(w.informers, gvr)
+			delete(w.informers, key)
 		}
 	}()
 }
@@ -136,13 +146,13 @@ func (w *Watcher) Start(ctx context.Context) {
 // synced. Objects must carry their namespace if namespaced. An empty objs removes the
 // app.
 func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructured.Unstructured) error {
-	gvrs := make(map[schema.GroupVersionResource]bool, len(objs))
+	wanted := make(map[informerKey]bool, len(objs))
 	for _, o := range objs {
 		gvr, err := w.resourceFor(o.GroupVersionKind())
 		if err != nil {
 			return fmt.Errorf("watch %s %s/%s of app %s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), app, err)
 		}
-		gvrs[gvr] = true
+		wanted[w.informerKeyFor(gvr, o.GetNamespace())] = true
 	}
 	w.mu.Lock()
 	if w.ctx == nil {
@@ -168,9 +178,9 @@ func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructur
 		w.byApp[app] = keys
 	}
 	var started []cache.InformerSynced
-	for gvr := range gvrs {
-		if _, ok := w.informers[gvr]; !ok {
-			started = append(started, w.startInformer(gvr).HasSynced)
+	for key := range wanted {
+		if _, ok := w.informers[key]; !ok {
+			started = append(started, w.startInformer(key).HasSynced)
 		}
 	}
 	w.stopUnused()
@@ -210,10 +220,19 @@ func (w *Watcher) resourceFor(gvk schema.GroupVersionKind) (schema.GroupVersionR
 	return m.Resource, nil
 }
 
-// startInformer starts a label-selected informer for gvr; w.mu must be held.
-func (w *Watcher) startInformer(gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+// informerKeyFor is the informer that watches objects of gvr in namespace.
+func (w *Watcher) informerKeyFor(gvr schema.GroupVersionResource, namespace string) informerKey {
+	if !w.cfg.Namespaced {
+		namespace = metav1.NamespaceAll
+	}
+	return informerKey{gvr: gvr, namespace: namespace}
+}
+
+// startInformer starts a label-selected informer; w.mu must be held.
+func (w *Watcher) startInformer(key informerKey) cache.SharedIndexInformer {
 	ctx, stop := context.WithCancel(w.ctx)
-	f := dynamicinformer.NewFilteredDynamicInformer(w.cfg.Client, gvr, metav1.NamespaceAll, 0, cache.Indexers{},
+	gvr := key.gvr
+	f := dynamicinformer.NewFilteredDynamicInformer(w.cfg.Client, gvr, key.namespace, 0, cache.Indexers{},
 		func(o *metav1.ListOptions) { o.LabelSelector = w.cfg.Selector })
 	inf := f.Informer()
 	_ = inf.SetTransform(dropLastApplied)
@@ -226,20 +245,20 @@ func (w *Watcher) startInformer(gvr schema.GroupVersionResource) cache.SharedInd
 		w.cfg.Logger.Warn("drift watch error", "resource", gvr.String(), "err", err)
 	})
 	go inf.RunWithContext(ctx)
-	w.informers[gvr] = &informer{inf: inf, stop: stop}
+	w.informers[key] = &informer{inf: inf, stop: stop}
 	return inf
 }
 
 // stopUnused stops informers of kinds no app wants any more; w.mu must be held.
 func (w *Watcher) stopUnused() {
-	used := map[schema.GroupVersionResource]bool{}
+	used := map[informerKey]bool{}
 	for k := range w.desired {
-		used[w.resources[schema.GroupKind{Group: k.group, Kind: k.kind}]] = true
+		used[w.informerKeyFor(w.resources[schema.GroupKind{Group: k.group, Kind: k.kind}], k.namespace)] = true
 	}
-	for gvr, inf := range w.informers {
-		if !used[gvr] {
+	for key, inf := range w.informers {
+		if !used[key] {
 			inf.stop()
-			delete(w.informers, gvr)
+			delete(w.informers, key)
 		}
 	}
 }
@@ -387,7 +406,7 @@ func keyRef(k objKey) Ref { return Ref{k.group, k.kind, k.namespace, k.name} }
 func (w *Watcher) Get(ref Ref) (*unstructured.Unstructured, bool, error) {
 	w.mu.RLock()
 	gvr, known := w.resources[schema.GroupKind{Group: ref.Group, Kind: ref.Kind}]
-	inf := w.informers[gvr]
+	inf := w.informers[w.informerKeyFor(gvr, ref.Namespace)]
 	w.mu.RUnlock()
 	if !known || inf == nil {
 		return nil, false, fmt.Errorf("%s %s/%s: kind not watched", ref.Kind, ref.Namespace, ref.Name)

@@ -1,11 +1,13 @@
 package driftwatch
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -183,4 +185,52 @@ func toInt(v any) int64 {
 		return int64(n)
 	}
 	return -1
+}
+
+// TestNamespacedWatchUnderNamespacedRBAC runs the watch with a ServiceAccount token
+// whose Role covers one namespace only: a cluster-wide watch would be forbidden.
+func TestNamespacedWatchUnderNamespacedRBAC(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	admin := env.RESTConfig()
+	cs := kubernetes.NewForConfigOrDie(admin)
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "watch", "create", "patch"}}},
+	}
+	if _, err := cs.RbacV1().Roles(ns).Create(t.Context(), role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "agent"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "agent", Namespace: ns}},
+	}
+	if _, err := cs.RbacV1().RoleBindings(ns).Create(t.Context(), binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	token, err := env.ServiceAccountToken(t.Context(), ns, "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := env.TokenConfig(token)
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	desired := deployment(t, ns)
+	applyAsOutpost(t, dyn, desired)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	events := make(chan Event, 16)
+	w := New(Config{Client: dyn, Mapper: mapper, Namespaced: true, OnEvent: func(e Event) { events <- e }})
+	w.Start(t.Context())
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := w.SetDesired(ctx, "web", []*unstructured.Unstructured{desired}); err != nil {
+		t.Fatalf("namespaced watch under a namespaced Role: %v", err)
+	}
+	if _, err := cs.AppsV1().Deployments(ns).UpdateScale(t.Context(), "web",
+		&autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 4}},
+		metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, events); len(e.Report.Fields) != 1 || e.Report.Fields[0].Manager != "kubectl" {
+		t.Errorf("event = %+v, want replicas drift by kubectl", e.Report)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,6 +48,10 @@ type Config struct {
 	Concurrency int
 	// Logger receives one line per app. Default: discard.
 	Logger *slog.Logger
+	// Namespaces, when set, are the only namespaces the engine may write to: an app
+	// with an object elsewhere, or a cluster-scoped one, fails before any request
+	// (for agents whose RBAC is limited to these namespaces).
+	Namespaces []string
 	// Tracer records a span per app with render and health children (apply adds
 	// plan, apply and prune). Default: no tracing.
 	Tracer trace.Tracer
@@ -205,6 +210,9 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 	}
 	ar.Objects = rendered.Objects
 	ar.Digest = rendered.Digest
+	if err := checkNamespaces(rendered.Objects, e.cfg.Namespaces); err != nil {
+		return ar.fail(StageApply, err)
+	}
 
 	t = time.Now()
 	applied, err := e.cfg.Syncer.SyncApp(ctx, app.Name, rendered.Objects, apply.Options{
@@ -282,4 +290,34 @@ func short(rev string) string {
 		return rev[:12]
 	}
 	return rev
+}
+
+// NamespaceError is an object outside the namespaces the engine may write to.
+type NamespaceError struct {
+	// Object is "Kind/namespace/name" or, cluster-scoped, "Kind/name".
+	Object string
+	// Namespace is the object's namespace; empty when cluster-scoped.
+	Namespace string
+	// Allowed are the namespaces the engine may write to.
+	Allowed []string
+}
+
+func (e *NamespaceError) Error() string {
+	if e.Namespace == "" {
+		return fmt.Sprintf("%s: cluster-scoped objects are not allowed; this agent may write only to namespaces %v", e.Object, e.Allowed)
+	}
+	return fmt.Sprintf("%s: namespace %q is not allowed; this agent may write only to namespaces %v", e.Object, e.Namespace, e.Allowed)
+}
+
+// checkNamespaces refuses objects outside allowed (when allowed is set).
+func checkNamespaces(objs []*unstructured.Unstructured, allowed []string) error {
+	if len(allowed) == 0 {
+		return nil
+	}
+	for _, o := range objs {
+		if !slices.Contains(allowed, o.GetNamespace()) {
+			return &NamespaceError{Object: render.ObjectRef(o), Namespace: o.GetNamespace(), Allowed: allowed}
+		}
+	}
+	return nil
 }

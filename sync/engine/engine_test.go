@@ -292,3 +292,33 @@ func TestRenderErrorPrunesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestObjectsOutsideAllowedNamespacesFailClearly(t *testing.T) {
+	f := newFixture(t)
+	f.eng.cfg.Namespaces = []string{f.ns}
+	f.write(t, baseRepo)
+	f.write(t, map[string]string{
+		"clusters/dev/apps.yaml": "apps:\n  - name: base\n    version: \"1\"\n  - name: escape\n    version: \"1\"\n  - name: global\n    version: \"1\"\n",
+		"apps/escape/cm.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: escape, namespace: kube-system}\n",
+		"apps/global/role.yaml":  "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: outpost-test-global}\nrules: []\n",
+	})
+	res := f.sync(t)
+	if base := appByName(res, "base"); base.Phase != PhaseSynced {
+		t.Errorf("base = %s %+v, want Synced in its allowed namespace", base.Phase, base.Error)
+	}
+	for name, want := range map[string]string{
+		"escape": `ConfigMap/kube-system/escape: namespace "kube-system" is not allowed`,
+		"global": "ClusterRole/outpost-test-global: cluster-scoped objects are not allowed",
+	} {
+		ar := appByName(res, name)
+		if ar.Phase != PhaseFailed || ar.Error == nil || !strings.Contains(ar.Error.Message, want) || ar.Apply != nil {
+			t.Errorf("%s = %s %+v, want a failure before apply containing %q", name, ar.Phase, ar.Error, want)
+		}
+	}
+	if _, err := f.cs.CoreV1().ConfigMaps("kube-system").Get(t.Context(), "escape", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the refused object was created (err %v)", err)
+	}
+	if _, err := f.cs.RbacV1().ClusterRoles().Get(t.Context(), "outpost-test-global", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the refused ClusterRole was created (err %v)", err)
+	}
+}

@@ -139,5 +139,9 @@ func locate(stage Stage, err error) *Error {
 	if errors.As(err, &oe) {
 		e.Object = oe.Object.String()
 	}
+	var ne *NamespaceError
+	if errors.As(err, &ne) {
+		e.Object = ne.Object
+	}
 	return e
 }
