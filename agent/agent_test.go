@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,35 +83,12 @@ func (g *gitRepo) commit(files map[string]string, msg string) string {
 	return h.String()
 }
 
-// requestCounter counts an agent's requests to the apiserver.
-type requestCounter struct{ writes, dryRuns, reads atomic.Int64 }
-
-func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
-	return rtFunc(func(r *http.Request) (*http.Response, error) {
-		switch {
-		case r.Method == http.MethodGet:
-			c.reads.Add(1)
-		case strings.Contains(r.URL.RawQuery, "dryRun"):
-			c.dryRuns.Add(1)
-		case r.URL.Path != "" && strings.Contains(r.URL.Path, "/leases/"):
-			// leader-election renewals are not sync work
-		default:
-			c.writes.Add(1)
-		}
-		return rt.RoundTrip(r)
-	})
-}
-
-type rtFunc func(*http.Request) (*http.Response, error)
-
-func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // runningAgent is an agent started by a test.
 type runningAgent struct {
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when Run returned; err is then set
 	err      error
-	requests *requestCounter
+	requests *testenv.Requests
 }
 
 func (a *runningAgent) stop(t *testing.T) {
@@ -136,9 +112,10 @@ func startAgent(t *testing.T, repoURL, invNS string, mutate func(*Config)) *runn
 	if err := os.WriteFile(token, []byte("agent-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	counter := &requestCounter{}
+	// Leader-election renewals are not sync work.
+	counter := &testenv.Requests{Ignore: func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/leases/") }}
 	rc := env.RESTConfig()
-	rc.Wrap(counter.wrap)
+	rc.Wrap(counter.Wrap)
 	cfg := DefaultConfig()
 	cfg.ClusterName = "dev"
 	cfg.GitURL = repoURL
@@ -340,10 +317,12 @@ func TestTwoAgentsOnlyTheLeaderWrites(t *testing.T) {
 	repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "2"})}, "web 2")
 	waitConfigMap(t, ns, "web", 20*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == "2" })
 	time.Sleep(time.Second)
-	if a.requests.writes.Load() == 0 || b.requests.writes.Load() != 0 {
-		t.Fatalf("writes: leader %d, standby %d; want only the leader to write", a.requests.writes.Load(), b.requests.writes.Load())
+	aw, _, _ := a.requests.Counts()
+	bw, _, _ := b.requests.Counts()
+	if aw == 0 || bw != 0 {
+		t.Fatalf("writes: leader %d, standby %d %v; want only the leader to write", aw, bw, b.requests.Writes())
 	}
-	t.Logf("writes: leader %d, standby %d", a.requests.writes.Load(), b.requests.writes.Load())
+	t.Logf("writes: leader %d, standby %d", aw, bw)
 
 	// The leader goes away: the standby takes over and converges.
 	start := time.Now()
@@ -351,7 +330,7 @@ func TestTwoAgentsOnlyTheLeaderWrites(t *testing.T) {
 	repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "3"})}, "web 3")
 	waitConfigMap(t, ns, "web", 30*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == "3" })
 	t.Logf("standby took over and applied the next commit %s after the leader stopped", time.Since(start).Round(time.Millisecond))
-	if b.requests.writes.Load() == 0 {
+	if bw, _, _ := b.requests.Counts(); bw == 0 {
 		t.Error("the new leader made no write")
 	}
 }
@@ -496,12 +475,12 @@ spec:
 		hub.waitStatus(t, name, 60*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
 	}
 	time.Sleep(2 * time.Second) // let the first full resync record fresh resourceVersions
-	writes, dryRuns, reads := a.requests.writes.Load(), a.requests.dryRuns.Load(), a.requests.reads.Load()
+	a.requests.Reset()
 	time.Sleep(60 * time.Second)
-	w, d, r := a.requests.writes.Load()-writes, a.requests.dryRuns.Load()-dryRuns, a.requests.reads.Load()-reads
+	w, d, r := a.requests.Counts()
 	t.Logf("idle 60 s with 20 apps (40 objects), full resync every ~10 s: %d writes, %d dry-runs, %d reads; test process RSS %s", w, d, r, rss())
 	if w != 0 || d != 0 {
-		t.Errorf("idle agent made %d writes and %d dry-runs, want 0 and 0", w, d)
+		t.Errorf("idle agent made %d writes %v and %d dry-runs %v, want 0 and 0", w, a.requests.Writes(), d, a.requests.DryRuns())
 	}
 }
 

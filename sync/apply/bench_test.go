@@ -30,11 +30,11 @@ func BenchmarkSyncAppCreate(b *testing.B) {
 				ns := env.CreateNamespace(b)
 				objs := headless(objects(b, ns, n))
 				h.app = ns
-				h.req.reset()
+				h.req.Reset()
 				b.StartTimer()
 				h.sync(b, objs, Options{})
 				b.StopTimer()
-				w, _, _ := h.req.counts()
+				w, _, _ := h.req.Counts()
 				writes += w
 				b.StartTimer()
 			}
@@ -50,11 +50,11 @@ func BenchmarkSyncAppNoOp(b *testing.B) {
 			h := newHarness(b, quiet)
 			objs := headless(objects(b, h.ns, n))
 			h.sync(b, objs, Options{})
-			h.req.reset()
+			h.req.Reset()
 			for b.Loop() {
 				h.sync(b, objs, Options{})
 			}
-			writes, dryRuns, reads := h.req.counts()
+			writes, dryRuns, reads := h.req.Counts()
 			b.ReportMetric(float64(writes+dryRuns)/float64(b.N), "writes+dryruns/op")
 			b.ReportMetric(float64(reads)/float64(b.N), "reads/op")
 		})

@@ -3,9 +3,7 @@ package apply
 import (
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -22,51 +20,10 @@ func TestMain(m *testing.M) {
 	testenv.RunMain(m, testenv.Options{Name: "apply"}, func(c *testenv.Cluster) { env = c })
 }
 
-// requests counts the HTTP requests a client sends.
-type requests struct {
-	mu      sync.Mutex
-	writes  []string // POST, PUT, PATCH, DELETE without dryRun
-	dryRuns []string
-	reads   int
-}
-
-func (r *requests) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		r.mu.Lock()
-		line := req.Method + " " + req.URL.Path
-		switch {
-		case req.URL.Query().Get("dryRun") != "":
-			r.dryRuns = append(r.dryRuns, line)
-		case req.Method == http.MethodGet || req.Method == http.MethodHead:
-			r.reads++
-		default:
-			r.writes = append(r.writes, line)
-		}
-		r.mu.Unlock()
-		return rt.RoundTrip(req)
-	})
-}
-
-func (r *requests) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.writes, r.dryRuns, r.reads = nil, nil, 0
-}
-
-func (r *requests) counts() (writes, dryRuns, reads int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.writes), len(r.dryRuns), r.reads
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // harness is a Syncer whose requests are counted, plus an uncounted client.
 type harness struct {
 	s      *Syncer
-	req    *requests
+	req    *testenv.Requests
 	c      client.Client // uncounted, for assertions
 	ns     string
 	app    string
@@ -75,10 +32,10 @@ type harness struct {
 
 func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{req: &requests{}, ns: env.CreateNamespace(t)}
+	h := &harness{req: &testenv.Requests{}, ns: env.CreateNamespace(t)}
 	h.app = h.ns
 	cfg := env.RESTConfig()
-	cfg.Wrap(h.req.wrap)
+	cfg.Wrap(h.req.Wrap)
 	counted, err := client.New(cfg, client.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -23,21 +23,21 @@ func TestSyncAppNoOpCostsNothing(t *testing.T) {
 	start := time.Now()
 	res := h.sync(t, desired, Options{})
 	first := time.Since(start)
-	writes, dryRuns, reads := h.req.counts()
+	writes, dryRuns, reads := h.req.Counts()
 	t.Logf("first sync of 100 objects: %s, %d writes, %d dry-runs, %d reads", first, writes, dryRuns, reads)
 	if res.Changes.Counts.Created != 100 || res.Inventory != 100 {
 		t.Fatalf("first sync: %+v, inventory %d; want 100 created", res.Changes.Counts, res.Inventory)
 	}
 
-	h.req.reset()
+	h.req.Reset()
 	start = time.Now()
 	res = h.sync(t, desired, Options{})
 	second := time.Since(start)
-	writes, dryRuns, reads = h.req.counts()
+	writes, dryRuns, reads = h.req.Counts()
 	t.Logf("second sync: %s, %d writes, %d dry-runs, %d reads", second, writes, dryRuns, reads)
 	if writes != 0 || dryRuns != 0 {
 		t.Errorf("unchanged re-sync sent %d writes and %d dry-runs, want 0:\n  %s\n  %s",
-			writes, dryRuns, joined(h.req.writes), joined(h.req.dryRuns))
+			writes, dryRuns, joined(h.req.Writes()), joined(h.req.DryRuns()))
 	}
 	if res.Changes.Counts.Skipped != 100 || res.InventoryWrites != 0 {
 		t.Errorf("second sync: %+v, %d inventory writes; want 100 skipped, 0 writes",
@@ -61,10 +61,10 @@ func TestSyncAppChangeUpdatesOnlyThatObject(t *testing.T) {
 	_ = unstructured.SetNestedField(byName(changed, "cm-4").Object, "changed", "data", "index")
 	_ = unstructured.SetNestedField(byName(changed, "secret-5").Object, "new-password", "stringData", "password")
 
-	h.req.reset()
+	h.req.Reset()
 	res := h.sync(t, changed, Options{})
-	writes, dryRuns, _ := h.req.counts()
-	t.Logf("one ConfigMap and one Secret changed: %d writes, %d dry-runs:\n  %s", writes, dryRuns, joined(h.req.writes))
+	writes, dryRuns, _ := h.req.Counts()
+	t.Logf("one ConfigMap and one Secret changed: %d writes, %d dry-runs:\n  %s", writes, dryRuns, joined(h.req.Writes()))
 	if c := res.Changes.Counts; c.Configured != 2 || c.Skipped != 10 {
 		t.Fatalf("counts %+v, want 2 configured, 10 skipped", c)
 	}
@@ -175,14 +175,14 @@ func TestSyncAppRefusesToEmptyAnApp(t *testing.T) {
 	desired := objects(t, h.ns, 3)
 	h.sync(t, desired, Options{})
 
-	h.req.reset()
+	h.req.Reset()
 	_, err := h.s.SyncApp(t.Context(), h.app, nil, Options{})
 	var refused *PruneRefusedError
 	if !errors.As(err, &refused) || refused.Reason != RefusedEmpty || refused.Objects != 3 {
 		t.Fatalf("empty desired set: err = %v, want *PruneRefusedError (empty, 3 objects)", err)
 	}
-	if writes, _, _ := h.req.counts(); writes != 0 {
-		t.Errorf("refused sync wrote: %s", joined(h.req.writes))
+	if writes, _, _ := h.req.Counts(); writes != 0 {
+		t.Errorf("refused sync wrote: %s", joined(h.req.Writes()))
 	}
 	for _, o := range desired {
 		if h.live(t, o) == nil {
@@ -215,11 +215,11 @@ func TestSyncAppCRDAndCustomResourceInOnePass(t *testing.T) {
 		t.Fatal("Widget not created")
 	}
 
-	h.req.reset()
+	h.req.Reset()
 	res = h.sync(t, []*unstructured.Unstructured{cr, crd}, Options{})
-	if writes, dryRuns, _ := h.req.counts(); writes != 0 || dryRuns != 0 || res.Changes.Counts.Skipped != 2 {
+	if writes, dryRuns, _ := h.req.Counts(); writes != 0 || dryRuns != 0 || res.Changes.Counts.Skipped != 2 {
 		t.Errorf("re-sync: %+v, %d writes, %d dry-runs; want both skipped and no request:\n  %s\n  %s",
-			res.Changes.Counts, writes, dryRuns, joined(h.req.writes), joined(h.req.dryRuns))
+			res.Changes.Counts, writes, dryRuns, joined(h.req.Writes()), joined(h.req.DryRuns()))
 	}
 }
 
@@ -423,16 +423,16 @@ func TestSyncAppRepairsClusterChanges(t *testing.T) {
 	if err := h.c.Update(t.Context(), cm, client.FieldOwner("kubectl-annotate")); err != nil {
 		t.Fatal(err)
 	}
-	h.req.reset()
+	h.req.Reset()
 	res = h.sync(t, desired, Options{})
-	writes, dryRuns, _ := h.req.counts()
+	writes, dryRuns, _ := h.req.Counts()
 	if c := res.Changes.Counts; c.Unchanged != 1 || c.Skipped != 3 || dryRuns != 1 || writes != 1 {
 		t.Errorf("after a foreign annotation: %+v, %d writes (want only the inventory record), %d dry-runs",
 			c, writes, dryRuns)
 	}
-	h.req.reset()
+	h.req.Reset()
 	h.sync(t, desired, Options{})
-	if writes, dryRuns, _ := h.req.counts(); writes != 0 || dryRuns != 0 {
+	if writes, dryRuns, _ := h.req.Counts(); writes != 0 || dryRuns != 0 {
 		t.Errorf("next sync: %d writes, %d dry-runs, want none", writes, dryRuns)
 	}
 }
@@ -445,7 +445,7 @@ func TestPlanPreviewChangesNothing(t *testing.T) {
 	next[0] = next[0].DeepCopy()
 	_ = unstructured.SetNestedField(next[0].Object, "x", "data", "index")
 
-	h.req.reset()
+	h.req.Reset()
 	p, err := h.s.Plan(t.Context(), h.app, next)
 	if err != nil {
 		t.Fatal(err)
@@ -453,7 +453,7 @@ func TestPlanPreviewChangesNothing(t *testing.T) {
 	if c := p.Counts(); c.Update != 1 || c.Delete != 1 || c.Unchanged != 2 {
 		t.Errorf("plan counts %+v, want 1 update, 1 delete, 2 unchanged", c)
 	}
-	if writes, dryRuns, _ := h.req.counts(); writes != 0 || dryRuns != 1 {
+	if writes, dryRuns, _ := h.req.Counts(); writes != 0 || dryRuns != 1 {
 		t.Errorf("Plan sent %d writes and %d dry-runs, want 0 and 1", writes, dryRuns)
 	}
 }

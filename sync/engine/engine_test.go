@@ -1,11 +1,9 @@
 package engine
 
 import (
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -29,35 +27,14 @@ func TestMain(m *testing.M) {
 	testenv.RunMain(m, testenv.Options{Name: "engine"}, func(c *testenv.Cluster) { env = c })
 }
 
-// writes counts mutating requests and dry-runs going through a client.
-type writes struct{ n, dryRuns atomic.Int64 }
-
-func (w *writes) wrap(rt http.RoundTripper) http.RoundTripper {
-	return rtFunc(func(r *http.Request) (*http.Response, error) {
-		switch r.Method {
-		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-			if strings.Contains(r.URL.RawQuery, "dryRun") {
-				w.dryRuns.Add(1)
-			} else {
-				w.n.Add(1)
-			}
-		}
-		return rt.RoundTrip(r)
-	})
-}
-
-type rtFunc func(*http.Request) (*http.Response, error)
-
-func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // fixture is an engine on the test cluster whose inventories live in their own
 // namespace, so tests do not see each other's apps.
 type fixture struct {
-	eng    *Engine
-	writes *writes
-	cs     kubernetes.Interface
-	root   string
-	ns     string
+	eng  *Engine
+	req  *testenv.Requests
+	cs   kubernetes.Interface
+	root string
+	ns   string
 }
 
 func newFixture(t *testing.T) *fixture { return newTracedFixture(t, nil) }
@@ -67,9 +44,9 @@ func newFixture(t *testing.T) *fixture { return newTracedFixture(t, nil) }
 func newTracedFixture(t *testing.T, tracer trace.Tracer) *fixture {
 	t.Helper()
 	ns := env.CreateNamespace(t)
-	w := &writes{}
+	req := &testenv.Requests{}
 	cfg := env.RESTConfig()
-	cfg.Wrap(w.wrap)
+	cfg.Wrap(req.Wrap)
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +65,7 @@ func newTracedFixture(t *testing.T, tracer trace.Tracer) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{eng: eng, writes: w, cs: kubernetes.NewForConfigOrDie(env.RESTConfig()), root: t.TempDir(), ns: ns}
+	return &fixture{eng: eng, req: req, cs: kubernetes.NewForConfigOrDie(env.RESTConfig()), root: t.TempDir(), ns: ns}
 }
 
 // write puts files into the repository, expanding $NS to the test's namespace.
@@ -200,14 +177,10 @@ func TestSecondSyncOfUnchangedRepoWritesNothing(t *testing.T) {
 	f := newFixture(t)
 	f.write(t, baseRepo)
 	f.sync(t)
-	before := f.writes.n.Load()
-	f.writes.dryRuns.Store(0)
+	f.req.Reset()
 	f.sync(t)
-	if n := f.writes.n.Load() - before; n != 0 {
-		t.Errorf("unchanged sync made %d write requests, want 0", n)
-	}
-	if n := f.writes.dryRuns.Load(); n != 0 {
-		t.Errorf("unchanged sync made %d dry-runs, want 0", n)
+	if writes, dryRuns, _ := f.req.Counts(); writes != 0 || dryRuns != 0 {
+		t.Errorf("unchanged sync made %d writes %v and %d dry-runs %v, want none", writes, f.req.Writes(), dryRuns, f.req.DryRuns())
 	}
 }
 
