@@ -345,11 +345,7 @@ func (l *loop) report(app string, ar *engine.AppResult, o reportOpts) {
 	synced := l.synced[app]
 	l.mu.Unlock()
 	reports := l.watch.Drift(app)
-	var drifted int64
-	for _, a := range l.appNames() {
-		drifted += int64(len(l.watch.Drift(a)))
-	}
-	l.m.drifted.Store(drifted)
+	l.m.drifted.Store(int64(l.watch.DriftedObjects()))
 	if l.d.hub == nil {
 		return
 	}

@@ -387,6 +387,13 @@ func (w *Watcher) Drift(app string) []*drift.Report {
 	return out
 }
 
+// DriftedObjects is the number of managed objects currently drifted.
+func (w *Watcher) DriftedObjects() int {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return len(w.current)
+}
+
 // Ref names an object for Get.
 type Ref struct {
 	// Group is the API group ("" for core).
