@@ -108,8 +108,8 @@ func TestDriftEventsFromAnotherManager(t *testing.T) {
 		t.Errorf("field = %+v, want spec.replicas 2 -> 5 by kubectl via scale", f)
 	}
 
-	if cur := w.Drift("web"); len(cur) != 1 || cur[0].Fields[0].Path != "spec.replicas" {
-		t.Errorf("Drift(web) = %+v, want the replicas drift", cur)
+	if cur := w.Drift("web"); len(cur) != 1 || cur[0].Fields[0].Path != "spec.replicas" || w.DriftedObjects() != 1 {
+		t.Errorf("Drift(web) = %+v (%d drifted objects), want the replicas drift", cur, w.DriftedObjects())
 	}
 
 	// Status churn of the same drifted object emits nothing new.
@@ -124,8 +124,8 @@ func TestDriftEventsFromAnotherManager(t *testing.T) {
 	if e := waitEvent(t, events); e.Report.Drifted() {
 		t.Errorf("after re-apply: %+v, want drift cleared", e.Report)
 	}
-	if cur := w.Drift("web"); len(cur) != 0 {
-		t.Errorf("Drift(web) after re-apply = %+v, want none", cur)
+	if cur := w.Drift("web"); len(cur) != 0 || w.DriftedObjects() != 0 {
+		t.Errorf("Drift(web) after re-apply = %+v (%d drifted objects), want none", cur, w.DriftedObjects())
 	}
 
 	// Deleted out of band.
