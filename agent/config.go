@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
+
+	"github.com/outpost-gitops/outpost/internal/flagenv"
 )
 
 // Config is everything the agent needs. Every field has a flag and an OUTPOST_* env var
@@ -121,49 +123,20 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 }
 
 // EnvName is the environment variable of a flag: --git-url → OUTPOST_GIT_URL.
-func EnvName(flag string) string {
-	return "OUTPOST_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
-}
+func EnvName(flag string) string { return flagenv.EnvName(flag) }
 
 // ApplyEnv sets every flag not given on the command line from its OUTPOST_* variable,
 // found with lookup (os.LookupEnv in production). A malformed value is an error naming
 // the variable.
 func ApplyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
-	var errs []error
-	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
-			return
-		}
-		name := EnvName(f.Name)
-		v, ok := lookup(name)
-		if !ok {
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil {
-			errs = append(errs, &ConfigError{Flag: f.Name, Env: name, Err: err})
-		}
-	})
-	return errors.Join(errs...)
+	return flagenv.Apply(fs, lookup)
 }
 
 // ConfigError is a bad configuration value, naming its flag and environment variable.
-type ConfigError struct {
-	// Flag is the flag name without dashes.
-	Flag string
-	// Env is the matching environment variable.
-	Env string
-	// Err says what is wrong.
-	Err error
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("--%s (%s): %v", e.Flag, e.Env, e.Err)
-}
-
-func (e *ConfigError) Unwrap() error { return e.Err }
+type ConfigError = flagenv.Error
 
 func configErr(flag string, format string, args ...any) error {
-	return &ConfigError{Flag: flag, Env: EnvName(flag), Err: fmt.Errorf(format, args...)}
+	return flagenv.Errorf(flag, format, args...)
 }
 
 // scpLike matches user@host:path Git URLs.
@@ -188,7 +161,7 @@ func (c *Config) Validate() error {
 		{"git-password-file", c.GitPasswordFile}, {"git-ssh-key-file", c.GitSSHKeyFile},
 		{"git-known-hosts-file", c.GitKnownHostsFile}, {"token-file", c.TokenFile},
 	} {
-		if err := readable(f.path); err != nil {
+		if err := flagenv.Readable(f.path); err != nil {
 			return configErr(f.flag, "%v", err)
 		}
 	}
@@ -224,7 +197,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Kubeconfig != "" {
-		if err := readable(c.Kubeconfig); err != nil {
+		if err := flagenv.Readable(c.Kubeconfig); err != nil {
 			return configErr("kubeconfig", "%v", err)
 		}
 	}
@@ -282,18 +255,6 @@ func validateGitURL(raw string) error {
 		return fmt.Errorf("%q: scheme must be https, http, ssh, git or file", redactURL(raw))
 	}
 	return nil
-}
-
-// readable checks that an optional file exists and can be read.
-func readable(path string) error {
-	if path == "" {
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	return f.Close()
 }
 
 // redactURL hides any password in a URL, for errors and logs.
