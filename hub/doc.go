@@ -1,6 +1,11 @@
 // Package hub is the root of the Outpost hub: where people see and change which version
-// of which app runs on which cluster, and where agents report. It holds no code; its
-// subpackages do, and `outpost hub` wires them together.
+// of which app runs on which cluster, and where agents report. Its subpackages do the
+// work; Run (what `outpost hub` calls with a Config) wires them together: it opens the
+// status store and the repository in Config.DataDir, keeps the long-poll notifier at the
+// Git head (httpapi.Publisher on gitstore's HeadChanged), and serves the API, the
+// agents' Git, the dashboard, /metrics and the health endpoints on one listener with
+// timeouts on every request, fetching a remote repository periodically as the safety net
+// of webhooks.
 //
 //	gitstore  desired state in Git: read clusters and apps at a revision, write changes
 //	          as commits with an author (set, unset, rollback, add/remove cluster),
@@ -11,7 +16,8 @@
 //	notify    the long-poll notifier: agents wait for their cluster's desired revision
 //	          to change; the hub publishes after a commit or a webhook
 //	httpapi   the REST API under /api/v1 (wire types in api/v1, described in
-//	          docs/api.md), auth, webhooks, /metrics, /healthz, /readyz
+//	          docs/api.md and docs/openapi.yaml), auth, webhooks, the agents' Git,
+//	          /metrics, /healthz, /readyz, the dashboard's mount
 //	web       the dashboard, server-rendered and embedded
 //
 // Git is the only source of desired state: losing the store loses reports and tokens,

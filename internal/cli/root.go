@@ -15,6 +15,14 @@ const (
 	ExitError = 1
 	// ExitUsage is a bad flag, argument or configuration value.
 	ExitUsage = 2
+	// ExitNotFound is a hub answer 404: no such cluster, app or previous version.
+	ExitNotFound = 3
+	// ExitConflict is a hub answer 409: a stale If-Match, or a duplicate cluster.
+	ExitConflict = 4
+	// ExitAuth is a hub answer 401 or 403: the token is missing, unknown or not allowed.
+	ExitAuth = 5
+	// ExitUnreachable is a hub that did not answer, or answered 502, 503 or 504.
+	ExitUnreachable = 6
 )
 
 // UsageError marks an error caused by the command line or configuration, not by the
@@ -32,9 +40,11 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &u):
 		return ExitUsage
-	default:
-		return ExitError
 	}
+	if code, ok := hubExitCode(err); ok {
+		return code
+	}
+	return ExitError
 }
 
 // NewRootCommand builds the outpost command tree writing to out and errOut.
@@ -42,12 +52,14 @@ func NewRootCommand(out, errOut io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "outpost",
 		Short:         "Outpost: multi-cluster GitOps with a hub and one agent per cluster",
+		Long:          "Outpost: multi-cluster GitOps with a hub and one agent per cluster.\n\n" + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
-	root.AddCommand(newDevCommand(), newAgentCommand())
+	root.AddCommand(newDevCommand(), newAgentCommand(), newHubCommand())
+	root.AddCommand(hubVerbCommands()...)
 	return root
 }

@@ -1,0 +1,193 @@
+package hub
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/outpost-gitops/outpost/hub/gitstore"
+	"github.com/outpost-gitops/outpost/internal/flagenv"
+)
+
+// Config is everything `outpost hub` needs. Every field but Listener has a flag and an
+// OUTPOST_* environment variable (the flag wins); defaults live in DefaultConfig.
+type Config struct {
+	// ListenAddr serves the API, the agents' Git, the dashboard, /metrics, /healthz
+	// and /readyz.
+	ListenAddr string
+	// DataDir holds the status database (hub.db) and the repository (repo.git: the
+	// embedded repository, or the local clone of GitURL). Created if missing.
+	DataDir string
+	// AdminTokensFile lists the admin bearer tokens, "name:token" per line (see
+	// httpapi.ParseAdminTokens). Required.
+	AdminTokensFile string
+	// GitURL is the remote GitOps repository (http:// or https://); empty runs the
+	// embedded repository, which the hub creates, seeds and serves to agents at
+	// /git/<cluster>.git.
+	GitURL string
+	// GitBranch is the branch holding desired state.
+	GitBranch string
+	// GitUsername is the HTTP basic-auth user for GitURL (default "git" with a
+	// password file).
+	GitUsername string
+	// GitPasswordFile holds the password or access token for GitURL.
+	GitPasswordFile string
+	// GitSeedDir seeds the embedded repository's first commit when DataDir has none.
+	GitSeedDir string
+	// GitPollInterval is how often the hub fetches GitURL when no webhook says it
+	// changed (the safety net of webhooks); 0 disables polling. Unused when embedded.
+	GitPollInterval time.Duration
+	// WebhookSecretFile holds the secret of Git push webhooks (HMAC key for GitHub
+	// and Gitea, token for GitLab); empty disables webhooks.
+	WebhookSecretFile string
+	// LongPollTimeout is how long an agent's long-poll is held without a change
+	// (jittered by 10 %). Agents' clients must wait longer.
+	LongPollTimeout time.Duration
+	// MaxEventsPerCluster is how many events the store keeps per cluster.
+	MaxEventsPerCluster int
+	// TLSCertFile and TLSKeyFile, when both set, serve HTTPS.
+	TLSCertFile, TLSKeyFile string
+	// DashboardPublic serves the dashboard without a token; by default it asks for an
+	// admin token (the basic-auth password a browser prompts for).
+	DashboardPublic bool
+	// ShutdownTimeout bounds the graceful shutdown of the HTTP server.
+	ShutdownTimeout time.Duration
+	// Listener, when set, is served instead of listening on ListenAddr (tests and
+	// embedding; no flag). Run closes it.
+	Listener net.Listener
+}
+
+// maxLongPollTimeout keeps the jittered hold under the agents' 60 s client timeout.
+const maxLongPollTimeout = 50 * time.Second
+
+// DefaultConfig returns the defaults, in one place.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:          ":8080",
+		DataDir:             ".outpost/hub",
+		GitBranch:           gitstore.DefaultBranch,
+		GitPollInterval:     time.Minute,
+		LongPollTimeout:     30 * time.Second,
+		MaxEventsPerCluster: 1000,
+		ShutdownTimeout:     20 * time.Second,
+	}
+}
+
+// RegisterFlags binds the configuration to fs.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address of the API, Git, dashboard, /metrics and health endpoints")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the status database and the repository")
+	fs.StringVar(&c.AdminTokensFile, "admin-tokens-file", c.AdminTokensFile, `file of admin tokens, "name:token" per line (required)`)
+	fs.StringVar(&c.GitURL, "git-url", c.GitURL, "remote GitOps repository (http or https); empty runs the embedded repository")
+	fs.StringVar(&c.GitBranch, "git-branch", c.GitBranch, "branch holding desired state")
+	fs.StringVar(&c.GitUsername, "git-username", c.GitUsername, "HTTP basic-auth user for --git-url")
+	fs.StringVar(&c.GitPasswordFile, "git-password-file", c.GitPasswordFile, "file holding the password or token for --git-url")
+	fs.StringVar(&c.GitSeedDir, "git-seed", c.GitSeedDir, "directory seeding the embedded repository's first commit")
+	fs.DurationVar(&c.GitPollInterval, "git-poll-interval", c.GitPollInterval, "how often to fetch --git-url without a webhook; 0 disables")
+	fs.StringVar(&c.WebhookSecretFile, "webhook-secret-file", c.WebhookSecretFile, "file holding the Git webhook secret; empty disables webhooks")
+	fs.DurationVar(&c.LongPollTimeout, "long-poll-timeout", c.LongPollTimeout, "how long an agent's long-poll is held without a change")
+	fs.IntVar(&c.MaxEventsPerCluster, "max-events-per-cluster", c.MaxEventsPerCluster, "events kept per cluster")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "TLS certificate; with --tls-key-file, serve HTTPS")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "TLS private key")
+	fs.BoolVar(&c.DashboardPublic, "dashboard-public", c.DashboardPublic, "serve the dashboard without a token (it is read-only)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on graceful shutdown")
+}
+
+// ConfigError is a bad configuration value, naming its flag and environment variable.
+type ConfigError = flagenv.Error
+
+// EnvName is the environment variable of a flag: --data-dir → OUTPOST_DATA_DIR.
+func EnvName(flag string) string { return flagenv.EnvName(flag) }
+
+func configErr(flag, format string, args ...any) error {
+	return flagenv.Errorf(flag, format, args...)
+}
+
+// Validate checks the configuration and that every file it names is readable. The
+// first problem is returned as a *ConfigError.
+func (c *Config) Validate() error {
+	if c.Listener == nil {
+		if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+			return configErr("listen", "%v", err)
+		}
+	}
+	if c.DataDir == "" {
+		return configErr("data-dir", "required")
+	}
+	if c.AdminTokensFile == "" {
+		return configErr("admin-tokens-file", "required: a file of admin tokens, \"name:token\" per line")
+	}
+	if c.GitURL != "" {
+		u, err := url.Parse(c.GitURL)
+		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // url.Error repeats the URL, which may hold a password
+			}
+			return configErr("git-url", "malformed URL: %v", err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return configErr("git-url", "%q is not an http(s) URL", gitstore.RedactURL(c.GitURL))
+		}
+		if c.GitSeedDir != "" {
+			return configErr("git-seed", "seeds only the embedded repository: leave it empty with --git-url")
+		}
+	} else if c.GitPasswordFile != "" {
+		return configErr("git-password-file", "is for --git-url: the embedded repository needs no password")
+	}
+	if c.GitBranch == "" || strings.ContainsAny(c.GitBranch, " \t\n~^:?*[\\") || strings.Contains(c.GitBranch, "..") {
+		return configErr("git-branch", "%q is not a valid branch name", c.GitBranch)
+	}
+	for _, f := range []struct{ flag, path string }{
+		{"admin-tokens-file", c.AdminTokensFile}, {"git-password-file", c.GitPasswordFile},
+		{"webhook-secret-file", c.WebhookSecretFile}, {"tls-cert-file", c.TLSCertFile}, {"tls-key-file", c.TLSKeyFile},
+	} {
+		if err := flagenv.Readable(f.path); err != nil {
+			return configErr(f.flag, "%v", err)
+		}
+	}
+	if c.GitSeedDir != "" {
+		if fi, err := os.Stat(c.GitSeedDir); err != nil || !fi.IsDir() {
+			return configErr("git-seed", "%q is not a directory", c.GitSeedDir)
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return configErr("tls-cert-file", "--tls-cert-file and --tls-key-file go together")
+	}
+	if c.GitPollInterval < 0 {
+		return configErr("git-poll-interval", "must not be negative, got %s", c.GitPollInterval)
+	}
+	for _, d := range []struct {
+		flag string
+		d    time.Duration
+	}{{"long-poll-timeout", c.LongPollTimeout}, {"shutdown-timeout", c.ShutdownTimeout}} {
+		if d.d <= 0 {
+			return configErr(d.flag, "must be positive, got %s", d.d)
+		}
+	}
+	if c.LongPollTimeout > maxLongPollTimeout {
+		return configErr("long-poll-timeout", "at most %s, got %s: agents' clients give up after 60 s", maxLongPollTimeout, c.LongPollTimeout)
+	}
+	if c.MaxEventsPerCluster < 1 {
+		return configErr("max-events-per-cluster", "must be at least 1, got %d", c.MaxEventsPerCluster)
+	}
+	return nil
+}
+
+// readSecret reads a secret file, trimmed; its content never appears in errors.
+func readSecret(flag, path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", configErr(flag, "%v", err)
+	}
+	s := strings.TrimSpace(string(data))
+	if s == "" {
+		return "", configErr(flag, "%s is empty", path)
+	}
+	return s, nil
+}

@@ -1,0 +1,187 @@
+//go:build unix
+
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/hub/web"
+)
+
+// chromiumPath returns the Chromium binary or fails the test: the dashboard test is
+// part of CI (.ci/run installs Debian's chromium), so a missing browser is an error,
+// not a reason to skip.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("Chromium is needed for the dashboard test and was not found in PATH. " +
+		"Install it with: apt-get update && apt-get install -y chromium  (.ci/run does this in CI)")
+	return ""
+}
+
+// artifactDir is where screenshots go: bin/ of the repository when OUTPOST_ARTIFACTS is
+// set, else outpost-test-artifacts/ in the system's temporary directory. Both outlive
+// the test, so the path it prints can be opened; each run overwrites the files.
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(os.TempDir(), "outpost-test-artifacts")
+	if os.Getenv("OUTPOST_ARTIFACTS") != "" {
+		var err error
+		if dir, err = filepath.Abs("../../bin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("create artifact directory: %v", err)
+	}
+	return dir
+}
+
+// headless runs Chromium on url with extra arguments and returns its standard output.
+// Each run gets a fresh profile and its own process group, killed on timeout so no
+// renderer outlives the test.
+func headless(t *testing.T, chromium, url string, extra ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	args := append([]string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+		"--user-data-dir=" + t.TempDir(), "--window-size=1400,900",
+	}, extra...)
+	args = append(args, url)
+	cmd := exec.CommandContext(ctx, chromium, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("chromium %s: no result within 2 minutes\nstderr:\n%s", strings.Join(extra, " "), stderr.String())
+	}
+	if err != nil {
+		t.Fatalf("chromium %s: %v\nstderr:\n%s", strings.Join(extra, " "), err, stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+// screenshot saves a PNG of url to path.
+func screenshot(t *testing.T, chromium, url, path string) {
+	t.Helper()
+	headless(t, chromium, url, "--screenshot="+path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("screenshot of %s: %v", url, err)
+	}
+	if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) || len(b) < 10_000 {
+		t.Fatalf("screenshot of %s: %s is not a plausible PNG (%d bytes)", url, path, len(b))
+	}
+}
+
+// TestDashboardInChromium loads the dashboard of a hub holding reported status (two
+// clusters, three apps, one drifted, one failed) in real headless Chromium: the DOM as
+// the browser built it must show the matrix, the drift details and the failure, the
+// page's script must have run under the Content-Security-Policy, and a screenshot of
+// each page is saved.
+func TestDashboardInChromium(t *testing.T) {
+	chromium := chromiumPath(t)
+	srv := serve(t, fleet(), web.Options{})
+	dir := artifactDir(t)
+
+	dom := string(headless(t, chromium, srv.URL+"/", "--dump-dom"))
+	for _, want := range []string{
+		// the script ran (it is blocked if the CSP or its URL is wrong)
+		`<html lang="en" data-js="on">`,
+		// the matrix: clusters, versions, phase and health text
+		">prod-eu<", ">staging<", "1.4.2", "1.4.3", "2.0.0", "0.9.1", "1.5.0-rc.1", "2.1.0",
+		"Synced", "Failed", "Syncing", "Healthy", "Progressing", "1 drifted",
+		// drift: the field path and the managers
+		"spec.replicas", "spec.template.spec.containers[name=web].image", ">kubectl<", ">kubectl-edit<",
+		// the failure
+		"mapping values are not allowed in this context", "apps/payments/deployment.yaml:12",
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the DOM Chromium built lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("DOM:\n%s", dom)
+	}
+
+	overview := filepath.Join(dir, "dashboard-overview.png")
+	screenshot(t, chromium, srv.URL+"/", overview)
+	cluster := filepath.Join(dir, "dashboard-cluster-prod-eu.png")
+	screenshot(t, chromium, srv.URL+"/clusters/prod-eu", cluster)
+	t.Logf("screenshot of the overview: %s", overview)
+	t.Logf("screenshot of cluster prod-eu: %s", cluster)
+}
+
+// TestLiveRefreshInChromium checks the page's script in a real browser: the page
+// opens its event stream, and when the hub's data changes the matrix shows it
+// without a reload; where the stream is refused, the page falls back to polling and
+// still shows the change.
+func TestLiveRefreshInChromium(t *testing.T) {
+	chromium := chromiumPath(t)
+	h := fleet()
+	srv := serve(t, h, web.Options{PollInterval: 100 * time.Millisecond})
+	dash, err := web.New(h, web.Options{FallbackPoll: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noStream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/events/stream" {
+			http.Error(w, "no event streams behind this proxy", http.StatusServiceUnavailable)
+			return
+		}
+		dash.ServeHTTP(w, r)
+	}))
+	t.Cleanup(noStream.Close)
+
+	const liveState = `document.getElementById('live') ? document.getElementById('live').dataset.state : ''`
+	const searchOnProd = `(function () {
+		var rows = Array.from(document.querySelectorAll('.matrix tbody tr'));
+		var row = rows.find(function (r) { return r.querySelector('th').textContent.indexOf('prod-eu') >= 0; });
+		var cell = row && row.querySelector('td[data-app="search"] .ver > code');
+		return cell ? cell.textContent.trim() : '';
+	})()`
+	report := func(version string) {
+		t.Helper()
+		st := apiv1.AppStatus{
+			App: "search", Version: version, Phase: apiv1.PhaseSynced, Health: apiv1.Health{Status: apiv1.HealthCurrent},
+		}
+		if err := h.Report("prod-eu", st, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b := startBrowser(t, chromium, srv.URL+"/")
+	b.waitFor("the event stream opens", liveState, "live", 30*time.Second)
+	b.waitFor("the matrix is shown", searchOnProd, "0.9.1", 5*time.Second)
+	b.eval(`window.outpostMarker = 'kept'`)
+	report("0.9.2")
+	b.waitFor("the matrix shows a new report", searchOnProd, "0.9.2", 10*time.Second)
+	b.waitFor("the page was updated in place, not reloaded", `window.outpostMarker`, "kept", time.Second)
+
+	b.navigate(noStream.URL + "/")
+	b.waitFor("the page falls back to polling", liveState, "poll", 30*time.Second)
+	report("0.9.3")
+	b.waitFor("the polling page shows a new report", searchOnProd, "0.9.3", 10*time.Second)
+}
