@@ -26,8 +26,9 @@ type runningHub struct {
 	stop func() error // cancels Run's context and returns what Run returned
 }
 
-// startHub runs the hub on the state in dataDir and waits until it is ready.
-func startHub(t *testing.T, dataDir string) *runningHub {
+// startHub runs the hub on the state in dataDir and waits until it is ready; mutate
+// adjusts the configuration.
+func startHub(t *testing.T, dataDir string, mutate ...func(*Config)) *runningHub {
 	t.Helper()
 	tokens := filepath.Join(t.TempDir(), "admins")
 	if err := os.WriteFile(tokens, []byte("Jane Doe <jane@example.com>:"+adminToken+"\n"), 0o600); err != nil {
@@ -41,6 +42,9 @@ func startHub(t *testing.T, dataDir string) *runningHub {
 	cfg.Listener, cfg.DataDir, cfg.AdminTokensFile = l, dataDir, tokens
 	cfg.GitSeedDir = filepath.Join("httpapi", "testdata", "seed")
 	cfg.ShutdownTimeout = 5 * time.Second
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))

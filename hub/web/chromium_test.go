@@ -3,98 +3,17 @@
 package web_test
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/hub/web"
+	"github.com/outpost-gitops/outpost/internal/chromiumtest"
 )
-
-// chromiumPath returns the Chromium binary or fails the test: the dashboard test is
-// part of CI (.ci/run installs Debian's chromium), so a missing browser is an error,
-// not a reason to skip.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("Chromium is needed for the dashboard test and was not found in PATH. " +
-		"Install it with: apt-get update && apt-get install -y chromium  (.ci/run does this in CI)")
-	return ""
-}
-
-// artifactDir is where screenshots go: bin/ of the repository when OUTPOST_ARTIFACTS is
-// set, else outpost-test-artifacts/ in the system's temporary directory. Both outlive
-// the test, so the path it prints can be opened; each run overwrites the files.
-func artifactDir(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(os.TempDir(), "outpost-test-artifacts")
-	if os.Getenv("OUTPOST_ARTIFACTS") != "" {
-		var err error
-		if dir, err = filepath.Abs("../../bin"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("create artifact directory: %v", err)
-	}
-	return dir
-}
-
-// headless runs Chromium on url with extra arguments and returns its standard output.
-// Each run gets a fresh profile and its own process group, killed on timeout so no
-// renderer outlives the test.
-func headless(t *testing.T, chromium, url string, extra ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	args := append([]string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
-		"--user-data-dir=" + t.TempDir(), "--window-size=1400,900",
-	}, extra...)
-	args = append(args, url)
-	cmd := exec.CommandContext(ctx, chromium, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("chromium %s: no result within 2 minutes\nstderr:\n%s", strings.Join(extra, " "), stderr.String())
-	}
-	if err != nil {
-		t.Fatalf("chromium %s: %v\nstderr:\n%s", strings.Join(extra, " "), err, stderr.String())
-	}
-	return stdout.Bytes()
-}
-
-// screenshot saves a PNG of url to path.
-func screenshot(t *testing.T, chromium, url, path string) {
-	t.Helper()
-	headless(t, chromium, url, "--screenshot="+path)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("screenshot of %s: %v", url, err)
-	}
-	if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) || len(b) < 10_000 {
-		t.Fatalf("screenshot of %s: %s is not a plausible PNG (%d bytes)", url, path, len(b))
-	}
-}
 
 // TestDashboardInChromium loads the dashboard of a hub holding reported status (two
 // clusters, three apps, one drifted, one failed) in real headless Chromium: the DOM as
@@ -102,11 +21,11 @@ func screenshot(t *testing.T, chromium, url, path string) {
 // page's script must have run under the Content-Security-Policy, and a screenshot of
 // each page is saved.
 func TestDashboardInChromium(t *testing.T) {
-	chromium := chromiumPath(t)
+	chromium := chromiumtest.Path(t)
 	srv := serve(t, fleet(), web.Options{})
-	dir := artifactDir(t)
+	dir := chromiumtest.ArtifactDir(t)
 
-	dom := string(headless(t, chromium, srv.URL+"/", "--dump-dom"))
+	dom := string(chromiumtest.Headless(t, chromium, srv.URL+"/", "--dump-dom"))
 	for _, want := range []string{
 		// the script ran (it is blocked if the CSP or its URL is wrong)
 		`<html lang="en" data-js="on">`,
@@ -127,9 +46,9 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 
 	overview := filepath.Join(dir, "dashboard-overview.png")
-	screenshot(t, chromium, srv.URL+"/", overview)
+	chromiumtest.Screenshot(t, chromium, srv.URL+"/", overview)
 	cluster := filepath.Join(dir, "dashboard-cluster-prod-eu.png")
-	screenshot(t, chromium, srv.URL+"/clusters/prod-eu", cluster)
+	chromiumtest.Screenshot(t, chromium, srv.URL+"/clusters/prod-eu", cluster)
 	t.Logf("screenshot of the overview: %s", overview)
 	t.Logf("screenshot of cluster prod-eu: %s", cluster)
 }
@@ -139,7 +58,7 @@ func TestDashboardInChromium(t *testing.T) {
 // without a reload; where the stream is refused, the page falls back to polling and
 // still shows the change.
 func TestLiveRefreshInChromium(t *testing.T) {
-	chromium := chromiumPath(t)
+	chromium := chromiumtest.Path(t)
 	h := fleet()
 	srv := serve(t, h, web.Options{PollInterval: 100 * time.Millisecond})
 	dash, err := web.New(h, web.Options{FallbackPoll: 300 * time.Millisecond})
