@@ -542,3 +542,44 @@ func TestServesMetricsAndHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestCRDAndItsResourceInOneApp: the agent's client must learn a kind created in the
+// same sync (a stale discovery cache once made the CR wait out the apply timeout).
+func TestCRDAndItsResourceInOneApp(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	group := strings.ReplaceAll(ns, "-", "") + ".example.com" // a group per test: CRDs are cluster-scoped
+	repo.commit(map[string]string{
+		"apps/gadgets/app.yaml": "namespace: $NS\n",
+		"apps/gadgets/crd.yaml": `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.` + group + `
+spec:
+  group: ` + group + `
+  scope: Namespaced
+  names: {kind: Gadget, plural: gadgets, singular: gadget, listKind: GadgetList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {type: object, properties: {size: {type: integer}}}
+`,
+		"apps/gadgets/gadget.yaml": "apiVersion: " + group + "/v1\nkind: Gadget\nmetadata:\n  name: one\nspec:\n  size: 3\n",
+		"clusters/dev/apps.yaml":   appsYAML(map[string]string{"gadgets": "1"}),
+	}, "a CRD and a resource of it")
+	hub := newHubStub(t)
+	start := time.Now()
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url() })
+	st := hub.waitStatus(t, "gadgets", 15*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
+		return s.Phase == apiv1.PhaseSynced || s.Phase == apiv1.PhaseFailed
+	})
+	if st.Phase != apiv1.PhaseSynced || st.Counts.Created != 2 {
+		t.Fatalf("gadgets = %s %+v (counts %+v), want the CRD and the Gadget created", st.Phase, st.Error, st.Counts)
+	}
+	t.Logf("CRD + custom resource synced %s after the agent started", time.Since(start).Round(time.Millisecond))
+}

@@ -121,7 +121,9 @@ func connect(cfg Config, log *slog.Logger) (*deps, error) {
 		return nil, err
 	}
 	d.mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	if d.client, err = client.New(rc, client.Options{Mapper: d.mapper}); err != nil {
+	// controller-runtime's own mapper refreshes discovery when a kind is unknown, which a
+	// CRD applied in the same sync needs; the drift watch resets d.mapper itself.
+	if d.client, err = client.New(rc, client.Options{}); err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	d.source, err = source.New(source.Config{
