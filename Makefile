@@ -11,7 +11,7 @@ GO         ?= go
 TEST_FLAGS ?= -count=1 -timeout=30m -p=2
 PKGS       ?= ./...
 
-.PHONY: all build testbin test vet fmt-check fuzz clean clean-testbin help
+.PHONY: all build testbin demo test vet fmt-check fuzz clean clean-testbin help
 
 all: build
 
@@ -24,6 +24,9 @@ build: ## build the outpost binary into bin/
 testbin: ## build and cache etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
 	BIN=$(BIN) hack/testbin/build.sh
 
+demo: build testbin ## local clusters, the hub with the sample repo, agents; prints the dashboard URL (Ctrl-C stops)
+	OUTPOST_TESTBIN_DIR=$(BIN) $(BIN)/outpost dev demo
+
 vet: ## go vet
 	$(GO) vet ./...
 
@@ -32,6 +35,13 @@ fmt-check: ## fail if gofmt would change a file
 
 test: testbin fmt-check vet ## all tests, against real local clusters (what CI runs)
 	OUTPOST_TESTBIN_DIR=$(BIN) $(GO) test $(TEST_FLAGS) -v $(PKGS) 2>&1 | tee $(BIN)/test.log | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
+
+BENCH_FLAGS ?=
+bench: testbin ## all benchmarks at full scale (< 30 min); writes bench/results/<date>.{json,md}
+	OUTPOST_TESTBIN_DIR=$(BIN) $(GO) run ./bench -out bench/results $(BENCH_FLAGS)
+
+bench-quick: testbin ## the benchmarks at small scale (< 5 min); writes bench/results/<date>-quick.{json,md}
+	OUTPOST_TESTBIN_DIR=$(BIN) $(GO) run ./bench -quick -out bench/results $(BENCH_FLAGS)
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each (seed corpora also run in make test)

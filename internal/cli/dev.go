@@ -29,7 +29,7 @@ func newDevCommand() *cobra.Command {
 	dev.PersistentFlags().StringVar(&o.binDir, "testbin-dir", os.Getenv(testenv.BinDirEnv), "directory of the testbed binaries built by `make testbin` (env "+testenv.BinDirEnv+")")
 	cluster := &cobra.Command{Use: "cluster", Short: "Start, stop and list local Kubernetes clusters (etcd + kube-apiserver [+ controllers, scheduler, kwok])"}
 	cluster.AddCommand(newClusterUpCommand(o), newClusterDownCommand(o), newClusterListCommand(o))
-	dev.AddCommand(cluster)
+	dev.AddCommand(cluster, newDemoCommand(o))
 	return dev
 }
 
