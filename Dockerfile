@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# One image for the hub and the agent: the static `outpost` binary, non-root, on
+# distroless (CA certificates for https Git and hub URLs, /etc/passwd with nonroot,
+# no shell, no package manager).
+#
+#   docker build -t outpost:dev --build-arg VERSION=$(git describe --tags --always) .
+#   docker run --rm outpost:dev agent --help
+#
+# manifests/ runs it as `outpost hub ...` and `outpost agent ...`, as uid 65532 with a
+# read-only root filesystem; the image name is set once, in manifests/images.
+
+ARG GO_VERSION=1.26
+
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
+# Set by BuildKit for the target platform (docker buildx build --platform ...).
+ARG TARGETOS
+ARG TARGETARCH
+ARG VERSION=dev
+ENV GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
+WORKDIR /src
+# Dependencies first: this layer is reused until go.mod or go.sum change.
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY . .
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
+    go build -trimpath -buildvcs=false \
+      -ldflags "-s -w -X github.com/outpost-gitops/outpost/agent.Version=${VERSION}" \
+      -o /out/outpost ./cmd/outpost
+
+FROM gcr.io/distroless/static-debian12:nonroot
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="outpost" \
+      org.opencontainers.image.description="Outpost multi-cluster GitOps: hub and agent" \
+      org.opencontainers.image.source="https://github.com/outpost-gitops/outpost" \
+      org.opencontainers.image.version="${VERSION}"
+COPY --from=build /out/outpost /usr/local/bin/outpost
+# nonroot:nonroot of distroless, the uid the manifests run as (runAsUser 65532).
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/outpost"]
+CMD ["--help"]
