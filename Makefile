@@ -11,7 +11,7 @@ GO         ?= go
 TEST_FLAGS ?= -count=1 -timeout=30m -p=2
 PKGS       ?= ./...
 
-.PHONY: all build testbin demo test vet fmt-check fuzz clean clean-testbin help
+.PHONY: all build testbin demo e2e test vet fmt-check fuzz clean clean-testbin help
 
 all: build
 
@@ -26,6 +26,9 @@ testbin: ## build and cache etcd, kube-apiserver, kube-controller-manager, kube-
 
 demo: build testbin ## local clusters, the hub with the sample repo, agents; prints the dashboard URL (Ctrl-C stops)
 	OUTPOST_TESTBIN_DIR=$(BIN) $(BIN)/outpost dev demo
+
+e2e: testbin ## the end-to-end suite alone (also part of make test)
+	OUTPOST_TESTBIN_DIR=$(BIN) $(GO) test -count=1 -v ./e2e/ 2>&1 | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
 
 vet: ## go vet
 	$(GO) vet ./...

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +60,12 @@ func TestFleet(t *testing.T) {
 	for _, name := range []string{"dev", "prod"} {
 		f.waitApp(api, name, "web", 90*time.Second, synced("1.0.0"))
 		f.waitImage(name, "web", "web", "nginx:1.0.0")
+	}
+	page := f.dashboard()
+	for _, want := range []string{">dev<", ">prod<", "1.0.0", "Synced", "Healthy"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the dashboard lacks %q", want)
+		}
 	}
 
 	t.Log("promote web=1.1.0 on dev only")
@@ -117,7 +125,7 @@ func TestFleet(t *testing.T) {
 	f.waitApp(api, "dev", "web", 60*time.Second, synced("1.0.0"))
 
 	t.Log("restart the hub, then dev's agent: nothing lost, everything converges")
-	f.stopHub()
+	f.hub.stop()
 	f.startHub()
 	st, err := api.ClusterStatus(t.Context(), "prod")
 	if err != nil || appState(st, "cache").Version != "7.2.7" {
@@ -193,4 +201,24 @@ func (f *fleet) waitImage(cluster, namespace, name, image string) {
 
 func asAPIError(err error, target **hubapi.APIError) bool {
 	return errors.As(err, target)
+}
+
+// dashboard returns the hub's dashboard page, authenticated with the admin token.
+func (f *fleet) dashboard() string {
+	f.t.Helper()
+	req, err := http.NewRequestWithContext(f.t.Context(), http.MethodGet, f.hubURL+"/", nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	req.SetBasicAuth("admin", adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		f.t.Fatalf("dashboard: %s", resp.Status)
+	}
+	return string(body)
 }

@@ -2,50 +2,86 @@ package e2e
 
 import (
 	"bytes"
-	"context"
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/outpost-gitops/outpost/agent"
-	"github.com/outpost-gitops/outpost/hub"
 	"github.com/outpost-gitops/outpost/internal/cli"
 	"github.com/outpost-gitops/outpost/internal/gittest"
 	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/manifests"
 )
 
 const adminToken = "e2e-admin-token-0123456789"
 
-// fleet is what a scenario runs against: clusters, a Git remote, the hub, agents.
+// outpostBin is the outpost binary built for the suite (TestMain).
+var outpostBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "outpost-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	outpostBin = filepath.Join(dir, "outpost")
+	build := exec.Command("go", "build", "-o", outpostBin, "github.com/outpost-gitops/outpost/cmd/outpost")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building outpost: %v\n", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// fleet is what a scenario runs against: clusters with Outpost installed from
+// manifests/, a Git remote, the hub and the agents, as processes.
 type fleet struct {
 	t        *testing.T
 	clusters map[string]*testenv.Cluster
+	install  []*unstructured.Unstructured // the agent's install objects (cluster profile)
 	git      *gittest.Server
+	hubAddr  string
 	hubURL   string
 	hubDir   string
-	hubLis   string
-	stopHub  func()
-	agents   map[string]context.CancelFunc
-	tokens   map[string]string // cluster → token file
-	agentsWG sync.WaitGroup
+	hub      *proc
+	agents   map[string]*proc
+	tokens   map[string]string // cluster → agent token file
 }
 
-// newFleet provisions two full local clusters, a Git remote seeded from examples/ and
-// the hub; agents start when their clusters are registered (startAgent).
+// newFleet starts two full local clusters, installs the agent's manifests into each,
+// seeds a Git remote from examples/ and starts the hub; agents start when their
+// cluster is registered (startAgent).
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
-	f := &fleet{t: t, clusters: map[string]*testenv.Cluster{}, agents: map[string]context.CancelFunc{}, tokens: map[string]string{}}
+	objs, err := manifests.Build(manifests.Files(), manifests.AgentCluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{t: t, clusters: map[string]*testenv.Cluster{}, install: objs, agents: map[string]*proc{}, tokens: map[string]string{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var errs []error
@@ -71,24 +107,59 @@ func newFleet(t *testing.T) *fleet {
 		t.Fatal(errs)
 	}
 	for name, c := range f.clusters {
-		cs := kubernetes.NewForConfigOrDie(c.RESTConfig())
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "outpost-system"}}
-		if _, err := cs.CoreV1().Namespaces().Create(t.Context(), ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("cluster %s: %v", name, err)
-		}
+		f.installAgent(name, c)
 	}
 	f.git = gittest.New(t, gittest.WithToken("e2e-git-token"))
 	f.git.Commit(t, exampleFiles(t), "seed from examples/", "Ada <ada@example.com>")
 	f.hubDir = filepath.Join(t.TempDir(), "hub")
+	f.hubAddr = freeAddr(t)
+	f.hubURL = "http://" + f.hubAddr
 	f.startHub()
 	t.Cleanup(func() {
-		for _, cancel := range f.agents {
-			cancel()
+		for _, a := range f.agents {
+			a.stop()
 		}
-		f.agentsWG.Wait()
-		f.stopHub()
+		f.hub.stop()
 	})
 	return f
+}
+
+// installAgent applies the agent's install manifests (namespace, RBAC, ConfigMap,
+// DaemonSet) and waits until the DaemonSet has a ready pod on every node.
+func (f *fleet) installAgent(name string, c *testenv.Cluster) {
+	t := f.t
+	t.Helper()
+	rc := c.RESTConfig()
+	dyn := dynamic.NewForConfigOrDie(rc)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(rc)))
+	for _, o := range f.install {
+		gvk := o.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Fatalf("install on %s: %s: %v", name, o.GetKind(), err)
+		}
+		data, err := json.Marshal(o.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+		if o.GetNamespace() != "" {
+			ri = dyn.Resource(m.Resource).Namespace(o.GetNamespace())
+		}
+		force := true
+		if _, err := ri.Patch(t.Context(), o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "e2e-install", Force: &force}); err != nil {
+			t.Fatalf("install on %s: %s %s: %v", name, o.GetKind(), o.GetName(), err)
+		}
+	}
+	cs := kubernetes.NewForConfigOrDie(rc)
+	f.eventually(name+": agent DaemonSet ready on both nodes", 60*time.Second, func() bool {
+		ds, err := cs.AppsV1().DaemonSets("outpost-system").Get(t.Context(), manifests.AgentName, metav1.GetOptions{})
+		return err == nil && dsReady(ds, 2)
+	})
+}
+
+func dsReady(ds *appsv1.DaemonSet, nodes int32) bool {
+	return ds.Status.DesiredNumberScheduled == nodes && ds.Status.NumberReady == nodes
 }
 
 // exampleFiles reads the sample repository (manifests only).
@@ -114,43 +185,15 @@ func exampleFiles(t *testing.T) map[string]string {
 	return files
 }
 
-// startHub runs the hub (again, on the same data and address after stopHub).
+// startHub runs `outpost hub` (again, on the same data and address after a stop).
 func (f *fleet) startHub() {
 	t := f.t
 	t.Helper()
 	dir := t.TempDir()
-	tokens := filepath.Join(dir, "admins")
-	gitPW := filepath.Join(dir, "git-password")
-	if err := os.WriteFile(tokens, []byte("Platform Team <platform@example.com>:"+adminToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(gitPW, []byte(f.git.Token()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := f.hubLis
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.hubLis = l.Addr().String()
-	f.hubURL = "http://" + f.hubLis
-	cfg := hub.DefaultConfig()
-	cfg.Listener, cfg.DataDir, cfg.AdminTokensFile = l, f.hubDir, tokens
-	cfg.GitURL, cfg.GitPasswordFile, cfg.GitPollInterval = f.git.URL(), gitPW, time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- hub.Run(ctx, cfg, testLogger(t, "hub")) }()
-	f.stopHub = func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("hub did not stop within 20 s")
-		}
-	}
+	tokens := writeFile(t, filepath.Join(dir, "admins"), "Platform Team <platform@example.com>:"+adminToken+"\n")
+	gitPW := writeFile(t, filepath.Join(dir, "git-password"), f.git.Token())
+	f.hub = startProc(t, "hub", nil, "hub", "--listen="+f.hubAddr, "--data-dir="+f.hubDir,
+		"--admin-tokens-file="+tokens, "--git-url="+f.git.URL(), "--git-password-file="+gitPW, "--git-poll-interval=1s")
 	f.eventually("hub ready", 30*time.Second, func() bool {
 		resp, err := http.Get(f.hubURL + "/readyz")
 		if err != nil {
@@ -161,35 +204,38 @@ func (f *fleet) startHub() {
 	})
 }
 
-// startAgent runs the agent of a registered cluster: it fetches the Git remote and
-// reports to the hub with the cluster's token.
+// startAgent runs `outpost agent` for a registered cluster exactly as the installed
+// DaemonSet would (its args and environment from manifests/), authenticated with the
+// token of the installed ServiceAccount; only what a pod gets from its volumes and
+// this suite's endpoints differ.
 func (f *fleet) startAgent(cluster string) {
 	t := f.t
 	t.Helper()
-	gitPW := filepath.Join(t.TempDir(), "git-password")
-	if err := os.WriteFile(gitPW, []byte(f.git.Token()), 0o600); err != nil {
+	c := f.clusters[cluster]
+	pod := manifests.Pod{Name: "outpost-agent-" + cluster + "-e2e", Namespace: "outpost-system"}
+	spec, err := manifests.Process(f.install, "DaemonSet", manifests.AgentName, "agent", pod)
+	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := agent.DefaultConfig()
-	cfg.ClusterName = cluster
-	cfg.GitURL, cfg.GitPasswordFile = f.git.URL(), gitPW
-	cfg.HubURL, cfg.TokenFile = f.hubURL, f.tokens[cluster]
-	cfg.RESTConfig = f.clusters[cluster].RESTConfig()
-	cfg.CacheDir = t.TempDir()
-	cfg.ListenAddr = ""
-	cfg.Identity = "agent-" + cluster
-	cfg.LeaseDuration = 3 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	f.agents[cluster] = cancel
-	f.agentsWG.Go(func() {
-		if err := agent.Run(ctx, cfg, testLogger(t, "agent-"+cluster)); err != nil && ctx.Err() == nil {
-			t.Errorf("agent %s: %v", cluster, err)
-		}
-	})
+	sa, err := c.ServiceAccountToken(t.Context(), "outpost-system", manifests.AgentName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	env := spec.Env
+	env["OUTPOST_CLUSTER"] = cluster
+	env["OUTPOST_HUB_URL"] = f.hubURL
+	env["OUTPOST_TOKEN_FILE"] = f.tokens[cluster]
+	env["OUTPOST_GIT_URL"] = f.git.URL()
+	env["OUTPOST_GIT_PASSWORD_FILE"] = writeFile(t, filepath.Join(dir, "git-password"), f.git.Token())
+	env["OUTPOST_KUBECONFIG"] = writeKubeconfig(t, filepath.Join(dir, "kubeconfig"), c, sa)
+	env["OUTPOST_INTERVAL"] = "1m"
+	args := append(append([]string{}, spec.Args...), "--listen=127.0.0.1:0", "--cache-dir="+filepath.Join(dir, "cache"))
+	f.agents[cluster] = startProc(t, "agent-"+cluster, env, args...)
 }
 
 func (f *fleet) stopAgent(cluster string) {
-	f.agents[cluster]()
+	f.agents[cluster].stop()
 	delete(f.agents, cluster)
 }
 
@@ -212,4 +258,106 @@ func (f *fleet) eventually(what string, timeout time.Duration, cond func() bool)
 		time.Sleep(50 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// proc is an outpost process of the suite, with its output in a log file.
+type proc struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+// startProc starts `outpost args...` with env added to the suite's environment.
+func startProc(t *testing.T, name string, env map[string]string, args ...string) *proc {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), name+".log")
+	out, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(outpostBin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	out.Close()
+	p := &proc{t: t, name: name, cmd: cmd, log: log, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			data, _ := os.ReadFile(log)
+			t.Logf("%s log:\n%s", name, tailLines(string(data), 40))
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM (a graceful shutdown: flush reports, release the Lease) and
+// waits, killing the process group after 20 s.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		p.t.Errorf("%s did not stop within 20 s of SIGTERM", p.name)
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func writeFile(t *testing.T, path, content string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writeKubeconfig writes a kubeconfig for cluster c authenticating with token.
+func writeKubeconfig(t *testing.T, path string, c *testenv.Cluster, token string) string {
+	t.Helper()
+	rc := c.RESTConfig()
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: rc.Host, CertificateAuthorityData: rc.CAData}
+	cfg.AuthInfos["agent"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "agent"}
+	cfg.CurrentContext = "c"
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
