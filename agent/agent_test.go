@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/gittest"
 	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
@@ -248,30 +249,40 @@ func TestCommitAppliedFastWithLongPollAndByIntervalWithout(t *testing.T) {
 
 func TestGitDownKeepsStateThenConverges(t *testing.T) {
 	ns := env.CreateNamespace(t)
-	repo := newGitRepo(t, ns)
-	repo.commit(merge(webApp("web"), webApp("api"), map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1", "api": "1"})}), "two apps")
-	hub := newHubStub(t)
-	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url(); c.GitPollInterval = 200 * time.Millisecond })
-	hub.waitStatus(t, "api", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
-
-	moved := repo.dir + ".offline"
-	if err := os.Rename(repo.dir, moved); err != nil {
+	git := gittest.New(t, gittest.WithToken("git-secret"))
+	expand := func(files map[string]string) map[string]string {
+		for k, v := range files {
+			files[k] = strings.ReplaceAll(v, "$NS", ns)
+		}
+		return files
+	}
+	git.Commit(t, expand(merge(webApp("web"), webApp("api"), map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1", "api": "1"})})), "two apps", "")
+	password := filepath.Join(t.TempDir(), "git-password")
+	if err := os.WriteFile(password, []byte("git-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	hub := newHubStub(t)
+	startAgent(t, git.URL(), ns, func(c *Config) {
+		c.HubURL = hub.url()
+		c.GitPasswordFile = password
+		c.GitPollInterval = 200 * time.Millisecond
+	})
+	hub.waitStatus(t, "api", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+
+	git.Stop() // the Git server goes away: connections refused
 	st := hub.waitStatus(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSourceUnavailable })
-	if st.Error == nil || st.Error.Stage != apiv1.StageFetch || strings.Contains(st.Error.Message, "agent-token") {
-		t.Errorf("error = %+v, want a fetch error", st.Error)
+	if st.Error == nil || st.Error.Stage != apiv1.StageFetch || strings.Contains(st.Error.Message, "git-secret") {
+		t.Errorf("error = %+v, want a fetch error without the password", st.Error)
 	}
+	t.Logf("reported while Git is down: %s", st.Error.Message)
 	time.Sleep(500 * time.Millisecond) // more failed polls
 	for _, name := range []string{"web", "api"} {
 		if configMap(t, ns, name) == nil {
 			t.Fatalf("%s pruned while Git was down", name)
 		}
 	}
-	if err := os.Rename(moved, repo.dir); err != nil {
-		t.Fatal(err)
-	}
-	repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "2", "api": "1"})}, "web 2")
+	git.Start()
+	git.Commit(t, map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "2", "api": "1"})}, "web 2", "")
 	hub.waitStatus(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced && s.Version == "2" })
 	waitConfigMap(t, ns, "web", 5*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == "2" })
 }
