@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/outpost-gitops/outpost/hub/gitserve"
+	"github.com/outpost-gitops/outpost/internal/gitserve"
 	"github.com/outpost-gitops/outpost/hub/gitstore"
 	"github.com/outpost-gitops/outpost/hub/httpapi"
 	"github.com/outpost-gitops/outpost/hub/notify"

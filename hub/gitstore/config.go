@@ -37,7 +37,7 @@ func defaultCommitter() Author { return Author{Name: "Outpost hub", Email: "hub@
 type Config struct {
 	// URL is the remote GitOps repository, http:// or https://. Empty selects the
 	// embedded repository: a bare repository in Dir that the hub creates, seeds
-	// and serves to agents itself (see hub/gitserve). Credentials in the URL's
+	// and serves to agents itself (see internal/gitserve). Credentials in the URL's
 	// userinfo are moved to Username/Password and never stored on disk.
 	URL string
 	// Branch is the branch holding desired state. Default DefaultBranch.

@@ -7,7 +7,7 @@
 // A Store works on a bare repository in Config.Dir, in one of two modes:
 //
 //   - Embedded (no Config.URL): the hub creates the repository, seeds its first
-//     commit from Config.Seed, and serves it to agents itself (hub/gitserve, with
+//     commit from Config.Seed, and serves it to agents itself (internal/gitserve, with
 //     the Store as the ref source). Writes update the branch with a
 //     compare-and-swap of the ref.
 //   - Remote (Config.URL, HTTP basic or bearer auth): Dir is a local bare clone,

@@ -150,7 +150,7 @@ func (s *Store) Dir() string { return s.cfg.Dir }
 func (s *Store) Branch() plumbing.ReferenceName { return s.branch }
 
 // Refs returns the references agents see when they fetch the repository from
-// the hub (hub/gitserve): HEAD pointing to the branch, and the branch at the
+// the hub (internal/gitserve): HEAD pointing to the branch, and the branch at the
 // store's head. Serving the head the store knows, rather than the ref file,
 // means agents never see a ref whose objects are not all written yet.
 func (s *Store) Refs(ctx context.Context) ([]*plumbing.Reference, error) {

@@ -115,7 +115,7 @@ type Config struct {
 	// Branch is the branch holding desired state; webhooks of pushes to other refs
 	// are ignored. Default gitstore.DefaultBranch.
 	Branch string
-	// GitServer serves the repository to agents at /git/<cluster>.git (hub/gitserve,
+	// GitServer serves the repository to agents at /git/<cluster>.git (internal/gitserve,
 	// configured without its own authorization: the API authorizes); nil: 404.
 	GitServer http.Handler
 	// Dashboard builds the dashboard from the API's read model (hub/web's New); it

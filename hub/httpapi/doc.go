@@ -1,7 +1,7 @@
 // Package httpapi is the hub's HTTP surface: the REST API under /api/v1 (described in
 // docs/api.md, with an OpenAPI document in docs/openapi.yaml), the agents' report and
 // long-poll endpoints, Git push webhooks, the embedded repository for agents
-// (hub/gitserve, mounted under /git/), /metrics, /healthz, /readyz and the dashboard
+// (internal/gitserve, mounted under /git/), /metrics, /healthz, /readyz and the dashboard
 // at /.
 //
 // # Model

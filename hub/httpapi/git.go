@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
-	"github.com/outpost-gitops/outpost/hub/gitserve"
+	"github.com/outpost-gitops/outpost/internal/gitserve"
 )
 
 // basicOrBearer returns the credential a Git client or a browser sends: the basic-auth

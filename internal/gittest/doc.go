@@ -8,7 +8,7 @@
 //	srv.Stop()  // Git is down: connections refused
 //	srv.Start() // back, on the same port
 //
-// Fetches are answered by hub/gitserve, the read-only server the hub runs for
+// Fetches are answered by internal/gitserve, the read-only server the hub runs for
 // agents, so tests exercise what production serves. Pushes (git-receive-pack)
 // are accepted by a small implementation here that updates each ref only if it
 // still holds the old value the client saw, like a real Git server: two pushers

@@ -26,7 +26,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 
-	"github.com/outpost-gitops/outpost/hub/gitserve"
+	"github.com/outpost-gitops/outpost/internal/gitserve"
 )
 
 // Deleted, as the content of a file in Commit, removes the file.
@@ -62,7 +62,7 @@ func WithLogger(log *slog.Logger) Option { return func(s *Server) { s.log = log 
 
 // Server is a Git server for tests: a bare repository in a temporary
 // directory, served over smart HTTP on a loopback port. Fetches go through
-// hub/gitserve (what agents meet in production); pushes are accepted with a
+// internal/gitserve (what agents meet in production); pushes are accepted with a
 // compare-and-swap of each ref, as a real Git server does, so push races are
 // real.
 type Server struct {

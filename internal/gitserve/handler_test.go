@@ -23,7 +23,7 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
 
-	"github.com/outpost-gitops/outpost/hub/gitserve"
+	"github.com/outpost-gitops/outpost/internal/gitserve"
 	"github.com/outpost-gitops/outpost/internal/gittest"
 )
 

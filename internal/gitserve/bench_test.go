@@ -9,7 +9,7 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/storage/memory"
 
-	"github.com/outpost-gitops/outpost/hub/gitserve"
+	"github.com/outpost-gitops/outpost/internal/gitserve"
 	"github.com/outpost-gitops/outpost/internal/gittest"
 )
 
