@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,6 +92,7 @@ type runningAgent struct {
 	done     chan struct{} // closed when Run returned; err is then set
 	err      error
 	requests *testenv.Requests
+	dead     atomic.Bool // set: every request fails, as if the process had died
 }
 
 func (a *runningAgent) stop(t *testing.T) {
@@ -117,6 +120,15 @@ func startAgent(t *testing.T, repoURL, invNS string, mutate func(*Config)) *runn
 	counter := &testenv.Requests{Ignore: func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/leases/") }}
 	rc := env.RESTConfig()
 	rc.Wrap(counter.Wrap)
+	a := &runningAgent{requests: counter}
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return rtFunc(func(r *http.Request) (*http.Response, error) {
+			if a.dead.Load() {
+				return nil, errors.New("the agent process is dead")
+			}
+			return rt.RoundTrip(r)
+		})
+	})
 	cfg := DefaultConfig()
 	cfg.ClusterName = "dev"
 	cfg.GitURL = repoURL
@@ -132,7 +144,7 @@ func startAgent(t *testing.T, repoURL, invNS string, mutate func(*Config)) *runn
 		mutate(&cfg)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	a := &runningAgent{cancel: cancel, done: make(chan struct{}), requests: counter}
+	a.cancel, a.done = cancel, make(chan struct{})
 	go func() {
 		a.err = Run(ctx, cfg, testLogger(t))
 		close(a.done)
@@ -344,6 +356,19 @@ func TestTwoAgentsOnlyTheLeaderWrites(t *testing.T) {
 	if bw, _, _ := b.requests.Counts(); bw == 0 {
 		t.Error("the new leader made no write")
 	}
+
+	// Now the leader dies without releasing the Lease: a third replica takes over once
+	// the lease expires, and converges.
+	c := startAgent(t, repo.url(), ns, elect("agent-c"))
+	time.Sleep(time.Second)
+	if cw, _, _ := c.requests.Counts(); cw != 0 {
+		t.Fatalf("standby agent-c wrote %v while agent-b leads", c.requests.Writes())
+	}
+	start = time.Now()
+	b.dead.Store(true)
+	repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "4"})}, "web 4")
+	waitConfigMap(t, ns, "web", 30*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == "4" })
+	t.Logf("after the leader died (no release, lease 2 s), the standby applied the next commit in %s", time.Since(start).Round(time.Millisecond))
 }
 
 func TestDriftReportedAndCorrected(t *testing.T) {
@@ -594,3 +619,7 @@ spec:
 	}
 	t.Logf("CRD + custom resource synced %s after the agent started", time.Since(start).Round(time.Millisecond))
 }
+
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
