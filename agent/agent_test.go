@@ -21,6 +21,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
@@ -623,3 +626,51 @@ spec:
 type rtFunc func(*http.Request) (*http.Response, error)
 
 func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestClusterScopedResourceOfAnotherAppsCRD: the app's default namespace must not be
+// put on a cluster-scoped custom resource whose CRD another app installed; only the
+// cluster's discovery knows its scope.
+func TestClusterScopedResourceOfAnotherAppsCRD(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	group := strings.ReplaceAll(ns, "-", "") + ".example.com"
+	repo.commit(map[string]string{
+		"apps/crds/crd.yaml": `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: issuers.` + group + `
+spec:
+  group: ` + group + `
+  scope: Cluster
+  names: {kind: Issuer, plural: issuers, singular: issuer, listKind: IssuerList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`,
+		"apps/issuers/app.yaml":    "namespace: $NS\ndependsOn: [crds]\n",
+		"apps/issuers/issuer.yaml": "apiVersion: " + group + "/v1\nkind: Issuer\nmetadata:\n  name: " + ns + "-letsencrypt\nspec:\n  email: ops@example.com\n",
+		"clusters/dev/apps.yaml":   appsYAML(map[string]string{"crds": "1", "issuers": "1"}),
+	}, "a cluster-scoped CR of another app's CRD")
+	hub := newHubStub(t)
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url() })
+	st := hub.waitStatus(t, "issuers", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
+		return s.Phase == apiv1.PhaseSynced || s.Phase == apiv1.PhaseFailed
+	})
+	if st.Phase != apiv1.PhaseSynced {
+		t.Fatalf("issuers = %s %+v, want the cluster-scoped Issuer applied without a namespace", st.Phase, st.Error)
+	}
+	// Its drift is watched like any other object's: that needs the desired object
+	// without the namespace, as the cluster has it.
+	dyn := dynamic.NewForConfigOrDie(env.RESTConfig())
+	gvr := schema.GroupVersionResource{Group: group, Version: "v1", Resource: "issuers"}
+	if _, err := dyn.Resource(gvr).Patch(t.Context(), ns+"-letsencrypt", types.MergePatchType, []byte(`{"spec":{"email":"someone@else.com"}}`),
+		metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	hub.waitStatus(t, "issuers", 10*time.Second, func(_ apiv1.AppStatus, d []apiv1.Drift) bool {
+		return len(d) == 1 && len(d[0].Fields) == 1 && d[0].Fields[0].Path == "spec.email" && d[0].Fields[0].Manager == "kubectl-edit"
+	})
+}

@@ -11,7 +11,9 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/outpost-gitops/outpost/agent/driftwatch"
 	"github.com/outpost-gitops/outpost/agent/source"
@@ -64,6 +66,22 @@ func newLoop(cfg Config, d *deps, m *metrics, tracer trace.Tracer, log *slog.Log
 	}
 	l.watch = driftwatch.New(driftwatch.Config{Client: d.dynamic, Mapper: d.mapper, Logger: l.log, OnEvent: l.onDrift, Namespaced: len(cfg.Namespaces) > 0})
 	return l
+}
+
+// isNamespaced asks the cluster's discovery whether a kind is namespaced, so that an
+// app's default namespace is never put on a cluster-scoped custom resource whose CRD
+// another app installed. Unknown kinds are an error; the renderer then lets a CRD in
+// the same render decide.
+func (l *loop) isNamespaced(gvk schema.GroupVersionKind) (bool, error) {
+	m, err := l.d.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		l.d.mapper.Reset()
+		m, err = l.d.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if err != nil {
+		return false, err
+	}
+	return m.Scope.Name() == meta.RESTScopeNameNamespace, nil
 }
 
 // trigger merges p into the next cycle's work and wakes the loop.
@@ -133,6 +151,7 @@ func (l *loop) run(ctx context.Context, ready *atomic.Bool) {
 		Syncer: syncer, Health: cacheGetter{watch: l.watch, fallback: getter},
 		Inventories: inventories,
 		Concurrency: l.cfg.Concurrency, Logger: l.log, Tracer: l.tracer, Namespaces: l.cfg.Namespaces,
+		IsNamespaced: l.isNamespaced,
 	})
 	if err != nil {
 		l.log.Error("cannot create the sync engine", "err", err)
