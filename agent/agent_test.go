@@ -28,6 +28,7 @@ import (
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/internal/gittest"
+	"github.com/outpost-gitops/outpost/internal/hubtest"
 	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
@@ -228,9 +229,9 @@ func TestCommitAppliedFastWithLongPollAndByIntervalWithout(t *testing.T) {
 	ns := env.CreateNamespace(t)
 	repo := newGitRepo(t, ns)
 	repo.commit(merge(webApp("web"), map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1.0.0"})}), "web 1.0.0")
-	hub := newHubStub(t)
-	a := startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url() })
-	hub.waitStatus(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
+	hub := hubtest.New(t, "agent-token")
+	a := startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.URL })
+	hub.Wait(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
 		return s.Phase == apiv1.PhaseSynced && s.Version == "1.0.0"
 	})
 
@@ -239,10 +240,10 @@ func TestCommitAppliedFastWithLongPollAndByIntervalWithout(t *testing.T) {
 		version := fmt.Sprintf("1.0.%d", i)
 		start := time.Now()
 		rev := repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": version})}, "web "+version)
-		hub.publish(rev)
+		hub.Publish(rev)
 		waitConfigMap(t, ns, "web", 10*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == version })
 		applied := time.Since(start)
-		hub.waitStatus(t, "web", 10*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Version == version && s.Revision == rev })
+		hub.Wait(t, "web", 10*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Version == version && s.Revision == rev })
 		latencies = append(latencies, time.Since(start))
 		t.Logf("commit → applied %s, → reported at the hub %s", applied.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	}
@@ -276,16 +277,16 @@ func TestGitDownKeepsStateThenConverges(t *testing.T) {
 	if err := os.WriteFile(password, []byte("git-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	hub := newHubStub(t)
+	hub := hubtest.New(t, "agent-token")
 	startAgent(t, git.URL(), ns, func(c *Config) {
-		c.HubURL = hub.url()
+		c.HubURL = hub.URL
 		c.GitPasswordFile = password
 		c.GitPollInterval = 200 * time.Millisecond
 	})
-	hub.waitStatus(t, "api", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+	hub.Wait(t, "api", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
 
 	git.Stop() // the Git server goes away: connections refused
-	st := hub.waitStatus(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSourceUnavailable })
+	st := hub.Wait(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSourceUnavailable })
 	if st.Error == nil || st.Error.Stage != apiv1.StageFetch || strings.Contains(st.Error.Message, "git-secret") {
 		t.Errorf("error = %+v, want a fetch error without the password", st.Error)
 	}
@@ -298,7 +299,7 @@ func TestGitDownKeepsStateThenConverges(t *testing.T) {
 	}
 	git.Start()
 	git.Commit(t, map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "2", "api": "1"})}, "web 2", "")
-	hub.waitStatus(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced && s.Version == "2" })
+	hub.Wait(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced && s.Version == "2" })
 	waitConfigMap(t, ns, "web", 5*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == "2" })
 }
 
@@ -307,20 +308,20 @@ func TestHubDownWhileCommitsLandLosesNothing(t *testing.T) {
 	repo := newGitRepo(t, ns)
 	apps := map[string]string{"web": "1", "api": "1", "cache": "1"}
 	repo.commit(merge(webApp("web"), webApp("api"), webApp("cache"), map[string]string{"clusters/dev/apps.yaml": appsYAML(apps)}), "three apps")
-	hub := newHubStub(t)
-	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url(); c.GitPollInterval = 200 * time.Millisecond })
-	hub.waitStatus(t, "cache", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+	hub := hubtest.New(t, "agent-token")
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.URL; c.GitPollInterval = 200 * time.Millisecond })
+	hub.Wait(t, "cache", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
 
-	hub.stop()
+	hub.Stop()
 	for i := 2; i <= 4; i++ {
 		apps["web"], apps["api"] = fmt.Sprint(i), fmt.Sprint(i*10)
 		repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(apps)}, fmt.Sprint("bump ", i))
 		want := apps["web"]
 		waitConfigMap(t, ns, "web", 20*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == want })
 	}
-	hub.start()
+	hub.Start()
 	for app, version := range apps {
-		hub.waitStatus(t, app, 60*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
+		hub.Wait(t, app, 60*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
 			return s.Phase == apiv1.PhaseSynced && s.Version == version
 		})
 	}
@@ -398,10 +399,10 @@ spec:
 		"apps/fixed/deploy.yaml": deploy("fixed"),
 		"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1.27", "fixed": "1.27"}),
 	}, "two deployments")
-	hub := newHubStub(t)
-	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url() })
+	hub := hubtest.New(t, "agent-token")
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.URL })
 	for _, app := range []string{"web", "fixed"} {
-		hub.waitStatus(t, app, 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+		hub.Wait(t, app, 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
 	}
 	cs := kubernetes.NewForConfigOrDie(env.RESTConfig())
 	scale := func(name string, n int32) {
@@ -414,7 +415,7 @@ spec:
 	// drift: report — visible at the hub with path and manager.
 	start := time.Now()
 	scale("web", 5)
-	hub.waitStatus(t, "web", 5*time.Second, func(_ apiv1.AppStatus, d []apiv1.Drift) bool {
+	hub.Wait(t, "web", 5*time.Second, func(_ apiv1.AppStatus, d []apiv1.Drift) bool {
 		return len(d) == 1 && len(d[0].Fields) == 1 && d[0].Fields[0].Path == "spec.replicas" && d[0].Fields[0].Manager == "kubectl"
 	})
 	t.Logf("kubectl scale → drift at the hub: %s", time.Since(start).Round(time.Millisecond))
@@ -441,7 +442,7 @@ spec:
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Logf("kubectl scale → corrected: %s", time.Since(start).Round(time.Millisecond))
-	hub.waitStatus(t, "fixed", 5*time.Second, func(_ apiv1.AppStatus, d []apiv1.Drift) bool { return len(d) == 0 })
+	hub.Wait(t, "fixed", 5*time.Second, func(_ apiv1.AppStatus, d []apiv1.Drift) bool { return len(d) == 0 })
 
 	// A deleted object is drift; under correct it is recreated.
 	if err := cs.AppsV1().Deployments(ns).Delete(t.Context(), "fixed", metav1.DeleteOptions{}); err != nil {
@@ -469,14 +470,14 @@ func TestBrokenAppFailsWithItsFileOthersSync(t *testing.T) {
 		"apps/novar/cm.yaml":     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: novar\ndata:\n  x: \"${UNDEFINED_VAR}\"\n",
 		"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1", "broken": "1", "novar": "1"}),
 	}), "two broken apps")
-	hub := newHubStub(t)
-	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url() })
-	hub.waitStatus(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
-	broken := hub.waitStatus(t, "broken", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseFailed })
+	hub := hubtest.New(t, "agent-token")
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.URL })
+	hub.Wait(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+	broken := hub.Wait(t, "broken", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseFailed })
 	if broken.Error == nil || broken.Error.Stage != apiv1.StageRender || !strings.Contains(broken.Error.Message, "apps/broken/bad.yaml") {
 		t.Fatalf("broken app error = %+v, want a render error naming apps/broken/bad.yaml", broken.Error)
 	}
-	st := hub.waitStatus(t, "novar", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseFailed })
+	st := hub.Wait(t, "novar", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseFailed })
 	if st.Error == nil || !strings.Contains(st.Error.Message, "UNDEFINED_VAR") || !strings.Contains(st.Error.Message, "ConfigMap/novar") {
 		t.Errorf("novar error = %+v, want a render error naming the object and the variable", st.Error)
 	}
@@ -504,14 +505,14 @@ spec:
 	}
 	files["clusters/dev/apps.yaml"] = appsYAML(versions)
 	repo.commit(files, "20 apps")
-	hub := newHubStub(t)
+	hub := hubtest.New(t, "agent-token")
 	a := startAgent(t, repo.url(), ns, func(c *Config) {
-		c.HubURL = hub.url()
+		c.HubURL = hub.URL
 		c.Interval = 10 * time.Second // full resyncs during the window
 		c.GitPollInterval = 2 * time.Second
 	})
 	for name := range versions {
-		hub.waitStatus(t, name, 60*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+		hub.Wait(t, name, 60*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
 	}
 	time.Sleep(2 * time.Second) // let the first full resync record fresh resourceVersions
 	a.requests.Reset()
@@ -611,10 +612,10 @@ spec:
 		"apps/gadgets/gadget.yaml": "apiVersion: " + group + "/v1\nkind: Gadget\nmetadata:\n  name: one\nspec:\n  size: 3\n",
 		"clusters/dev/apps.yaml":   appsYAML(map[string]string{"gadgets": "1"}),
 	}, "a CRD and a resource of it")
-	hub := newHubStub(t)
+	hub := hubtest.New(t, "agent-token")
 	start := time.Now()
-	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url() })
-	st := hub.waitStatus(t, "gadgets", 15*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.URL })
+	st := hub.Wait(t, "gadgets", 15*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
 		return s.Phase == apiv1.PhaseSynced || s.Phase == apiv1.PhaseFailed
 	})
 	if st.Phase != apiv1.PhaseSynced || st.Counts.Created != 2 {
@@ -654,9 +655,9 @@ spec:
 		"apps/issuers/issuer.yaml": "apiVersion: " + group + "/v1\nkind: Issuer\nmetadata:\n  name: " + ns + "-letsencrypt\nspec:\n  email: ops@example.com\n",
 		"clusters/dev/apps.yaml":   appsYAML(map[string]string{"crds": "1", "issuers": "1"}),
 	}, "a cluster-scoped CR of another app's CRD")
-	hub := newHubStub(t)
-	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.url() })
-	st := hub.waitStatus(t, "issuers", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
+	hub := hubtest.New(t, "agent-token")
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.URL })
+	st := hub.Wait(t, "issuers", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
 		return s.Phase == apiv1.PhaseSynced || s.Phase == apiv1.PhaseFailed
 	})
 	if st.Phase != apiv1.PhaseSynced {
@@ -670,7 +671,7 @@ spec:
 		metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
 		t.Fatal(err)
 	}
-	hub.waitStatus(t, "issuers", 10*time.Second, func(_ apiv1.AppStatus, d []apiv1.Drift) bool {
+	hub.Wait(t, "issuers", 10*time.Second, func(_ apiv1.AppStatus, d []apiv1.Drift) bool {
 		return len(d) == 1 && len(d[0].Fields) == 1 && d[0].Fields[0].Path == "spec.email" && d[0].Fields[0].Manager == "kubectl-edit"
 	})
 }

@@ -3,12 +3,9 @@ package manifests
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +32,7 @@ import (
 
 	"github.com/outpost-gitops/outpost/agent"
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/hubtest"
 	"github.com/outpost-gitops/outpost/sync/apply"
 	"github.com/outpost-gitops/outpost/sync/inventory"
 )
@@ -158,76 +156,10 @@ func gitRepo(t *testing.T, files map[string]string) string {
 	return "file://" + dir
 }
 
-// hubStub receives the agent's reports (decoded with the real wire types) and holds
-// its long-polls without ever announcing a change.
-type hubStub struct {
-	url   string
-	token string
-
-	mu     sync.Mutex
-	latest map[string]apiv1.AppStatus
-	drift  map[string][]apiv1.Drift
-}
-
-func newHubStub(t *testing.T, token string) *hubStub {
+// waitApp waits until the newest status of app at the hub stub satisfies cond.
+func waitApp(t *testing.T, h *hubtest.Stub, app string, cond func(apiv1.AppStatus, []apiv1.Drift) error) apiv1.AppStatus {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &hubStub{url: "http://" + l.Addr().String(), token: token, latest: map[string]apiv1.AppStatus{}, drift: map[string][]apiv1.Drift{}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+apiv1.ReportPath, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+h.token {
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		var rep apiv1.StatusReport
-		if err := apiv1.Decode(r.Body, apiv1.MaxReportBytes, &rep); err != nil {
-			t.Errorf("hub stub: invalid report: %v", err)
-			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(apiv1.ErrorResponse{Code: apiv1.CodeBadRequest, Message: err.Error()})
-			return
-		}
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		for _, a := range rep.Apps {
-			if old, ok := h.latest[a.App]; ok && a.Generation.Compare(old.Generation) <= 0 {
-				continue
-			}
-			h.latest[a.App] = a
-			h.drift[a.App] = nil
-			for _, d := range rep.Drift {
-				if d.App == a.App {
-					h.drift[a.App] = append(h.drift[a.App], d)
-				}
-			}
-		}
-		_ = json.NewEncoder(w).Encode(apiv1.ReportResponse{})
-	})
-	mux.HandleFunc("GET "+apiv1.DesiredPath, func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done() // never changes: the agent syncs from its Git poll
-	})
-	srv := &http.Server{Handler: mux}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return h
-}
-
-// waitApp waits until the newest status of app satisfies cond.
-func (h *hubStub) waitApp(t *testing.T, app string, cond func(apiv1.AppStatus, []apiv1.Drift) error) apiv1.AppStatus {
-	t.Helper()
-	var st apiv1.AppStatus
-	eventually(t, 60*time.Second, "hub: status of app "+app, func(context.Context) error {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		var ok bool
-		if st, ok = h.latest[app]; !ok {
-			return errors.New("no report yet")
-		}
-		return cond(st, h.drift[app])
-	})
-	return st
+	return h.Wait(t, app, 60*time.Second, func(st apiv1.AppStatus, d []apiv1.Drift) bool { return cond(st, d) == nil })
 }
 
 // logBuffer collects the agent's log lines.
@@ -251,7 +183,7 @@ func (b *logBuffer) String() string {
 // runAgent runs the agent in-process as the DaemonSet of objs configures it, with the
 // identity rc, on the Git repository gitURL and reporting to h. It returns the
 // agent's logs; the agent stops when the test ends.
-func runAgent(t *testing.T, objs []*unstructured.Unstructured, ns string, rc *rest.Config, gitURL string, h *hubStub) *logBuffer {
+func runAgent(t *testing.T, objs []*unstructured.Unstructured, ns string, rc *rest.Config, gitURL string, h *hubtest.Stub) *logBuffer {
 	t.Helper()
 	cfg := agentConfig(t, objs, agentPod(ns))
 	// What only a pod has: the Secret files, the emptyDir, the port; and the test's
@@ -259,8 +191,8 @@ func runAgent(t *testing.T, objs []*unstructured.Unstructured, ns string, rc *re
 	cfg.ClusterName = "dev"
 	cfg.GitURL = gitURL
 	cfg.GitPasswordFile = ""
-	cfg.HubURL = h.url
-	cfg.TokenFile = tempFile(t, h.token+"\n")
+	cfg.HubURL = h.URL
+	cfg.TokenFile = tempFile(t, h.Token+"\n")
 	cfg.CacheDir = t.TempDir()
 	cfg.ListenAddr = ""
 	cfg.GitPollInterval = time.Hour
@@ -416,10 +348,10 @@ rules:
     verbs: [get, list]
 `,
 	}))
-	h := newHubStub(t, "cluster-token")
+	h := hubtest.New(t, "cluster-token")
 	logs := runAgent(t, objs, ns, rc, repo, h)
 
-	st := h.waitApp(t, "web", synced)
+	st := waitApp(t, h, "web", synced)
 	if st.Counts.Desired != 3 || st.Counts.Failed != 0 {
 		t.Errorf("web counts %+v, want 3 objects applied", st.Counts)
 	}
@@ -483,10 +415,10 @@ subjects:
 		"apps/escape/cm.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: escape, namespace: " + other + "}\n",
 		"apps/global/role.yaml":  "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: outpost-test-" + ns + "}\nrules: []\n",
 	}))
-	h := newHubStub(t, "tenant-token")
+	h := hubtest.New(t, "tenant-token")
 	logs := runAgent(t, objs, ns, rc, repo, h)
 
-	h.waitApp(t, "web", synced)
+	waitApp(t, h, "web", synced)
 	if u := get(t, deploymentGVK, tenant, "web"); u == nil {
 		t.Error("the tenant's Deployment was not applied")
 	}
@@ -494,7 +426,7 @@ subjects:
 		"escape": {"ConfigMap/" + other + "/escape", `namespace "` + other + `" is not allowed`, tenant},
 		"global": {"ClusterRole/outpost-test-" + ns, "cluster-scoped objects are not allowed", tenant},
 	} {
-		st := h.waitApp(t, app, func(st apiv1.AppStatus, _ []apiv1.Drift) error {
+		st := waitApp(t, h, app, func(st apiv1.AppStatus, _ []apiv1.Drift) error {
 			if st.Phase != apiv1.PhaseFailed || st.Error == nil {
 				return fmt.Errorf("phase %s, error %+v; want Failed", st.Phase, st.Error)
 			}
@@ -525,7 +457,7 @@ subjects:
 	if _, err := cs.CoreV1().ConfigMaps(tenant).Update(t.Context(), cm, metav1.UpdateOptions{FieldManager: "tenant-admin"}); err != nil {
 		t.Fatal(err)
 	}
-	h.waitApp(t, "web", func(_ apiv1.AppStatus, drift []apiv1.Drift) error {
+	waitApp(t, h, "web", func(_ apiv1.AppStatus, drift []apiv1.Drift) error {
 		for _, d := range drift {
 			for _, f := range d.Fields {
 				if d.Object.Kind == "ConfigMap" && f.Path == "data.version" && f.Manager == "tenant-admin" {
