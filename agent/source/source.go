@@ -86,6 +86,8 @@ type Source struct {
 	repo *git.Repository
 	mu   sync.Mutex // serializes fetch and export
 	last *Revision
+
+	afterHead func() // tests: runs between the ref listing and the fetch
 }
 
 // New opens (or initialises) the cache and returns a Source. It makes no request.
@@ -167,9 +169,22 @@ func (s *Source) Sync(ctx context.Context) (*Revision, error) {
 	if s.last != nil && s.last.SHA == head {
 		return s.last, nil
 	}
+	if s.afterHead != nil {
+		s.afterHead()
+	}
 	if _, err := s.repo.CommitObject(plumbing.NewHash(head)); err != nil {
 		if err := s.fetch(ctx); err != nil {
 			return nil, err
+		}
+		// The branch may have moved between the listing and the fetch; a depth-1
+		// fetch then brings only the newer commit. Export what was fetched.
+		ref, err := s.repo.Reference(plumbing.NewRemoteReferenceName("origin", s.cfg.Branch), true)
+		if err != nil {
+			return nil, fmt.Errorf("git source: fetched branch %s: %w", s.cfg.Branch, err)
+		}
+		head = ref.Hash().String()
+		if s.last != nil && s.last.SHA == head {
+			return s.last, nil
 		}
 	}
 	rev, err := s.export(head)

@@ -171,3 +171,30 @@ func TestMissingBranchFailsWithoutRetrying(t *testing.T) {
 		t.Errorf("a missing branch was retried (took %s)", time.Since(start))
 	}
 }
+
+// TestBranchMovesBetweenListingAndFetch: a commit landing after the ref listing and
+// before the depth-1 fetch must not fail the sync; the newer commit is exported.
+func TestBranchMovesBetweenListingAndFetch(t *testing.T) {
+	up := newUpstream(t)
+	up.commit(map[string]string{"a.yaml": "a: 1\n"}, "one")
+	s := newSource(t, "file://"+up.dir)
+	if _, err := s.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	up.commit(map[string]string{"a.yaml": "a: 2\n"}, "two") // listed
+	var third string
+	s.afterHead = func() {
+		third = up.commit(map[string]string{"a.yaml": "a: 3\n"}, "three") // lands before the fetch
+		s.afterHead = nil
+	}
+	rev, err := s.Sync(t.Context())
+	if err != nil {
+		t.Fatalf("Sync after the branch moved during it: %v", err)
+	}
+	if rev.SHA != third {
+		t.Fatalf("exported %s, want the fetched head %s", rev.SHA, third)
+	}
+	if data, _ := os.ReadFile(filepath.Join(rev.Dir, "a.yaml")); string(data) != "a: 3\n" {
+		t.Errorf("a.yaml = %q, want the newest content", data)
+	}
+}
