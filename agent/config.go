@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/outpost-gitops/outpost/internal/flagenv"
+	"github.com/outpost-gitops/outpost/sync/render"
 )
 
 // Config is everything the agent needs. Every field has a flag and an OUTPOST_* env var
@@ -222,6 +224,11 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheDir == "" {
 		return configErr("cache-dir", "required")
+	}
+	if abs, err := filepath.Abs(c.CacheDir); err != nil {
+		return configErr("cache-dir", "%v", err)
+	} else if err := render.CheckRootPath(abs); err != nil {
+		return configErr("cache-dir", "the agent renders revisions under it: %v", err)
 	}
 	return nil
 }

@@ -49,6 +49,7 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		"bad branch":                  {args: []string{"--git-branch=a..b"}, wantFlag: "git-branch"},
 		"missing kubeconfig file":     {args: []string{"--kubeconfig=" + filepath.Join(dir, "kc")}, wantFlag: "kubeconfig"},
 		"leader election needs lease": {args: []string{"--lease-namespace=Bad_NS"}, wantFlag: "lease-namespace"},
+		"cache dir kustomize refuses": {args: []string{"--cache-dir=/tmp/my cache"}, wantFlag: "cache-dir", wantText: `"my cache"`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/fluxcd/pkg/kustomize"
@@ -57,6 +59,21 @@ type Renderer struct {
 	opts   Options
 }
 
+// rootElement is what kustomize's in-memory filesystem accepts as a path element (the
+// generated kustomization of a plain folder is written there under the root's path).
+var rootElement = regexp.MustCompile(`^[a-zA-Z0-9._:-]+$`)
+
+// CheckRootPath refuses a repository path kustomize could not build under, naming the
+// element at fault: only letters, digits, '.', '_', '-' and ':' are allowed.
+func CheckRootPath(abs string) error {
+	for _, el := range strings.Split(filepath.ToSlash(abs), "/") {
+		if el != "" && !rootElement.MatchString(el) {
+			return fmt.Errorf("repository root %s: path element %q has characters kustomize cannot build under (use only letters, digits, '.', '_', '-' and ':')", abs, el)
+		}
+	}
+	return nil
+}
+
 // New returns a Renderer for the repository checked out at root.
 func New(root string, opts Options) (*Renderer, error) {
 	abs, err := filepath.Abs(root)
@@ -65,6 +82,9 @@ func New(root string, opts Options) (*Renderer, error) {
 	}
 	if abs, err = filepath.EvalSymlinks(abs); err != nil {
 		return nil, fmt.Errorf("repository root %s: %w", root, err)
+	}
+	if err := CheckRootPath(abs); err != nil {
+		return nil, err
 	}
 	secure, err := securefs.MakeFsOnDiskSecure(abs)
 	if err != nil {

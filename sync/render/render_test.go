@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -360,5 +361,16 @@ func TestRenderConcurrent(t *testing.T) {
 		if digests[i] != digests[i%2] {
 			t.Errorf("render %d digest %s, want %s", i, digests[i], digests[i%2])
 		}
+	}
+}
+
+func TestRootPathKustomizeCannotBuildUnder(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "my repo")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(root, Options{})
+	if err == nil || !strings.Contains(err.Error(), `path element "my repo"`) {
+		t.Fatalf("New(%q) = %v, want an error naming the path element", root, err)
 	}
 }
