@@ -11,7 +11,7 @@ GO         ?= go
 TEST_FLAGS ?= -count=1 -timeout=30m -p=2
 PKGS       ?= ./...
 
-.PHONY: all build testbin demo e2e test vet fmt-check fuzz clean clean-testbin help
+.PHONY: all build testbin demo e2e test vet fmt-check fuzz clean clean-testbin help bench bench-quick
 
 all: build
 
