@@ -25,13 +25,13 @@ import (
 // gitFetch measures fetching one new commit of a repository with a long history and
 // many clusters: go-git's depth-1 fetch with agent/source's options, agent/source's
 // whole Sync (ls-remote, fetch, export of the tree), and `git fetch --depth 1`,
-// all from the hub's Git server (hub/gitserve) over HTTP on loopback.
+// all from the hub's Git server (internal/gitserve) over HTTP on loopback.
 func gitFetch(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	sc := e.scale
 	res := &Result{
 		Name: "git-fetch",
 		Description: "A repository with a long history (one file per cluster, each commit changing one cluster's " +
-			"file), served by hub/gitserve over HTTP on loopback. Per repetition one new commit is pushed, then " +
+			"file), served by internal/gitserve over HTTP on loopback. Per repetition one new commit is pushed, then " +
 			"each client fetches it, order rotating: go-git depth-1 fetch with agent/source's options into a " +
 			"bare cache; agent/source Sync (ls-remote + that fetch + export of the tree to disk); " +
 			"`git fetch --depth 1 --no-tags` into a bare repository. Initial: each client's first depth-1 fetch " +
@@ -234,7 +234,7 @@ func (h *historyRepo) write(t plumbing.ObjectType, data []byte) (plumbing.Hash, 
 	return h.repo.Storer.SetEncodedObject(obj)
 }
 
-// serveGit serves the bare repository dir with hub/gitserve on a loopback port.
+// serveGit serves the bare repository dir with internal/gitserve on a loopback port.
 func serveGit(dir string) (url string, stop func(), err error) {
 	h, err := gitserve.New(gitserve.Config{Dir: dir, Authorize: gitserve.AllowAll}, nil)
 	if err != nil {
