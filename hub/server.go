@@ -13,12 +13,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/outpost-gitops/outpost/internal/gitserve"
 	"github.com/outpost-gitops/outpost/hub/gitstore"
 	"github.com/outpost-gitops/outpost/hub/httpapi"
 	"github.com/outpost-gitops/outpost/hub/notify"
 	"github.com/outpost-gitops/outpost/hub/store"
 	"github.com/outpost-gitops/outpost/hub/web"
+	"github.com/outpost-gitops/outpost/internal/gitserve"
 	"github.com/outpost-gitops/outpost/internal/telemetry"
 )
 

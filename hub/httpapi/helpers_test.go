@@ -17,10 +17,10 @@ import (
 	"time"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
-	"github.com/outpost-gitops/outpost/internal/gitserve"
 	"github.com/outpost-gitops/outpost/hub/gitstore"
 	"github.com/outpost-gitops/outpost/hub/notify"
 	"github.com/outpost-gitops/outpost/hub/store"
+	"github.com/outpost-gitops/outpost/internal/gitserve"
 	"github.com/outpost-gitops/outpost/internal/gittest"
 	"github.com/outpost-gitops/outpost/internal/telemetry"
 )
