@@ -60,6 +60,9 @@ type scale struct {
 	driftEdits int
 	// idleBuckets 10 s buckets of the idle agent's requests.
 	idleBuckets int
+	// hubClusters simulated clusters measured for hubWindow (hub-capacity).
+	hubClusters int
+	hubWindow   time.Duration
 }
 
 func scaleFor(quick bool) scale {
@@ -70,6 +73,7 @@ func scaleFor(quick bool) scale {
 			gitCommits: 1000, gitClusters: 100, gitReps: 5,
 			e2eClusters: 3, e2eBumps: 20, e2eIntervalBumps: 4,
 			driftEdits: 20, idleBuckets: 3,
+			hubClusters: 1000, hubWindow: 30 * time.Second,
 		}
 	}
 	return scale{
@@ -78,6 +82,7 @@ func scaleFor(quick bool) scale {
 		gitCommits: 1000, gitClusters: 100, gitReps: 15,
 		e2eClusters: 3, e2eBumps: 40, e2eIntervalBumps: 20,
 		driftEdits: 40, idleBuckets: 6,
+		hubClusters: 10000, hubWindow: 60 * time.Second,
 	}
 }
 
@@ -103,6 +108,7 @@ func measurements() []measurement {
 		{name: "git-fetch", run: gitFetch},
 		{name: "commit-to-reported", run: commitLatency},
 		{name: "drift", run: driftLatency},
+		{name: "hub-capacity", run: hubCapacity},
 	}
 }
 

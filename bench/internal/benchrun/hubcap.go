@@ -1,0 +1,334 @@
+package benchrun
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/hubapi"
+)
+
+// reportPeriod is how often each simulated cluster reports, as the issue sets it.
+const reportPeriod = 30 * time.Second
+
+// hubCapacity runs the hub as its own process under N simulated clusters: each holds
+// the desired-revision long-poll and posts a report (the real wire types) every 30 s,
+// the clusters' reports spread evenly over the period. It measures report latency,
+// errors, and the hub process's RSS and CPU.
+func hubCapacity(ctx context.Context, e *runEnv) (_ *Result, err error) {
+	n, window := e.scale.hubClusters, e.scale.hubWindow
+	res := &Result{
+		Name: "hub-capacity",
+		Description: fmt.Sprintf("`outpost hub` as its own process (embedded Git repository seeded with every cluster, "+
+			"SQLite store). %d simulated clusters, registered through the API, each holding the desired-revision "+
+			"long-poll and posting a one-app StatusReport every %s, spread evenly; measured over %s after one "+
+			"full period of warm-up. Report latency is client-side (HTTP round trip); RSS and CPU are the hub "+
+			"process's (/proc).", n, reportPeriod, window),
+		Scale: fmt.Sprintf("%d clusters, %s", n, window),
+	}
+	work, err := os.MkdirTemp("", "outpost-bench-hubcap-")
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = os.RemoveAll(work) }()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("c%05d", i)
+	}
+	seed := filepath.Join(work, "seed")
+	if err := writeSeed(seed, names, map[string]map[string]string{"web": configMapApp("web")}); err != nil {
+		return res, err
+	}
+	hub, err := startHubProcess(ctx, work, seed)
+	if err != nil {
+		return res, err
+	}
+	defer hub.stop()
+	tokens, err := registerAll(ctx, hub.url, names)
+	if err != nil {
+		return res, err
+	}
+	sim := &simulation{hubURL: hub.url, client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute,
+	}}}
+	simCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		offset := time.Duration(i) * reportPeriod / time.Duration(n)
+		wg.Go(func() { sim.longPoll(simCtx, name, tokens[name]) })
+		wg.Go(func() { sim.report(simCtx, name, tokens[name], offset) })
+	}
+	// Warm-up: one full period, so every cluster reported once and holds its long-poll.
+	select {
+	case <-ctx.Done():
+		stop()
+		wg.Wait()
+		return res, ctx.Err()
+	case <-time.After(reportPeriod):
+	}
+	sim.measuring.Store(true)
+	cpu0, wall0 := hub.cpu(), time.Now()
+	var rss []float64
+	tick := time.NewTicker(time.Second)
+	for end := time.Now().Add(window); time.Now().Before(end); {
+		<-tick.C
+		rss = append(rss, hub.rssMB())
+	}
+	tick.Stop()
+	cores := (hub.cpu() - cpu0).Seconds() / time.Since(wall0).Seconds()
+	sim.measuring.Store(false)
+	stop()
+	wg.Wait()
+
+	sim.mu.Lock()
+	defer sim.mu.Unlock()
+	res.Figures = append(res.Figures,
+		figure("report round trip", "ms", sim.latencies),
+		figure("hub RSS (sampled every second)", "MB", rss),
+		figure("hub CPU", "cores", []float64{cores}),
+		figure("report errors", "count", []float64{float64(sim.reportErrors.Load())}),
+		figure("long-poll errors", "count", []float64{float64(sim.pollErrors.Load())}),
+	)
+	res.Notes = append(res.Notes, fmt.Sprintf("%d reports measured (%.0f/s); targets (design brief, 10 000 clusters on 2 cores): p99 < 50 ms, RSS < 1 GB",
+		len(sim.latencies), float64(len(sim.latencies))/window.Seconds()))
+	return res, nil
+}
+
+// simulation is the simulated fleet.
+type simulation struct {
+	hubURL       string
+	client       *http.Client
+	measuring    atomic.Bool
+	reportErrors atomic.Int64
+	pollErrors   atomic.Int64
+
+	mu        sync.Mutex
+	latencies []float64
+}
+
+// longPoll holds the cluster's desired-revision long-poll until ctx ends.
+func (s *simulation) longPoll(ctx context.Context, cluster, token string) {
+	since := ""
+	for ctx.Err() == nil {
+		q := url.Values{"cluster": {cluster}, "since": {since}}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.hubURL+apiv1.DesiredPath+"?"+q.Encode(), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := s.client.Do(req)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.count(&s.pollErrors)
+				time.Sleep(time.Second)
+			}
+			continue
+		}
+		var d apiv1.DesiredRevision
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&d) != nil {
+			s.count(&s.pollErrors)
+		}
+		resp.Body.Close()
+		since = d.Revision
+	}
+}
+
+// report posts the cluster's status every reportPeriod, starting after offset.
+func (s *simulation) report(ctx context.Context, cluster, token string, offset time.Duration) {
+	epoch := time.Now().UnixMilli()
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(offset):
+	}
+	tick := time.NewTicker(reportPeriod)
+	defer tick.Stop()
+	for seq := int64(1); ; seq++ {
+		now := time.Now().UTC()
+		body, _ := json.Marshal(apiv1.StatusReport{
+			Cluster: cluster, Agent: apiv1.AgentInfo{ID: "sim-" + cluster}, SentAt: now,
+			Apps: []apiv1.AppStatus{{
+				App: "web", Generation: apiv1.Generation{Epoch: epoch, Sequence: seq}, Version: "1",
+				Revision: strings.Repeat("ab", 20), Phase: apiv1.PhaseSynced, Health: apiv1.Health{Status: apiv1.HealthCurrent},
+				LastSyncedAt: now,
+			}},
+		})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.hubURL+apiv1.ReportPath, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		start := time.Now()
+		resp, err := s.client.Do(req)
+		took := time.Since(start)
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			s.count(&s.reportErrors)
+		default:
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				s.count(&s.reportErrors)
+			} else if s.measuring.Load() {
+				s.mu.Lock()
+				s.latencies = append(s.latencies, float64(took.Microseconds())/1000)
+				s.mu.Unlock()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *simulation) count(c *atomic.Int64) {
+	if s.measuring.Load() {
+		c.Add(1)
+	}
+}
+
+// registerAll registers every cluster through the API, 16 at a time.
+func registerAll(ctx context.Context, hubURL string, names []string) (map[string]string, error) {
+	admin, err := hubapi.New(hubURL, benchAdminToken, hubapi.Options{})
+	if err != nil {
+		return nil, err
+	}
+	tokens := make(map[string]string, len(names))
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, name := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			reg, err := admin.RegisterCluster(ctx, apiv1.RegisterClusterRequest{Name: name})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = fmt.Errorf("register %s: %w", name, err)
+			}
+			if err == nil {
+				tokens[name] = reg.Token
+			}
+		})
+	}
+	wg.Wait()
+	return tokens, first
+}
+
+// hubProcess is `outpost hub` running as its own process.
+type hubProcess struct {
+	cmd  *exec.Cmd
+	url  string
+	done chan struct{}
+}
+
+// startHubProcess builds outpost and runs `outpost hub` on a free port.
+func startHubProcess(ctx context.Context, work, seed string) (*hubProcess, error) {
+	bin := filepath.Join(work, "outpost")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/outpost-gitops/outpost/cmd/outpost")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build outpost: %v: %s", err, out)
+	}
+	tokens := filepath.Join(work, "admins")
+	if err := os.WriteFile(tokens, []byte("bench:"+benchAdminToken+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	logFile, err := os.Create(filepath.Join(work, "hub.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "hub", "--listen="+addr, "--data-dir="+filepath.Join(work, "hub"),
+		"--admin-tokens-file="+tokens, "--git-seed="+seed, "--log-level=warn")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start outpost hub: %w", err)
+	}
+	logFile.Close()
+	h := &hubProcess{cmd: cmd, url: "http://" + addr, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(h.done) }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := http.Get(h.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return h, nil
+			}
+		}
+		select {
+		case <-h.done:
+			return nil, fmt.Errorf("outpost hub exited; see %s", filepath.Join(work, "hub.log"))
+		default:
+		}
+		if time.Now().After(deadline) {
+			h.stop()
+			return nil, fmt.Errorf("outpost hub not ready within 2 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (h *hubProcess) stop() {
+	_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-h.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
+		<-h.done
+	}
+}
+
+// rssMB is the hub process's resident set, in MB.
+func (h *hubProcess) rssMB() float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// cpu is the hub process's CPU time so far (user + system).
+func (h *hubProcess) cpu() time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
