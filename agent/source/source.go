@@ -28,8 +28,9 @@ import (
 const (
 	// MaxExportBytes bounds the total size of the files of one revision.
 	MaxExportBytes = 256 << 20
-	// MaxExportFiles bounds the number of files of one revision.
-	MaxExportFiles = 50_000
+	// MaxExportFiles bounds the number of files of one revision (a 10 000-cluster
+	// fleet has two files per cluster plus its apps).
+	MaxExportFiles = 100_000
 )
 
 // Config configures a Source. Defaults are applied by New.

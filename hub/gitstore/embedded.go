@@ -17,8 +17,10 @@ import (
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
-// maxSeedFiles bounds the files of a seed directory.
-const maxSeedFiles = 10000
+// maxSeedFiles bounds the files of a seed directory. A fleet of 10 000 clusters has at
+// least one file per cluster (apps.yaml), usually two, plus its apps: the bound leaves
+// room for that and still stops a seed that is not a GitOps repository.
+const maxSeedFiles = 100_000
 
 // openEmbedded opens the bare repository in Dir, creating and seeding it when
 // Dir holds none (or holds one without the branch).

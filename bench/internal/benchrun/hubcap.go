@@ -281,7 +281,8 @@ func startHubProcess(ctx context.Context, work, seed string) (*hubProcess, error
 		}
 		select {
 		case <-h.done:
-			return nil, fmt.Errorf("outpost hub exited; see %s", filepath.Join(work, "hub.log"))
+			log, _ := os.ReadFile(filepath.Join(work, "hub.log"))
+			return nil, fmt.Errorf("outpost hub exited: %s", lastLines(string(log), 5))
 		default:
 		}
 		if time.Now().After(deadline) {
