@@ -82,7 +82,7 @@ func scaleFor(quick bool) scale {
 		gitCommits: 1000, gitClusters: 100, gitReps: 15,
 		e2eClusters: 3, e2eBumps: 40, e2eIntervalBumps: 20,
 		driftEdits: 40, idleBuckets: 6,
-		hubClusters: 10000, hubWindow: 60 * time.Second,
+		hubClusters: 1000, hubWindow: 60 * time.Second,
 	}
 }
 
