@@ -190,15 +190,11 @@ func jsonValue(v any) json.RawMessage {
 	return data
 }
 
+// truncate bounds s to n bytes for the hub, marking a cut with "..."; a rune split by
+// the cut (or any invalid byte) is dropped, so the result is valid UTF-8.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	cut := s[:n-3]
-	for !utf8Valid(cut) {
-		cut = cut[:len(cut)-1]
-	}
-	return cut + "..."
+	return strings.ToValidUTF8(s[:n-len("...")], "") + "..."
 }
-
-func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
@@ -257,24 +256,6 @@ func tempFile(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// eventually retries check until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, check func(ctx context.Context) error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	var err error
-	for {
-		if err = check(ctx); err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // namespacesOf returns the sorted namespaces of the RoleBindings of objs that bind

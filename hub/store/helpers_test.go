@@ -15,7 +15,6 @@ import (
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 const rev1 = "3f1c2a9b8e7d6c5b4a39281706f5e4d3c2b1a098"
-const rev2 = "9a8b7c6d5e4f30211203f4e5d6c7b8a9a0b1c2d3"
 
 // openTest opens a store in a fresh temporary directory.
 func openTest(t testing.TB, cfg Config) *SQLite {
