@@ -1,6 +1,7 @@
 // Package gittest runs a Git server for tests of the hub, the agent and the
 // end-to-end suite: a bare repository in a temporary directory, served over
-// Git smart HTTP on a loopback port.
+// Git smart HTTP on a loopback port, or on the address given to WithListenAddr (the
+// e2e suite serves pods in kind clusters from the Docker network's gateway).
 //
 //	srv := gittest.New(t, gittest.WithToken("secret"))
 //	head := srv.Commit(t, map[string]string{"clusters/prod/apps.yaml": "apps: []\n"}, "add prod", "Jane <jane@example.com>")

@@ -57,11 +57,16 @@ func WithBranch(name string) Option {
 	return func(s *Server) { s.branch = plumbing.NewBranchReferenceName(name) }
 }
 
+// WithListenAddr serves on addr ("host:port", port 0 for a free one) instead of a
+// free loopback port, e.g. on a Docker network's gateway address so that pods in kind
+// clusters can fetch; URL then names that host.
+func WithListenAddr(addr string) Option { return func(s *Server) { s.listen = addr } }
+
 // WithLogger sends the server's log lines (gitserve's, at debug level) to log.
 func WithLogger(log *slog.Logger) Option { return func(s *Server) { s.log = log } }
 
 // Server is a Git server for tests: a bare repository in a temporary
-// directory, served over smart HTTP on a loopback port. Fetches go through
+// directory, served over smart HTTP on a loopback port (or WithListenAddr's). Fetches go through
 // internal/gitserve (what agents meet in production); pushes are accepted with a
 // compare-and-swap of each ref, as a real Git server does, so push races are
 // real.
@@ -71,6 +76,7 @@ type Server struct {
 	branch plumbing.ReferenceName
 	token  string
 	log    *slog.Logger
+	listen string // the address New listens on
 
 	mu   sync.Mutex // guards repo: refs and writes
 	repo *git.Repository
@@ -87,7 +93,7 @@ type Server struct {
 // default branch); Commit adds content. It stops when the test ends.
 func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: t.TempDir(), branch: plumbing.NewBranchReferenceName("main")}
+	s := &Server{t: t, dir: t.TempDir(), branch: plumbing.NewBranchReferenceName("main"), listen: "127.0.0.1:0"}
 	for _, o := range opts {
 		o(s)
 	}
@@ -124,9 +130,9 @@ func New(t testing.TB, opts ...Option) *Server {
 			serve.ServeHTTP(w, r)
 		}
 	})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := net.Listen("tcp", s.listen)
 	if err != nil {
-		t.Fatalf("gittest: listen: %v", err)
+		t.Fatalf("gittest: listen on %s: %v", s.listen, err)
 	}
 	s.addr = lis.Addr().String()
 	s.serve(lis)

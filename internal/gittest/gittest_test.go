@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -210,5 +211,25 @@ func TestReceivePackCompareAndSwap(t *testing.T) {
 	}
 	if srv.Head() != first {
 		t.Errorf("head %s, want %s", srv.Head(), first)
+	}
+}
+
+// TestListenAddr serves on the address given, and URL names it.
+func TestListenAddr(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	srv := gittest.New(t, gittest.WithListenAddr(addr), gittest.WithToken("tok"))
+	if want := "http://" + addr + "/outpost.git"; srv.URL() != want {
+		t.Fatalf("URL() = %s, want %s", srv.URL(), want)
+	}
+	head := srv.Commit(t, map[string]string{"a.txt": "a\n"}, "a", "")
+	r := clone(t, srv)
+	ref, err := r.Head()
+	if err != nil || ref.Hash().String() != head {
+		t.Fatalf("clone of %s: head %v, %v; want %s", srv.URL(), ref, err, head)
 	}
 }
