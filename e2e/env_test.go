@@ -1,8 +1,7 @@
 package e2e
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
 	"io/fs"
 	"net"
@@ -19,16 +18,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/outpost-gitops/outpost/internal/cli"
 	"github.com/outpost-gitops/outpost/internal/gittest"
 	"github.com/outpost-gitops/outpost/internal/testenv"
 	"github.com/outpost-gitops/outpost/manifests"
@@ -57,9 +51,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// fleet is what a scenario runs against: clusters with Outpost installed from
-// manifests/, a Git remote, the hub and the agents, as processes.
-type fleet struct {
+// localFleet is the fleet on this machine (make e2e, make test): two full local
+// clusters with the agent's manifests installed, an in-process Git server seeded from
+// examples/, and the hub and the agents as processes of the outpost binary.
+type localFleet struct {
 	t        *testing.T
 	clusters map[string]*testenv.Cluster
 	install  []*unstructured.Unstructured // the agent's install objects (cluster profile)
@@ -72,20 +67,20 @@ type fleet struct {
 	tokens   map[string]string // cluster → agent token file
 }
 
-// newFleet starts two full local clusters, installs the agent's manifests into each,
-// seeds a Git remote from examples/ and starts the hub; agents start when their
-// cluster is registered (startAgent).
-func newFleet(t *testing.T) *fleet {
+// newLocalFleet starts two full local clusters, installs the agent's manifests into
+// each, seeds a Git remote from examples/ and starts the hub; agents start when their
+// cluster is registered (StartAgent).
+func newLocalFleet(t *testing.T) *localFleet {
 	t.Helper()
 	objs, err := manifests.Build(manifests.Files(), manifests.AgentCluster)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fleet{t: t, clusters: map[string]*testenv.Cluster{}, install: objs, agents: map[string]*proc{}, tokens: map[string]string{}}
+	f := &localFleet{t: t, clusters: map[string]*testenv.Cluster{}, install: objs, agents: map[string]*proc{}, tokens: map[string]string{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var errs []error
-	for _, name := range []string{"dev", "prod"} {
+	for _, name := range clusterNames {
 		wg.Go(func() {
 			c, err := testenv.Start(t.Context(), testenv.Options{Name: "e2e-" + name, Mode: testenv.ModeFull, Nodes: 2})
 			mu.Lock()
@@ -107,14 +102,18 @@ func newFleet(t *testing.T) *fleet {
 		t.Fatal(errs)
 	}
 	for name, c := range f.clusters {
-		f.installAgent(name, c)
+		if err := installAgent(t.Context(), c, f.install); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
 	}
 	f.git = gittest.New(t, gittest.WithToken("e2e-git-token"))
 	f.git.Commit(t, exampleFiles(t), "seed from examples/", "Ada <ada@example.com>")
 	f.hubDir = filepath.Join(t.TempDir(), "hub")
 	f.hubAddr = freeAddr(t)
 	f.hubURL = "http://" + f.hubAddr
-	f.startHub()
+	if err := f.startHub(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		for _, a := range f.agents {
 			a.stop()
@@ -124,37 +123,58 @@ func newFleet(t *testing.T) *fleet {
 	return f
 }
 
-// installAgent applies the agent's install manifests (namespace, RBAC, ConfigMap,
-// DaemonSet) and waits until the DaemonSet has a ready pod on every node.
-func (f *fleet) installAgent(name string, c *testenv.Cluster) {
-	t := f.t
-	t.Helper()
-	rc := c.RESTConfig()
-	dyn := dynamic.NewForConfigOrDie(rc)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(rc)))
-	for _, o := range f.install {
-		gvk := o.GroupVersionKind()
-		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
-			t.Fatalf("install on %s: %s: %v", name, o.GetKind(), err)
-		}
-		data, err := json.Marshal(o.Object)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
-		if o.GetNamespace() != "" {
-			ri = dyn.Resource(m.Resource).Namespace(o.GetNamespace())
-		}
-		force := true
-		if _, err := ri.Patch(t.Context(), o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "e2e-install", Force: &force}); err != nil {
-			t.Fatalf("install on %s: %s %s: %v", name, o.GetKind(), o.GetName(), err)
-		}
+// HubURL implements fleet.
+func (f *localFleet) HubURL() string { return f.hubURL }
+
+// RESTConfig implements fleet: the local cluster's admin config.
+func (f *localFleet) RESTConfig(cluster string) *rest.Config { return f.clusters[cluster].RESTConfig() }
+
+// Git implements fleet.
+func (f *localFleet) Git() *gittest.Server { return f.git }
+
+// StartAgent implements fleet: the agent runs as a process (startAgent).
+func (f *localFleet) StartAgent(_ context.Context, cluster, token string) error {
+	if _, ok := f.clusters[cluster]; !ok {
+		return fmt.Errorf("no cluster %q", cluster)
 	}
-	cs := kubernetes.NewForConfigOrDie(rc)
-	f.eventually(name+": agent DaemonSet ready on both nodes", 60*time.Second, func() bool {
-		ds, err := cs.AppsV1().DaemonSets("outpost-system").Get(t.Context(), manifests.AgentName, metav1.GetOptions{})
-		return err == nil && dsReady(ds, 2)
+	f.tokens[cluster] = filepath.Join(f.t.TempDir(), "token-"+cluster)
+	if err := os.WriteFile(f.tokens[cluster], []byte(token), 0o600); err != nil {
+		return fmt.Errorf("%s: agent token: %w", cluster, err)
+	}
+	return f.startAgent(cluster)
+}
+
+// RestartAgent implements fleet: SIGTERM, then a new process with the same token.
+func (f *localFleet) RestartAgent(_ context.Context, cluster string) error {
+	a, ok := f.agents[cluster]
+	if !ok {
+		return fmt.Errorf("%s: no agent running", cluster)
+	}
+	a.stop()
+	delete(f.agents, cluster)
+	return f.startAgent(cluster)
+}
+
+// RestartHub implements fleet: SIGTERM, then a new process on the same data
+// directory and address.
+func (f *localFleet) RestartHub(ctx context.Context) error {
+	f.hub.stop()
+	return f.startHub(ctx)
+}
+
+// installAgent applies the agent's install objects (namespace, RBAC, ConfigMap,
+// DaemonSet) and waits until the DaemonSet has a ready pod on every node.
+func installAgent(ctx context.Context, c *testenv.Cluster, objs []*unstructured.Unstructured) error {
+	if err := apply(ctx, c.RESTConfig(), objs); err != nil {
+		return fmt.Errorf("install the agent: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(c.RESTConfig())
+	if err != nil {
+		return err
+	}
+	return poll(ctx, "agent DaemonSet ready on both nodes", 60*time.Second, func(ctx context.Context) (bool, error) {
+		ds, err := cs.AppsV1().DaemonSets(manifests.Namespace).Get(ctx, manifests.AgentName, metav1.GetOptions{})
+		return err == nil && dsReady(ds, 2), err
 	})
 }
 
@@ -186,21 +206,36 @@ func exampleFiles(t *testing.T) map[string]string {
 }
 
 // startHub runs `outpost hub` (again, on the same data and address after a stop).
-func (f *fleet) startHub() {
+func (f *localFleet) startHub(ctx context.Context) error {
 	t := f.t
-	t.Helper()
 	dir := t.TempDir()
 	tokens := writeFile(t, filepath.Join(dir, "admins"), "Platform Team <platform@example.com>:"+adminToken+"\n")
 	gitPW := writeFile(t, filepath.Join(dir, "git-password"), f.git.Token())
-	f.hub = startProc(t, "hub", nil, "hub", "--listen="+f.hubAddr, "--data-dir="+f.hubDir,
+	hub, err := startProc(t, "hub", nil, "hub", "--listen="+f.hubAddr, "--data-dir="+f.hubDir,
 		"--admin-tokens-file="+tokens, "--git-url="+f.git.URL(), "--git-password-file="+gitPW, "--git-poll-interval=1s")
-	f.eventually("hub ready", 30*time.Second, func() bool {
-		resp, err := http.Get(f.hubURL + "/readyz")
+	if err != nil {
+		return err
+	}
+	f.hub = hub
+	return waitReady(ctx, f.hubURL, 30*time.Second)
+}
+
+// waitReady waits until the hub at hubURL answers /readyz with 200.
+func waitReady(ctx context.Context, hubURL string, timeout time.Duration) error {
+	return poll(ctx, "hub "+hubURL+" ready", timeout, func(ctx context.Context) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, hubURL+"/readyz", nil)
 		if err != nil {
-			return false
+			return false, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		if resp.StatusCode != http.StatusOK {
+			return false, fmt.Errorf("/readyz: %s", resp.Status)
+		}
+		return true, nil
 	})
 }
 
@@ -208,18 +243,17 @@ func (f *fleet) startHub() {
 // DaemonSet would (its args and environment from manifests/), authenticated with the
 // token of the installed ServiceAccount; only what a pod gets from its volumes and
 // this suite's endpoints differ.
-func (f *fleet) startAgent(cluster string) {
+func (f *localFleet) startAgent(cluster string) error {
 	t := f.t
-	t.Helper()
 	c := f.clusters[cluster]
-	pod := manifests.Pod{Name: "outpost-agent-" + cluster + "-e2e", Namespace: "outpost-system"}
-	spec, err := manifests.Process(f.install, "DaemonSet", manifests.AgentName, "agent", pod)
+	pod := manifests.Pod{Name: "outpost-agent-" + cluster + "-e2e", Namespace: manifests.Namespace}
+	spec, err := manifests.Process(f.install, "DaemonSet", manifests.AgentName, manifests.AgentContainer, pod)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	sa, err := c.ServiceAccountToken(t.Context(), "outpost-system", manifests.AgentName)
+	sa, err := c.ServiceAccountToken(t.Context(), manifests.Namespace, manifests.AgentName)
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("%s: %w", cluster, err)
 	}
 	dir := t.TempDir()
 	env := spec.Env
@@ -231,33 +265,12 @@ func (f *fleet) startAgent(cluster string) {
 	env["OUTPOST_KUBECONFIG"] = writeKubeconfig(t, filepath.Join(dir, "kubeconfig"), c, sa)
 	env["OUTPOST_INTERVAL"] = "1m"
 	args := append(append([]string{}, spec.Args...), "--listen=127.0.0.1:0", "--cache-dir="+filepath.Join(dir, "cache"))
-	f.agents[cluster] = startProc(t, "agent-"+cluster, env, args...)
-}
-
-func (f *fleet) stopAgent(cluster string) {
-	f.agents[cluster].stop()
-	delete(f.agents, cluster)
-}
-
-// outpost runs the CLI against the hub and returns its output and exit code.
-func (f *fleet) outpost(args ...string) (string, int) {
-	var out, errOut bytes.Buffer
-	root := cli.NewRootCommand(&out, &errOut)
-	root.SetArgs(append(args, "--hub", f.hubURL, "--token", adminToken))
-	err := root.ExecuteContext(f.t.Context())
-	return out.String() + errOut.String(), cli.ExitCode(err)
-}
-
-func (f *fleet) eventually(what string, timeout time.Duration, cond func() bool) time.Duration {
-	f.t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			f.t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
+	a, err := startProc(t, "agent-"+cluster, env, args...)
+	if err != nil {
+		return err
 	}
-	return time.Since(start)
+	f.agents[cluster] = a
+	return nil
 }
 
 // proc is an outpost process of the suite, with its output in a log file.
@@ -270,12 +283,11 @@ type proc struct {
 }
 
 // startProc starts `outpost args...` with env added to the suite's environment.
-func startProc(t *testing.T, name string, env map[string]string, args ...string) *proc {
-	t.Helper()
+func startProc(t *testing.T, name string, env map[string]string, args ...string) (*proc, error) {
 	log := filepath.Join(t.TempDir(), name+".log")
 	out, err := os.Create(log)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cmd := exec.Command(outpostBin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -285,7 +297,8 @@ func startProc(t *testing.T, name string, env map[string]string, args ...string)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		out.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	out.Close()
 	p := &proc{t: t, name: name, cmd: cmd, log: log, done: make(chan struct{})}
@@ -300,7 +313,7 @@ func startProc(t *testing.T, name string, env map[string]string, args ...string)
 			t.Logf("%s log:\n%s", name, tailLines(string(data), 40))
 		}
 	})
-	return p
+	return p, nil
 }
 
 // stop sends SIGTERM (a graceful shutdown: flush reports, release the Lease) and
