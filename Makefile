@@ -11,12 +11,12 @@ GO         ?= go
 TEST_FLAGS ?= -count=1 -timeout=30m -p=2
 PKGS       ?= ./...
 
-.PHONY: all build testbin demo e2e test vet fmt-check fuzz clean clean-testbin help bench bench-quick
+.PHONY: all build testbin demo e2e e2e-kind test vet fmt-check fuzz clean clean-testbin help bench bench-quick
 
 all: build
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build the outpost binary into bin/
 	$(GO) build -o $(BIN)/outpost ./cmd/outpost
@@ -29,6 +29,9 @@ demo: build testbin ## local clusters, the hub with the sample repo, agents; pri
 
 e2e: testbin ## the end-to-end suite alone (also part of make test)
 	OUTPOST_TESTBIN_DIR=$(BIN) $(GO) test -count=1 -v ./e2e/ 2>&1 | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
+
+e2e-kind: ## the end-to-end suite on kind clusters (kind-configs/; needs docker, kind, kubectl; E2E_KIND_KEEP=1 keeps them)
+	hack/e2e-kind.sh
 
 vet: ## go vet
 	$(GO) vet ./...

@@ -1,8 +1,11 @@
 package kindconfigs
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	kindv1alpha4 "sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
@@ -57,4 +60,39 @@ func TestKindConfigsDecode(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHubPortMatchesE2EKind checks that hack/e2e-kind.sh, which installs the hub's
+// Service as a NodePort and points the suite at it, uses the port mapping of hub.yaml.
+func TestHubPortMatchesE2EKind(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join("..", "hack", "e2e-kind.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(script), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && (k == "HUB_NODEPORT" || k == "HUB_URL") {
+			vars[k] = v
+		}
+	}
+	u, err := url.Parse(vars["HUB_URL"])
+	if err != nil || vars["HUB_NODEPORT"] == "" {
+		t.Fatalf("hack/e2e-kind.sh: HUB_NODEPORT=%q HUB_URL=%q (%v)", vars["HUB_NODEPORT"], vars["HUB_URL"], err)
+	}
+	data, err := os.ReadFile("hub.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c kindv1alpha4.Cluster
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		for _, m := range n.ExtraPortMappings {
+			if strconv.Itoa(int(m.ContainerPort)) == vars["HUB_NODEPORT"] && strconv.Itoa(int(m.HostPort)) == u.Port() && m.ListenAddress == u.Hostname() {
+				return
+			}
+		}
+	}
+	t.Errorf("hub.yaml maps no containerPort %s to %s:%s, which hack/e2e-kind.sh uses (HUB_NODEPORT, HUB_URL)", vars["HUB_NODEPORT"], u.Hostname(), u.Port())
 }
