@@ -3,10 +3,14 @@
 // The model: one branch of one remote, fetched shallow (depth 1) into a bare
 // repository in the cache directory. Before fetching, Head asks the remote for the
 // branch's commit (a ref listing, no objects) so an unchanged branch costs one small
-// request. Each fetched revision is exported into its own read-only directory
-// (cache/rev/<sha>), which the renderer reads; the previous revision's directory is
-// kept until the next one is ready, so a failed fetch never leaves the agent without
-// its last good tree.
+// request. Fetched revisions are exported, in turn, into one of two directories
+// (cache/rev/a and cache/rev/b), which the renderer reads: the next revision goes
+// into the directory the current one is not in, so a failed fetch or export never
+// leaves the agent without its last good tree. That directory holds the revision
+// before, so only the difference between the two trees is written (a commit that
+// bumps one cluster of a 10 000-cluster repository rewrites one file, not the
+// repository); a directory whose state file (cache/rev/<slot>.json, written last) is
+// missing is rewritten whole.
 //
 // Network and server failures come back as *UnavailableError after bounded retries
 // with backoff: the agent then keeps the cluster as last synced and never prunes.

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
-	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,9 +14,6 @@ import (
 	"github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
@@ -56,7 +50,8 @@ type Config struct {
 type Revision struct {
 	// SHA is the commit hash.
 	SHA string `json:"sha"`
-	// Dir is the directory holding the commit's files.
+	// Dir is the directory holding the commit's files. It stays as it is until the
+	// second Sync after the one that returned it (the two newest revisions are kept).
 	Dir string `json:"dir"`
 	// Time is the commit time.
 	Time time.Time `json:"time"`
@@ -88,7 +83,8 @@ type Source struct {
 	mu   sync.Mutex // serializes fetch and export
 	last *Revision
 
-	afterHead func() // tests: runs between the ref listing and the fetch
+	afterHead func()                  // tests: runs between the ref listing and the fetch
+	wrote     func(name string) error // tests: runs before each exported file is written
 }
 
 // New opens (or initialises) the cache and returns a Source. It makes no request.
@@ -188,12 +184,9 @@ func (s *Source) Sync(ctx context.Context) (*Revision, error) {
 			return s.last, nil
 		}
 	}
-	rev, err := s.export(head)
+	rev, err := s.export(ctx, head)
 	if err != nil {
 		return nil, err
-	}
-	if s.last != nil && s.last.Dir != rev.Dir {
-		_ = os.RemoveAll(s.last.Dir)
 	}
 	s.last = rev
 	return rev, nil
@@ -211,112 +204,6 @@ func (s *Source) fetch(ctx context.Context) error {
 		}
 		return err
 	})
-}
-
-// export writes the tree of commit sha into its own directory, atomically (a temporary
-// directory renamed into place), and returns it.
-func (s *Source) export(sha string) (*Revision, error) {
-	commit, err := s.repo.CommitObject(plumbing.NewHash(sha))
-	if err != nil {
-		return nil, fmt.Errorf("git source: commit %s: %w", sha, err)
-	}
-	dir := filepath.Join(s.cfg.CacheDir, "rev", sha)
-	rev := &Revision{SHA: sha, Dir: dir, Time: commit.Committer.When, Message: firstLine(commit.Message)}
-	if _, err := os.Stat(dir); err == nil {
-		return rev, nil
-	}
-	tree, err := commit.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("git source: tree of %s: %w", sha, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".export-")
-	if err != nil {
-		return nil, err
-	}
-	if err := writeTree(s.repo.Storer, tree, tmp); err != nil {
-		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("git source: exporting %s: %w", sha, err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		os.RemoveAll(tmp)
-		return nil, err
-	}
-	return rev, nil
-}
-
-// writeTree writes every file of tree under root, keeping symlinks as symlinks (the
-// renderer refuses those that leave the repository) and refusing unsafe paths.
-func writeTree(st storer.EncodedObjectStorer, tree *object.Tree, root string) error {
-	var total int64
-	files := 0
-	walker := object.NewTreeWalker(tree, true, nil)
-	defer walker.Close()
-	for {
-		name, entry, err := walker.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if entry.Mode == filemode.Dir || entry.Mode == filemode.Submodule {
-			continue
-		}
-		clean := path.Clean(name)
-		if clean != name || strings.HasPrefix(clean, "../") || path.IsAbs(clean) || strings.HasPrefix(clean, ".git/") {
-			return fmt.Errorf("unsafe path %q in tree", name)
-		}
-		files++
-		if files > MaxExportFiles {
-			return fmt.Errorf("more than %d files", MaxExportFiles)
-		}
-		blob, err := object.GetBlob(st, entry.Hash)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		total += blob.Size
-		if total > MaxExportBytes {
-			return fmt.Errorf("revision larger than %d bytes", MaxExportBytes)
-		}
-		if err := writeEntry(root, clean, entry.Mode, blob); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-	}
-}
-
-func writeEntry(root, name string, mode filemode.FileMode, blob *object.Blob) error {
-	dst := filepath.Join(root, filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	r, err := blob.Reader()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	if mode == filemode.Symlink {
-		target, err := io.ReadAll(io.LimitReader(r, 4096))
-		if err != nil {
-			return err
-		}
-		return os.Symlink(string(target), dst)
-	}
-	perm := os.FileMode(0o644)
-	if mode == filemode.Executable {
-		perm = 0o755
-	}
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // permanentError marks a failure that retrying cannot fix.

@@ -110,8 +110,11 @@ func TestSyncFollowsTheBranch(t *testing.T) {
 	if rev2.SHA != second {
 		t.Fatalf("rev = %s, want %s", rev2.SHA, second)
 	}
-	if _, err := os.Stat(rev.Dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("old revision dir %s not removed", rev.Dir)
+	if rev2.Dir == rev.Dir {
+		t.Errorf("second revision exported into the first one's directory %s; want the other slot", rev.Dir)
+	}
+	if data, err := os.ReadFile(filepath.Join(rev2.Dir, "apps/web/cm.yaml")); err != nil || string(data) != "kind: ConfigMap\nmetadata: {}\n" {
+		t.Errorf("second revision's cm.yaml = %q, %v", data, err)
 	}
 	// The fetches are shallow: the commit before the first synced one never came.
 	if _, err := s.repo.CommitObject(plumbing.NewHash(zero)); err == nil {

@@ -1,0 +1,240 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// snapshot describes every entry under dir: "dir", "link:<target>" or
+// "file:<perm>:<content>".
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		info, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = "link:" + target
+		case info.IsDir():
+			out[rel] = "dir"
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			out[rel] = fmt.Sprintf("file:%o:%s", info.Mode().Perm(), data)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// wholeExport writes commit sha of s's cache into a new directory the way a first
+// export does, for comparison.
+func wholeExport(t *testing.T, s *Source, sha string) map[string]string {
+	t.Helper()
+	commit, err := s.repo.CommitObject(plumbing.NewHash(sha))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := writeTree(s.repo.Storer, tree, dir, &tally{}); err != nil {
+		t.Fatal(err)
+	}
+	return snapshot(t, dir)
+}
+
+// remove deletes paths from the upstream work tree (the next commit records it).
+func (u *upstream) remove(paths ...string) {
+	u.t.Helper()
+	for _, p := range paths {
+		if err := os.RemoveAll(filepath.Join(u.dir, p)); err != nil {
+			u.t.Fatal(err)
+		}
+	}
+}
+
+// TestUpdatedRevisionEqualsAWholeExport: revisions written as the difference to the
+// slot's older tree (files changed, removed, added; a file turned into a directory and
+// back; a symlink turned into a file; a mode change) are exactly what a whole export
+// of the same commit gives.
+func TestUpdatedRevisionEqualsAWholeExport(t *testing.T) {
+	up := newUpstream(t)
+	s := newSource(t, "file://"+up.dir)
+	var written []string
+	s.wrote = func(name string) error { written = append(written, name); return nil }
+	first := map[string]string{"a.txt": "a\n", "dir/x.yaml": "x: 1\n", "dir/sub/y.yaml": "y: 1\n", "link": "->a.txt", "run.sh": "#!/bin/sh\n"}
+	for i := range 40 {
+		first[fmt.Sprintf("clusters/c%02d/apps.yaml", i)] = fmt.Sprintf("apps: [] # %d\n", i)
+	}
+	steps := []struct {
+		name   string
+		remove []string
+		files  map[string]string
+		chmod  map[string]os.FileMode
+	}{
+		{name: "first", files: first},
+		{name: "change, remove, add", remove: []string{"dir/sub/y.yaml"}, files: map[string]string{"a.txt": "a\nb\n", "new/z.yaml": "z: 1\n"}},
+		// go-git's worktree cannot stage a file replaced by a directory in one commit;
+		// the slot written next still sees the change in one step (it is two back).
+		{name: "remove a file and a link", remove: []string{"dir/x.yaml", "link"}},
+		{name: "file becomes a directory, link becomes a file", files: map[string]string{"dir/x.yaml/inner.yaml": "i: 1\n", "link": "plain\n"}},
+		{name: "remove a directory", remove: []string{"dir"}},
+		{name: "directory becomes a file, mode change", files: map[string]string{"dir": "now a file\n"}, chmod: map[string]os.FileMode{"run.sh": 0o755}},
+		{name: "one cluster bumped", files: map[string]string{"clusters/c07/apps.yaml": "apps: [] # bumped\n"}},
+		{name: "another cluster bumped", files: map[string]string{"clusters/c21/apps.yaml": "apps: [] # bumped\n"}},
+	}
+	for i, step := range steps {
+		up.remove(step.remove...)
+		for p, mode := range step.chmod {
+			if err := os.Chmod(filepath.Join(up.dir, p), mode); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sha := up.commit(step.files, step.name)
+		written = nil
+		rev, err := s.Sync(t.Context())
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if rev.SHA != sha {
+			t.Fatalf("%s: exported %s, want %s", step.name, rev.SHA, sha)
+		}
+		got, want := snapshot(t, rev.Dir), wholeExport(t, s, sha)
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: the exported tree differs from a whole export\n got %v\nwant %v", step.name, got, want)
+		}
+		if i == len(steps)-1 {
+			// This slot held the revision two commits back: exactly the two bumped
+			// files differ, and only they are written (the tree has 45 files).
+			slices.Sort(written)
+			if !slices.Equal(written, []string{"clusters/c07/apps.yaml", "clusters/c21/apps.yaml"}) {
+				t.Errorf("files written for the last revision: %v, want only the two changed since the slot's revision", written)
+			}
+		}
+	}
+}
+
+// TestFailedExportKeepsTheCurrentTree: an export that fails half-way leaves the
+// current revision's directory untouched and Last unchanged; the next Sync writes the
+// half-written directory whole.
+func TestFailedExportKeepsTheCurrentTree(t *testing.T) {
+	up := newUpstream(t)
+	up.commit(map[string]string{"a.yaml": "a: 1\n", "b.yaml": "b: 1\n"}, "one")
+	s := newSource(t, "file://"+up.dir)
+	rev, err := s.Sync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, rev.Dir)
+	two := up.commit(map[string]string{"a.yaml": "a: 2\n", "b.yaml": "b: 2\n", "c.yaml": "c: 2\n"}, "two")
+	boom := errors.New("disk full")
+	n := 0
+	s.wrote = func(string) error {
+		if n++; n == 2 {
+			return boom
+		}
+		return nil
+	}
+	if _, err := s.Sync(t.Context()); !errors.Is(err, boom) {
+		t.Fatalf("Sync with a failing write: %v, want %v", err, boom)
+	}
+	if s.Last() != rev {
+		t.Errorf("Last() = %+v after a failed export, want %+v", s.Last(), rev)
+	}
+	if after := snapshot(t, rev.Dir); !maps.Equal(after, before) {
+		t.Errorf("current tree changed by a failed export: %v, was %v", after, before)
+	}
+	s.wrote = nil
+	rev2, err := s.Sync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := snapshot(t, rev2.Dir), wholeExport(t, s, two); rev2.SHA != two || !maps.Equal(got, want) {
+		t.Errorf("after the failure: %s %v, want %s %v", rev2.SHA, got, two, want)
+	}
+}
+
+// TestRestartReusesTheExportedTrees: a new Source on the same cache finds the head
+// already exported and writes nothing; the next commit updates the other slot from
+// the older revision it holds; directories of the old layout (one per commit) go.
+func TestRestartReusesTheExportedTrees(t *testing.T) {
+	up := newUpstream(t)
+	cache := t.TempDir()
+	open := func() *Source {
+		s, err := New(Config{URL: "file://" + up.dir, CacheDir: cache, Attempts: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	files := map[string]string{}
+	for i := range 20 {
+		files[fmt.Sprintf("apps/app%02d/cm.yaml", i)] = fmt.Sprintf("n: %d\n", i)
+	}
+	up.commit(files, "one")
+	s := open()
+	if _, err := s.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	two := up.commit(map[string]string{"apps/app03/cm.yaml": "n: 33\n"}, "two")
+	if _, err := s.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(cache, "rev", "0123456789abcdef0123456789abcdef01234567")
+	if err := os.MkdirAll(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	restarted := open()
+	var written []string
+	restarted.wrote = func(name string) error { written = append(written, name); return nil }
+	rev, err := restarted.Sync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev.SHA != two || len(written) != 0 {
+		t.Errorf("after a restart: revision %s with %d files written, want %s with none", rev.SHA, len(written), two)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("old-layout revision directory %s kept", stale)
+	}
+	three := up.commit(map[string]string{"apps/app11/cm.yaml": "n: 111\n"}, "three")
+	rev3, err := restarted.Sync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(written)
+	if !slices.Equal(written, []string{"apps/app03/cm.yaml", "apps/app11/cm.yaml"}) {
+		t.Errorf("written for %s: %v, want the files changed since the slot's revision", three, written)
+	}
+	if got, want := snapshot(t, rev3.Dir), wholeExport(t, restarted, three); !maps.Equal(got, want) {
+		t.Errorf("tree of %s differs from a whole export", three)
+	}
+}
