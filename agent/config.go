@@ -53,6 +53,10 @@ type Config struct {
 	Kubeconfig string
 	// ListenAddr serves /metrics, /healthz and /readyz; empty disables it.
 	ListenAddr string
+	// PprofAddr, when set, serves Go's net/http/pprof profiles on this address (e.g.
+	// 127.0.0.1:6060), apart from ListenAddr and without authentication: bind it to
+	// loopback. Empty (the default) serves none.
+	PprofAddr string
 	// CacheDir keeps the Git clone and rendered revisions.
 	CacheDir string
 	// InventoryNamespace holds the per-app inventories (what Outpost applied).
@@ -113,6 +117,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.ApplyConcurrency, "apply-concurrency", c.ApplyConcurrency, "objects of one app applied at once")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig path; empty uses the in-cluster config")
 	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address for /metrics, /healthz, /readyz; empty disables")
+	fs.StringVar(&c.PprofAddr, "pprof-listen", c.PprofAddr, "address serving net/http/pprof profiles, unauthenticated (bind to loopback); empty disables")
 	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "directory for the Git clone and rendered revisions")
 	fs.StringSliceVar(&c.Namespaces, "namespaces", c.Namespaces, "comma-separated namespaces the agent may write to and watch (namespaced RBAC profile); empty: the whole cluster")
 	fs.StringVar(&c.InventoryNamespace, "inventory-namespace", c.InventoryNamespace, "namespace of the per-app inventories")
@@ -221,6 +226,11 @@ func (c *Config) Validate() error {
 	}
 	if errs := validation.IsDNS1123Label(c.InventoryNamespace); len(errs) > 0 {
 		return configErr("inventory-namespace", "%q: %s", c.InventoryNamespace, errs[0])
+	}
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			return configErr("pprof-listen", "%v", err)
+		}
 	}
 	if c.CacheDir == "" {
 		return configErr("cache-dir", "required")

@@ -67,6 +67,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopServer()
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	work := func(ctx context.Context) {
 		l := newLoop(cfg, deps, m, tel.Tracer, log)
