@@ -18,8 +18,12 @@ all: build
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## build the outpost binary into bin/
-	$(GO) build -o $(BIN)/outpost ./cmd/outpost
+# grpcnotrace keeps golang.org/x/net/trace (and its html/template) out of the binaries,
+# as the Dockerfile does: without it the linker keeps every method (see Dockerfile).
+GO_TAGS    ?= grpcnotrace
+
+build: ## build outpost and outpost-agent (the agent alone, what the DaemonSet runs) into bin/
+	$(GO) build -tags $(GO_TAGS) -o $(BIN)/ ./cmd/outpost ./cmd/outpost-agent
 
 testbin: ## build and cache etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
 	BIN=$(BIN) hack/testbin/build.sh
@@ -58,7 +62,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (seed corpora also run in make 
 	done
 
 clean: ## remove the outpost binary and test logs (keeps the testbed cache)
-	rm -f $(BIN)/outpost $(BIN)/test.log
+	rm -f $(BIN)/outpost $(BIN)/outpost-agent $(BIN)/test.log
 
 clean-testbin: ## remove the cached testbed binaries
 	rm -rf $(BIN)/k8s-* $(BIN)/etcd-* $(BIN)/kwok-*

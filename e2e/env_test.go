@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,8 +31,10 @@ import (
 
 const adminToken = "e2e-admin-token-0123456789"
 
-// outpostBin is the outpost binary built for the suite (TestMain).
-var outpostBin string
+// outpostBin is the outpost binary built for the suite (TestMain); agentBin is the
+// agent-only binary the DaemonSet runs (cmd/outpost-agent). Both are built as the
+// Dockerfile builds them.
+var outpostBin, agentBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "outpost-e2e-bin-")
@@ -39,11 +42,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	outpostBin = filepath.Join(dir, "outpost")
-	build := exec.Command("go", "build", "-o", outpostBin, "github.com/outpost-gitops/outpost/cmd/outpost")
+	outpostBin, agentBin = filepath.Join(dir, "outpost"), filepath.Join(dir, "outpost-agent")
+	build := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", dir+"/",
+		"github.com/outpost-gitops/outpost/cmd/outpost", "github.com/outpost-gitops/outpost/cmd/outpost-agent")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building outpost: %v\n", err)
+		fmt.Fprintf(os.Stderr, "e2e: building outpost and outpost-agent: %v\n", err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -211,7 +215,7 @@ func (f *localFleet) startHub(ctx context.Context) error {
 	dir := t.TempDir()
 	tokens := writeFile(t, filepath.Join(dir, "admins"), "Platform Team <platform@example.com>:"+adminToken+"\n")
 	gitPW := writeFile(t, filepath.Join(dir, "git-password"), f.git.Token())
-	hub, err := startProc(t, "hub", nil, "hub", "--listen="+f.hubAddr, "--data-dir="+f.hubDir,
+	hub, err := startProc(t, "hub", outpostBin, nil, "hub", "--listen="+f.hubAddr, "--data-dir="+f.hubDir,
 		"--admin-tokens-file="+tokens, "--git-url="+f.git.URL(), "--git-password-file="+gitPW, "--git-poll-interval=1s")
 	if err != nil {
 		return err
@@ -239,8 +243,8 @@ func waitReady(ctx context.Context, hubURL string, timeout time.Duration) error 
 	})
 }
 
-// startAgent runs `outpost agent` for a registered cluster exactly as the installed
-// DaemonSet would (its args and environment from manifests/), authenticated with the
+// startAgent runs the agent for a registered cluster exactly as the installed
+// DaemonSet would (its command, args and environment from manifests/), authenticated with the
 // token of the installed ServiceAccount; only what a pod gets from its volumes and
 // this suite's endpoints differ.
 func (f *localFleet) startAgent(cluster string) error {
@@ -264,8 +268,15 @@ func (f *localFleet) startAgent(cluster string) error {
 	env["OUTPOST_GIT_PASSWORD_FILE"] = writeFile(t, filepath.Join(dir, "git-password"), f.git.Token())
 	env["OUTPOST_KUBECONFIG"] = writeKubeconfig(t, filepath.Join(dir, "kubeconfig"), c, sa)
 	env["OUTPOST_INTERVAL"] = "1m"
+	bin := outpostBin
+	if len(spec.Command) > 0 {
+		if path.Base(spec.Command[0]) != filepath.Base(agentBin) || len(spec.Command) > 1 {
+			return fmt.Errorf("the agent DaemonSet runs %q; the suite has %s and %s", spec.Command, outpostBin, agentBin)
+		}
+		bin = agentBin
+	}
 	args := append(append([]string{}, spec.Args...), "--listen=127.0.0.1:0", "--cache-dir="+filepath.Join(dir, "cache"))
-	a, err := startProc(t, "agent-"+cluster, env, args...)
+	a, err := startProc(t, "agent-"+cluster, bin, env, args...)
 	if err != nil {
 		return err
 	}
@@ -282,14 +293,14 @@ type proc struct {
 	done chan struct{}
 }
 
-// startProc starts `outpost args...` with env added to the suite's environment.
-func startProc(t *testing.T, name string, env map[string]string, args ...string) (*proc, error) {
+// startProc starts `bin args...` with env added to the suite's environment.
+func startProc(t *testing.T, name, bin string, env map[string]string, args ...string) (*proc, error) {
 	log := filepath.Join(t.TempDir(), name+".log")
 	out, err := os.Create(log)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(outpostBin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = os.Environ()
 	for k, v := range env {

@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"os"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ func TestDockerfileMatchesTheManifests(t *testing.T) {
 		stages[0][1] != "golang:${GO_VERSION}" {
 		t.Errorf("builder %s with GO_VERSION %v, want golang:${GO_VERSION} with the module's Go %s", stages[0][1], m, goMinor)
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "go build -trimpath", "./cmd/outpost", "GOTOOLCHAIN=local"} {
+	for _, want := range []string{"CGO_ENABLED=0", "go build -trimpath", "./cmd/outpost ", "./cmd/outpost-agent", "-tags grpcnotrace", "GOTOOLCHAIN=local"} {
 		if !strings.Contains(df, want) {
 			t.Errorf("the Dockerfile's build does not contain %q", want)
 		}
@@ -62,8 +63,27 @@ func TestDockerfileMatchesTheManifests(t *testing.T) {
 	if user == nil || user[1] != strconv.FormatInt(*uid, 10) {
 		t.Errorf("final stage USER %v, want the numeric uid the manifests run as (%d)", user, *uid)
 	}
-	if !regexp.MustCompile(`(?m)^ENTRYPOINT \["[^"]*/outpost"\]$`).MatchString(last) {
-		t.Error("final stage has no ENTRYPOINT of the outpost binary (the manifests pass `hub` or `agent` as args)")
+	if !regexp.MustCompile(`(?m)^ENTRYPOINT \["/usr/local/bin/outpost"\]$`).MatchString(last) {
+		t.Error("final stage has no ENTRYPOINT of the outpost binary (the hub's manifests pass `hub` as args)")
+	}
+	// Every command a container of the manifests runs is a binary the final stage copies.
+	copied := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^COPY --from=build (.+) (/\S+/)$`).FindAllStringSubmatch(last, -1) {
+		for _, src := range strings.Fields(m[1]) {
+			copied[m[2]+path.Base(src)] = true
+		}
+	}
+	for _, prof := range []string{AgentCluster, AgentNamespaced, Hub} {
+		for _, o := range build(t, prof) {
+			if o.GetKind() != "DaemonSet" && o.GetKind() != "Deployment" {
+				continue
+			}
+			for _, c := range podSpec(t, build(t, prof), o.GetKind(), o.GetName()).Containers {
+				if len(c.Command) > 0 && !copied[c.Command[0]] {
+					t.Errorf("%s %s runs %s, which the image does not have (final stage copies %v)", o.GetKind(), o.GetName(), c.Command[0], copied)
+				}
+			}
+		}
 	}
 
 	ignore, err := os.ReadFile("../.dockerignore")

@@ -127,16 +127,17 @@ func commandLine(t *testing.T, objs []*unstructured.Unstructured, kind, name, ct
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Args) == 0 || p.Args[0] != sub {
-		t.Fatalf("%s args = %q, want the %s subcommand first", name, p.Args, sub)
+	args := cliArgs(t, name, p)
+	if len(args) == 0 || args[0] != sub {
+		t.Fatalf("%s: command %q args %q, want `outpost %s`", name, p.Command, p.Args, sub)
 	}
 	root := cli.NewRootCommand(io.Discard, io.Discard)
-	cmd, rest, err := root.Find(p.Args)
+	cmd, rest, err := root.Find(args)
 	if err != nil || cmd.Name() != sub {
-		t.Fatalf("outpost %q: command %v, %v", p.Args, cmd.Name(), err)
+		t.Fatalf("outpost %q: command %v, %v", args, cmd.Name(), err)
 	}
 	if err := cmd.ParseFlags(rest); err != nil {
-		t.Fatalf("outpost %q: %v", p.Args, err)
+		t.Fatalf("outpost %q: %v", args, err)
 	}
 	if err := flagenv.Apply(cmd.Flags(), p.lookup); err != nil {
 		t.Fatalf("%s environment: %v", name, err)
@@ -151,6 +152,25 @@ func commandLine(t *testing.T, objs []*unstructured.Unstructured, kind, name, ct
 	return p
 }
 
+// agentBinary is the agent-only binary of the image (Dockerfile); it is `outpost
+// agent` without the rest of the CLI: the same flags and variables (agent.Command).
+const agentBinary = "/usr/local/bin/outpost-agent"
+
+// cliArgs returns a container's command line as arguments of the outpost CLI: the
+// image's entrypoint (outpost) takes the container's args, outpost-agent is `outpost
+// agent`.
+func cliArgs(t *testing.T, name string, p *ProcessSpec) []string {
+	t.Helper()
+	switch {
+	case len(p.Command) == 0:
+		return p.Args
+	case len(p.Command) == 1 && p.Command[0] == agentBinary:
+		return append([]string{"agent"}, p.Args...)
+	}
+	t.Fatalf("%s: command %q is neither the image's entrypoint nor %s", name, p.Command, agentBinary)
+	return nil
+}
+
 func (p *ProcessSpec) lookup(k string) (string, bool) { v, ok := p.Env[k]; return v, ok }
 
 // agentConfig is the agent configuration the DaemonSet of objs gives a pod (see
@@ -162,7 +182,7 @@ func agentConfig(t *testing.T, objs []*unstructured.Unstructured, pod Pod) agent
 	fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	fs.String("log-level", "info", "") // the CLI's own flag
-	if err := fs.Parse(p.Args[1:]); err != nil {
+	if err := fs.Parse(cliArgs(t, AgentName, p)[1:]); err != nil {
 		t.Fatal(err)
 	}
 	if err := flagenv.Apply(fs, p.lookup); err != nil {

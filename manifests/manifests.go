@@ -158,6 +158,8 @@ type Pod struct {
 type ProcessSpec struct {
 	// Image is the container's image.
 	Image string
+	// Command is the container's command (empty: the image's entrypoint).
+	Command []string
 	// Args are the container's args.
 	Args []string
 	// Env is the environment, envFrom ConfigMaps first, then env (which wins); values
@@ -190,7 +192,7 @@ func Process(objs []*unstructured.Unstructured, kind, name, container string, po
 	if c == nil {
 		return nil, fmt.Errorf("%s %s: no container %q", kind, name, container)
 	}
-	p := &ProcessSpec{Image: c.Image, Args: c.Args, Env: map[string]string{}}
+	p := &ProcessSpec{Image: c.Image, Command: c.Command, Args: c.Args, Env: map[string]string{}}
 	for _, from := range c.EnvFrom {
 		if from.ConfigMapRef == nil {
 			return nil, fmt.Errorf("%s %s: container %s: envFrom other than a ConfigMap", kind, name, container)
