@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -61,5 +62,65 @@ func BenchmarkHistory(b *testing.B) {
 		if _, err := s.History(ctx, "prod-eu", "web", 50); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// fleetSizes are the fleet sizes of the fleet benchmarks: their figures side by
+// side show how a cost grows with the fleet.
+var fleetSizes = []int{1000, 10000}
+
+// BenchmarkSeedFleet measures creating the embedded repository from a seed of N
+// clusters with their own files (Open: write the objects, validate every cluster).
+func BenchmarkSeedFleet(b *testing.B) {
+	for _, n := range fleetSizes {
+		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
+			seed := writeFleetSeed(b, n)
+			for b.Loop() {
+				openFleet(b, seed)
+			}
+		})
+	}
+}
+
+// BenchmarkAddClusterFleet measures registering one more cluster (AddCluster: one
+// commit, then the head's snapshot and Changed, as the hub does after a
+// registration) in a repository of N clusters.
+func BenchmarkAddClusterFleet(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range fleetSizes {
+		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
+			s := openFleet(b, writeFleetSeed(b, n))
+			if _, err := s.Snapshot(ctx, ""); err != nil {
+				b.Fatal(err)
+			}
+			for i := 0; b.Loop(); i++ {
+				res, err := s.AddCluster(ctx, fmt.Sprintf("new-%06d", i), nil, jane, "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Changed(ctx, res.Previous, res.Revision); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Snapshot(ctx, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRegisterExistingFleet measures AddCluster of a cluster the repository
+// already has (the hub registering a seeded cluster: no commit) among N clusters.
+func BenchmarkRegisterExistingFleet(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range fleetSizes {
+		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
+			s := openFleet(b, writeFleetSeed(b, n))
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.AddCluster(ctx, fleetName(i%n), nil, jane, ""); !errors.As(err, new(*ExistsError)) {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -55,7 +55,15 @@
 // # Reads
 //
 // Snapshot parses every cluster with sync/repo (a cluster that does not load
-// carries the error instead of failing the snapshot) and caches the head's.
+// carries the error instead of failing the snapshot) and caches the head's. A new
+// head's snapshot reuses every cluster whose files, and the files they lead to
+// (apps, link targets), are the same objects as in the previous one, so a commit
+// to one cluster of thousands reloads one. Trees are read through a cache of
+// decoded trees: a fleet's clusters/ directory is decoded once per version, not
+// once per path looked up in it.
+//
+// The embedded repository's seed is built and validated in memory, then written
+// as loose objects (see copyObjects for why not a packfile).
 // History lists the commits that changed a cluster (or one app on it) with the
 // app's version before and after. Changed tells which clusters' desired state
 // differs between two revisions, for waking only the affected agents.

@@ -59,11 +59,11 @@ func (s *Store) History(ctx context.Context, cluster, app string, limit int) ([]
 	if err != nil {
 		return nil, err
 	}
-	key := func(t *object.Tree) string { return entryHash(t, clusterDir(cluster)).String() }
+	key := func(t *object.Tree) string { return s.trees().entryHash(t, clusterDir(cluster)).String() }
 	if app != "" {
 		key = func(t *object.Tree) string {
 			e, _ := s.entryAt(t, cluster, app)
-			return e.fingerprint + "|" + entryHash(t, appDir(app)).String()
+			return e.fingerprint + "|" + s.trees().entryHash(t, appDir(app)).String()
 		}
 	}
 	out := []HistoryEntry{}
@@ -165,7 +165,7 @@ func (s *Store) entryAt(t *object.Tree, cluster, app string) (appEntry, bool) {
 	if t == nil {
 		return appEntry{}, false
 	}
-	for _, e := range s.listedApps(entryHash(t, appsPath(cluster))) {
+	for _, e := range s.listedApps(s.trees().entryHash(t, appsPath(cluster))) {
 		if e.name == app {
 			return e, true
 		}
@@ -205,13 +205,14 @@ func (s *Store) Changed(ctx context.Context, oldRev, newRev string) ([]string, e
 	return changedClusters(old.treeSummary, cur.treeSummary), nil
 }
 
-// revSummary is a treeSummary with what fillListed needs.
+// revSummary is a treeSummary with the tree fillListed reads.
 type revSummary struct {
 	treeSummary
-	appsFiles map[string]plumbing.Hash // cluster -> its apps.yaml blob
+	tree *object.Tree
 }
 
-// summary reads the cluster and app directory hashes at rev; mu must be held.
+// summary reads the cluster and app directory hashes at rev (two tree reads,
+// whatever the size of the fleet); mu must be held.
 func (s *Store) summary(rev plumbing.Hash) (revSummary, error) {
 	c, err := s.commit(rev)
 	if err != nil {
@@ -223,27 +224,28 @@ func (s *Store) summary(rev plumbing.Hash) (revSummary, error) {
 	}
 	sum := revSummary{
 		treeSummary: treeSummary{clusters: map[string]string{}, apps: map[string]string{}, listed: map[string][]string{}},
-		appsFiles:   map[string]plumbing.Hash{},
+		tree:        tree,
 	}
 	for dir, into := range map[string]map[string]string{"clusters": sum.clusters, "apps": sum.apps} {
-		sub, err := tree.Tree(dir)
+		sub, err := s.trees().dir(tree, dir)
+		if errors.Is(err, object.ErrDirectoryNotFound) {
+			continue
+		}
 		if err != nil {
-			continue // no such directory
+			return revSummary{}, fmt.Errorf("read %s at %s: %w", dir, rev, err)
 		}
 		for _, e := range sub.Entries {
 			into[e.Name] = e.Hash.String()
 		}
 	}
-	for name := range sum.clusters {
-		sum.appsFiles[name] = entryHash(tree, appsPath(name))
-	}
 	return sum, nil
 }
 
-// fillListed parses every cluster's apps.yaml; mu must be held.
+// fillListed parses every cluster's apps.yaml (cached by blob); only needed when
+// an app's directory changed. mu must be held.
 func (s *Store) fillListed(sum *revSummary) {
-	for name, h := range sum.appsFiles {
-		for _, e := range s.listedApps(h) {
+	for name := range sum.clusters {
+		for _, e := range s.listedApps(s.trees().entryHash(sum.tree, appsPath(name))) {
 			sum.listed[name] = append(sum.listed[name], e.name)
 		}
 	}

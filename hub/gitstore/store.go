@@ -37,6 +37,8 @@ type Store struct {
 	remote *remote // nil for the embedded repository
 	head   plumbing.Hash
 	lists  map[plumbing.Hash][]appEntry // apps.yaml blob -> its entries (a cache)
+	cache  *treeCache                   // decoded trees of repo; see trees
+	loaded map[string]loadedCluster     // cluster -> its last load, for snapshots
 
 	headRev atomic.Pointer[string]   // head, readable without mu
 	snap    atomic.Pointer[Snapshot] // snapshot of the newest head built so far
@@ -105,6 +107,23 @@ type AppVersion struct {
 	Version string `json:"version"`
 	// Vars are its vars on this cluster.
 	Vars map[string]string `json:"vars,omitempty"`
+}
+
+// loadedCluster is a cluster as loaded for a snapshot, with the paths the load
+// resolved: a later snapshot where they all resolve the same reuses it.
+type loadedCluster struct {
+	cl      Cluster
+	dirHash plumbing.Hash // of clusters/<name>/ when loaded
+	deps    []fileDep
+}
+
+// trees returns the cache of decoded trees of the current repository; mu must be
+// held.
+func (s *Store) trees() *treeCache {
+	if s.cache == nil || s.cache.s != s.repo.Storer {
+		s.cache = newTreeCache(s.repo.Storer)
+	}
+	return s.cache
 }
 
 // Open opens the repository described by cfg: the embedded repository in
@@ -289,12 +308,15 @@ func (s *Store) commit(h plumbing.Hash) (*object.Commit, error) {
 }
 
 // buildSnapshot reads every cluster of commit c with sync/repo; mu must be held.
+// A cluster whose files (and the apps they name) resolve to the same objects as in
+// the last snapshot built is not loaded again: after a commit that touched one
+// cluster, a snapshot of N clusters costs N cheap checks and one load.
 func (s *Store) buildSnapshot(ctx context.Context, c *object.Commit) (*Snapshot, error) {
 	tree, err := c.Tree()
 	if err != nil {
 		return nil, fmt.Errorf("read tree of %s: %w", c.Hash, err)
 	}
-	fsys := treeFS{root: tree}
+	fsys := newTreeFS(s.trees(), tree)
 	sn := &Snapshot{Revision: c.Hash.String(), Time: c.Committer.When, Clusters: []Cluster{}, Apps: []string{}}
 	names, err := repo.ListClusters(fsys)
 	if err != nil && !repo.IsContentError(err) {
@@ -303,14 +325,25 @@ func (s *Store) buildSnapshot(ctx context.Context, c *object.Commit) (*Snapshot,
 	if err != nil {
 		s.log.Warn("ignoring invalid cluster directories", "revision", c.Hash.String(), "err", err)
 	}
+	loaded := make(map[string]loadedCluster, len(names))
+	check := newDepChecker(fsys)
 	for _, name := range names {
-		cl, err := loadCluster(ctx, fsys, name)
+		dir := clusterDir(name)
+		if lc, ok := s.loaded[name]; ok && check.unchanged(dir, lc.dirHash, lc.deps) {
+			sn.Clusters = append(sn.Clusters, lc.cl)
+			loaded[name] = lc
+			continue
+		}
+		var deps []fileDep
+		cl, err := loadCluster(ctx, fsys.recording(&deps, dir), name)
 		if err != nil {
 			return nil, fmt.Errorf("load cluster %s at %s: %w", name, c.Hash, err)
 		}
 		sn.Clusters = append(sn.Clusters, cl)
+		loaded[name] = loadedCluster{cl: cl, dirHash: s.trees().entryHash(tree, dir), deps: deps}
 	}
-	apps, err := subdirs(tree, repo.AppsDir)
+	s.loaded = loaded
+	apps, err := s.trees().subdirs(tree, repo.AppsDir)
 	if err != nil {
 		return nil, err
 	}

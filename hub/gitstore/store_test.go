@@ -481,7 +481,7 @@ func TestTreeFSMatchesDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys := treeFS{root: tree}
+	fsys := newTreeFS(newTreeCache(s.repo.Storer), tree)
 	seed := filepath.Join("testdata", "seed")
 	err = filepath.Walk(seed, func(p string, info os.FileInfo, err error) error {
 		if err != nil || info.IsDir() {

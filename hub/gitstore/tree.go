@@ -1,6 +1,7 @@
 package gitstore
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +48,7 @@ func writeBlob(s storer.EncodedObjectStorer, data []byte) (plumbing.Hash, error)
 // writeTree stores the tree that is base (nil: empty) with edits applied, keyed
 // by slash-separated paths relative to base, and returns its hash; empty is true
 // when the result has no entries (a directory git does not keep).
-func writeTree(s storer.EncodedObjectStorer, base *object.Tree, edits map[string]treeEdit) (h plumbing.Hash, empty bool, err error) {
+func writeTree(c *treeCache, base *object.Tree, edits map[string]treeEdit) (h plumbing.Hash, empty bool, err error) {
 	entries := map[string]object.TreeEntry{}
 	if base != nil {
 		for _, e := range base.Entries {
@@ -72,11 +73,13 @@ func writeTree(s storer.EncodedObjectStorer, base *object.Tree, edits map[string
 	for name, subEdits := range sub {
 		var subBase *object.Tree
 		if old, ok := entries[name]; ok && old.Mode == filemode.Dir {
-			if subBase, err = object.GetTree(s, old.Hash); err != nil {
+			ct, err := c.get(old.Hash)
+			if err != nil {
 				return h, false, fmt.Errorf("read tree %s: %w", name, err)
 			}
+			subBase = ct.tree
 		}
-		sh, subEmpty, err := writeTree(s, subBase, subEdits)
+		sh, subEmpty, err := writeTree(c, subBase, subEdits)
 		if err != nil {
 			return h, false, err
 		}
@@ -90,29 +93,178 @@ func writeTree(s storer.EncodedObjectStorer, base *object.Tree, edits map[string
 	for _, e := range entries {
 		tree.Entries = append(tree.Entries, e)
 	}
-	// Git orders tree entries by name, comparing a directory as "name/".
-	key := func(e object.TreeEntry) string {
-		if e.Mode == filemode.Dir {
-			return e.Name + "/"
-		}
-		return e.Name
-	}
-	slices.SortFunc(tree.Entries, func(a, b object.TreeEntry) int { return strings.Compare(key(a), key(b)) })
-	obj := s.NewEncodedObject()
+	slices.SortFunc(tree.Entries, gitOrder)
+	obj := c.s.NewEncodedObject()
 	if err := tree.Encode(obj); err != nil {
 		return h, false, err
 	}
-	h, err = s.SetEncodedObject(obj)
-	return h, len(tree.Entries) == 0, err
+	if h, err = c.s.SetEncodedObject(obj); err != nil {
+		return h, false, err
+	}
+	tree.Hash = h
+	c.put(tree) // what is written is read next (validation, snapshot, Changed)
+	return h, len(tree.Entries) == 0, nil
+}
+
+// treeCache holds decoded trees by hash, so that looking up many paths under one
+// big directory (clusters/ of a fleet of thousands) decodes it once instead of once
+// per path: go-git's Tree.FindEntry decodes every directory on the way on each call,
+// which made a snapshot, a validation or a Changed of N clusters cost O(N²). It holds
+// at most maxCachedEntries entries (then starts over). Cached trees are shared: read
+// their Entries only, never call methods that memoize (FindEntry, Files). Not safe
+// for concurrent use: the Store's mu guards its cache.
+type treeCache struct {
+	s       storer.EncodedObjectStorer
+	trees   map[plumbing.Hash]*cachedTree
+	entries int
+}
+
+// cachedTree is a decoded tree with an index of its entries by name.
+type cachedTree struct {
+	tree  *object.Tree
+	index map[string]int // entry name -> position; nil for small trees
+}
+
+const (
+	// maxCachedEntries bounds the entries a treeCache holds (about 100 bytes each).
+	maxCachedEntries = 1 << 18
+	// indexMinEntries is the size from which a cached tree gets an index.
+	indexMinEntries = 16
+)
+
+// newTreeCache returns an empty cache reading trees from s.
+func newTreeCache(s storer.EncodedObjectStorer) *treeCache {
+	return &treeCache{s: s, trees: map[plumbing.Hash]*cachedTree{}}
+}
+
+// get returns the tree h, decoding it on first use.
+func (c *treeCache) get(h plumbing.Hash) (*cachedTree, error) {
+	if ct, ok := c.trees[h]; ok {
+		return ct, nil
+	}
+	t, err := object.GetTree(c.s, h)
+	if err != nil {
+		return nil, err
+	}
+	return c.put(t), nil
+}
+
+// put caches t, a tree whose Hash is set.
+func (c *treeCache) put(t *object.Tree) *cachedTree {
+	if ct, ok := c.trees[t.Hash]; ok {
+		return ct
+	}
+	ct := &cachedTree{tree: t}
+	if len(t.Entries) >= indexMinEntries {
+		ct.index = make(map[string]int, len(t.Entries))
+		for i, e := range t.Entries {
+			ct.index[e.Name] = i
+		}
+	}
+	if c.entries+len(t.Entries) > maxCachedEntries {
+		clear(c.trees)
+		c.entries = 0
+	}
+	c.trees[t.Hash] = ct
+	c.entries += len(t.Entries)
+	return ct
+}
+
+// entry returns the entry called name.
+func (ct *cachedTree) entry(name string) (object.TreeEntry, bool) {
+	if ct.index != nil {
+		i, ok := ct.index[name]
+		if !ok {
+			return object.TreeEntry{}, false
+		}
+		return ct.tree.Entries[i], true
+	}
+	for _, e := range ct.tree.Entries {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return object.TreeEntry{}, false
+}
+
+// find returns the entry at the slash-separated path p of root: an
+// object.ErrDirectoryNotFound when a directory on the way is missing (or not a
+// directory), object.ErrEntryNotFound when the last element is.
+func (c *treeCache) find(root *object.Tree, p string) (object.TreeEntry, error) {
+	cur, err := c.get(root.Hash)
+	if err != nil {
+		return object.TreeEntry{}, fmt.Errorf("read tree %s: %w", root.Hash, err)
+	}
+	for {
+		name, rest, more := strings.Cut(p, "/")
+		e, ok := cur.entry(name)
+		if !more {
+			if !ok {
+				return object.TreeEntry{}, object.ErrEntryNotFound
+			}
+			return e, nil
+		}
+		if !ok || e.Mode != filemode.Dir {
+			return object.TreeEntry{}, object.ErrDirectoryNotFound
+		}
+		if cur, err = c.get(e.Hash); err != nil {
+			return object.TreeEntry{}, fmt.Errorf("read tree %s: %w", e.Hash, err)
+		}
+		p = rest
+	}
+}
+
+// dir returns the directory at p of root ("" or "." is root itself), or
+// object.ErrDirectoryNotFound.
+func (c *treeCache) dir(root *object.Tree, p string) (*object.Tree, error) {
+	h := root.Hash
+	if p != "" && p != "." {
+		e, err := c.find(root, p)
+		if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) || (err == nil && e.Mode != filemode.Dir) {
+			return nil, object.ErrDirectoryNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		h = e.Hash
+	}
+	ct, err := c.get(h)
+	if err != nil {
+		return nil, fmt.Errorf("read tree %s: %w", h, err)
+	}
+	return ct.tree, nil
+}
+
+// gitOrder is Git's order of tree entries: by name, a directory compared as
+// "name/" (without building that string: this sorts the 10 000 entries of a big
+// fleet's clusters/ on every commit).
+func gitOrder(a, b object.TreeEntry) int {
+	n := min(len(a.Name), len(b.Name))
+	if c := strings.Compare(a.Name[:n], b.Name[:n]); c != 0 {
+		return c
+	}
+	return cmp.Compare(nameByte(a, n), nameByte(b, n))
+}
+
+// nameByte is the byte at i of the entry's sort name (a directory's name followed
+// by '/'), or -1 past its end.
+func nameByte(e object.TreeEntry, i int) int {
+	switch {
+	case i < len(e.Name):
+		return int(e.Name[i])
+	case i == len(e.Name) && e.Mode == filemode.Dir:
+		return '/'
+	}
+	return -1
 }
 
 // entryHash returns the hash of the blob or tree at p in t, or ZeroHash when
 // there is none.
-func entryHash(t *object.Tree, p string) plumbing.Hash {
+func (c *treeCache) entryHash(t *object.Tree, p string) plumbing.Hash {
 	if t == nil {
 		return plumbing.ZeroHash
 	}
-	e, err := t.FindEntry(p)
+	e, err := c.find(t, p)
 	if err != nil {
 		return plumbing.ZeroHash
 	}
@@ -121,21 +273,25 @@ func entryHash(t *object.Tree, p string) plumbing.Hash {
 
 // readBlob returns the content of the file at p in t; found is false when there
 // is no regular file there.
-func readBlob(t *object.Tree, p string, limit int64) (data []byte, found bool, err error) {
-	f, err := t.File(p)
-	if errors.Is(err, object.ErrFileNotFound) || errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
+func (c *treeCache) readBlob(t *object.Tree, p string, limit int64) (data []byte, found bool, err error) {
+	e, err := c.find(t, p)
+	if errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("read %s: %w", p, err)
 	}
-	if !f.Mode.IsFile() || f.Mode == filemode.Symlink {
+	if !e.Mode.IsFile() || e.Mode == filemode.Symlink {
 		return nil, false, nil
 	}
-	if f.Size > limit {
-		return nil, true, fmt.Errorf("read %s: %d bytes, more than the limit of %d", p, f.Size, limit)
+	blob, err := object.GetBlob(c.s, e.Hash)
+	if err != nil {
+		return nil, true, fmt.Errorf("read %s: %w", p, err)
 	}
-	r, err := f.Reader()
+	if blob.Size > limit {
+		return nil, true, fmt.Errorf("read %s: %d bytes, more than the limit of %d", p, blob.Size, limit)
+	}
+	r, err := blob.Reader()
 	if err != nil {
 		return nil, true, fmt.Errorf("read %s: %w", p, err)
 	}
@@ -147,10 +303,31 @@ func readBlob(t *object.Tree, p string, limit int64) (data []byte, found bool, e
 	return data, true, nil
 }
 
+// maxLinkTarget bounds the target of a symbolic link.
+const maxLinkTarget = 4096
+
+// linkTarget returns the target of the symbolic link whose blob is h.
+func (c *treeCache) linkTarget(h plumbing.Hash) (string, error) {
+	blob, err := object.GetBlob(c.s, h)
+	if err != nil {
+		return "", err
+	}
+	if blob.Size > maxLinkTarget {
+		return "", fmt.Errorf("%d bytes, more than the limit of %d", blob.Size, maxLinkTarget)
+	}
+	r, err := blob.Reader()
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	return string(data), err
+}
+
 // subdirs returns the sorted names of the directories in the directory p of t.
-func subdirs(t *object.Tree, p string) ([]string, error) {
-	sub, err := t.Tree(p)
-	if errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
+func (c *treeCache) subdirs(t *object.Tree, p string) ([]string, error) {
+	sub, err := c.dir(t, p)
+	if errors.Is(err, object.ErrDirectoryNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -169,8 +346,81 @@ func subdirs(t *object.Tree, p string) ([]string, error) {
 // treeFS is a commit's tree as an fs.FS, so that sync/repo can load the
 // repository at any revision without a checkout. Symbolic links are followed
 // inside the tree (a link leading outside it is an error, as with os.Root).
+// Trees are read through a treeCache; when deps is set, every Open is recorded
+// in it (see fileDep).
 type treeFS struct {
-	root *object.Tree
+	root   *object.Tree
+	trees  *treeCache
+	deps   *[]fileDep
+	depDir string // see recording
+}
+
+// newTreeFS returns root as an fs.FS reading trees through c.
+func newTreeFS(c *treeCache, root *object.Tree) treeFS {
+	return treeFS{root: root, trees: c}
+}
+
+// fileDep is one path an Open resolved and what it found. Whatever reads a treeFS
+// only through Open (sync/repo's Load does) reads the same from another tree where
+// every recorded path resolves to the same entry: that is how a snapshot reuses the
+// clusters a commit did not touch.
+type fileDep struct {
+	path string
+	hash plumbing.Hash
+	mode filemode.FileMode
+	err  string // the resolution's error; empty when it found an entry
+	// local is set when the path lies in the recording's directory and resolved
+	// without following a link: the directory's hash then decides it.
+	local bool
+}
+
+// recording returns f recording its Opens in deps; paths in dir (resolved without
+// links) are marked local.
+func (f treeFS) recording(deps *[]fileDep, dir string) treeFS {
+	f.deps, f.depDir = deps, dir
+	return f
+}
+
+// depChecker tells whether recorded deps still hold in a tree, resolving each
+// path outside a recording's directory once (the apps that every cluster lists).
+type depChecker struct {
+	fsys treeFS
+	seen map[string]fileDep
+}
+
+func newDepChecker(fsys treeFS) *depChecker {
+	return &depChecker{fsys: fsys, seen: map[string]fileDep{}}
+}
+
+// unchanged reports whether every dep resolves as it did when recorded, given the
+// hash the recording's directory had then.
+func (c *depChecker) unchanged(dir string, dirHash plumbing.Hash, deps []fileDep) bool {
+	if c.fsys.trees.entryHash(c.fsys.root, dir) != dirHash {
+		return false
+	}
+	for _, d := range deps {
+		if d.local {
+			continue
+		}
+		now, ok := c.seen[d.path]
+		if !ok {
+			now = c.fsys.dep(d.path)
+			c.seen[d.path] = now
+		}
+		if now.hash != d.hash || now.mode != d.mode || now.err != d.err {
+			return false
+		}
+	}
+	return true
+}
+
+// dep resolves name, as Open does.
+func (f treeFS) dep(name string) fileDep {
+	e, err := f.resolve(name)
+	if err != nil {
+		return fileDep{path: name, err: err.Error()}
+	}
+	return fileDep{path: name, hash: e.Hash, mode: e.Mode}
 }
 
 // maxLinkHops bounds the symbolic links followed while resolving one path.
@@ -184,15 +434,23 @@ func (f treeFS) Open(name string) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
 	e, err := f.resolve(name)
+	if f.deps != nil {
+		d := fileDep{path: name, hash: e.Hash, mode: e.Mode}
+		if err != nil {
+			d = fileDep{path: name, err: err.Error()}
+		}
+		// A path in the directory that resolved (or failed) without following a
+		// link depends on nothing but the directory's content.
+		d.local = f.depDir != "" && !e.linked && (name == f.depDir || strings.HasPrefix(name, f.depDir+"/")) &&
+			(err == nil || errors.Is(err, fs.ErrNotExist))
+		*f.deps = append(*f.deps, d)
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	info := &entryInfo{name: path.Base(name), mode: e.Mode}
 	if e.Mode == filemode.Dir {
-		t := f.root
-		if e.path != "." {
-			t, err = f.root.Tree(e.path)
-		}
+		t, err := f.trees.dir(f.root, e.path)
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
@@ -209,13 +467,14 @@ func (f treeFS) Open(name string) (fs.File, error) {
 // resolvedEntry is a tree entry and its path after following links.
 type resolvedEntry struct {
 	object.TreeEntry
-	path string
+	path   string
+	linked bool // a symbolic link was followed on the way
 }
 
 // resolve walks name component by component, following symbolic links.
 func (f treeFS) resolve(name string) (resolvedEntry, error) {
 	if name == "." {
-		return resolvedEntry{TreeEntry: object.TreeEntry{Name: ".", Mode: filemode.Dir}, path: "."}, nil
+		return resolvedEntry{TreeEntry: object.TreeEntry{Name: ".", Mode: filemode.Dir, Hash: f.root.Hash}, path: "."}, nil
 	}
 	parts := strings.Split(name, "/")
 	cur := ""
@@ -226,39 +485,41 @@ func (f treeFS) resolve(name string) (resolvedEntry, error) {
 			cur = ""
 			continue
 		}
-		e, err := f.root.FindEntry(p)
-		if err != nil {
-			return resolvedEntry{}, fs.ErrNotExist
+		e, err := f.trees.find(f.root, p)
+		switch {
+		case errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound):
+			return resolvedEntry{linked: hops > 0}, fs.ErrNotExist
+		case err != nil:
+			return resolvedEntry{linked: hops > 0}, err
 		}
 		if e.Mode == filemode.Symlink {
 			if hops++; hops > maxLinkHops {
-				return resolvedEntry{}, errors.New("too many levels of symbolic links")
+				return resolvedEntry{linked: hops > 0}, errors.New("too many levels of symbolic links")
 			}
-			data, _, err := readBlob(f.root, p, 4096)
+			target, err := f.trees.linkTarget(e.Hash)
 			if err != nil {
-				return resolvedEntry{}, err
+				return resolvedEntry{linked: hops > 0}, fmt.Errorf("read link %s: %w", p, err)
 			}
-			target := string(data)
 			if path.IsAbs(target) {
-				return resolvedEntry{}, errEscape
+				return resolvedEntry{linked: hops > 0}, errEscape
 			}
 			target = path.Join(path.Dir(p), target)
 			if target == ".." || strings.HasPrefix(target, "../") {
-				return resolvedEntry{}, errEscape
+				return resolvedEntry{linked: hops > 0}, errEscape
 			}
 			rest := append(strings.Split(target, "/"), parts[i+1:]...)
 			parts, i, cur = rest, -1, ""
 			continue
 		}
 		if i < len(parts)-1 && e.Mode != filemode.Dir {
-			return resolvedEntry{}, fs.ErrNotExist
+			return resolvedEntry{linked: hops > 0}, fs.ErrNotExist
 		}
 		cur = p
 		if i == len(parts)-1 {
-			return resolvedEntry{TreeEntry: *e, path: p}, nil
+			return resolvedEntry{TreeEntry: e, path: p, linked: hops > 0}, nil
 		}
 	}
-	return resolvedEntry{TreeEntry: object.TreeEntry{Name: ".", Mode: filemode.Dir}, path: "."}, nil
+	return resolvedEntry{TreeEntry: object.TreeEntry{Name: ".", Mode: filemode.Dir, Hash: f.root.Hash}, path: "."}, nil
 }
 
 // entryInfo is the fs.FileInfo of a tree entry.

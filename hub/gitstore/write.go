@@ -133,7 +133,7 @@ func (s *Store) AddCluster(ctx context.Context, cluster string, labels map[strin
 			if err != nil {
 				return nil, fmt.Errorf("read tree of %s: %w", base.Hash, err)
 			}
-			if !entryHash(tree, clusterDir(cluster)).IsZero() {
+			if !s.trees().entryHash(tree, clusterDir(cluster)).IsZero() {
 				return nil, &ExistsError{Kind: "cluster", Name: cluster}
 			}
 			p := &plan{message: "add cluster " + cluster, validate: true, edits: map[string]treeEdit{}}
@@ -163,7 +163,7 @@ func (s *Store) RemoveCluster(ctx context.Context, cluster string, author Author
 			if err != nil {
 				return nil, fmt.Errorf("read tree of %s: %w", base.Hash, err)
 			}
-			if err := requireDir(tree, clusterDir(cluster), "cluster", cluster); err != nil {
+			if err := s.requireDir(tree, clusterDir(cluster), "cluster", cluster); err != nil {
 				return nil, err
 			}
 			return &plan{message: "remove cluster " + cluster, edits: map[string]treeEdit{clusterDir(cluster): {delete: true}}}, nil
@@ -272,7 +272,7 @@ func (s *Store) writeLocked(ctx context.Context, author Author, ifMatch string, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("read tree of %s: %w", base.Hash, err)
 		}
-		if guardTree != nil && entryHash(guardTree, ch.guard) != entryHash(baseTree, ch.guard) {
+		if guardTree != nil && s.trees().entryHash(guardTree, ch.guard) != s.trees().entryHash(baseTree, ch.guard) {
 			return nil, nil, fmt.Errorf("%w: %s changed since %s (head is %s)", ErrStaleRevision, ch.guard, ifMatch, s.head)
 		}
 		p, err := ch.apply(ctx, base)
@@ -345,7 +345,7 @@ func (s *Store) ifMatchTree(ifMatch string, refetch func() (bool, error)) (*obje
 // commitPlan writes the plan's tree, validates the cluster and writes the
 // commit object (not yet referenced by any ref).
 func (s *Store) commitPlan(ctx context.Context, base *object.Commit, baseTree *object.Tree, cluster string, p *plan, author Author) (plumbing.Hash, error) {
-	treeHash, _, err := writeTree(s.repo.Storer, baseTree, p.edits)
+	treeHash, _, err := writeTree(s.trees(), baseTree, p.edits)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("write tree: %w", err)
 	}
@@ -354,7 +354,7 @@ func (s *Store) commitPlan(ctx context.Context, base *object.Commit, baseTree *o
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("read tree %s: %w", treeHash, err)
 		}
-		if _, err := repo.Load(ctx, treeFS{root: tree}, cluster); err != nil {
+		if _, err := repo.Load(ctx, newTreeFS(s.trees(), tree), cluster); err != nil {
 			var re *repo.Error
 			if errors.As(err, &re) {
 				return plumbing.ZeroHash, &ValidationError{Field: re.File, Msg: "the change would leave cluster " + cluster + " invalid: " + err.Error(), Err: err}
@@ -416,16 +416,16 @@ func (s *Store) editApps(base *object.Commit, cluster string, e AppsEdit, messag
 	if err != nil {
 		return nil, fmt.Errorf("read tree of %s: %w", base.Hash, err)
 	}
-	if err := requireDir(tree, clusterDir(cluster), "cluster", cluster); err != nil {
+	if err := s.requireDir(tree, clusterDir(cluster), "cluster", cluster); err != nil {
 		return nil, err
 	}
 	if !e.Remove {
-		if err := requireDir(tree, appDir(e.App), "app", e.App); err != nil {
+		if err := s.requireDir(tree, appDir(e.App), "app", e.App); err != nil {
 			return nil, err
 		}
 	}
 	file := appsPath(cluster)
-	data, _, err := readBlob(tree, file, repo.MaxFileSize)
+	data, _, err := s.trees().readBlob(tree, file, repo.MaxFileSize)
 	if err != nil {
 		return nil, err
 	}
@@ -451,7 +451,7 @@ func (s *Store) editApps(base *object.Commit, cluster string, e AppsEdit, messag
 		return nil, fmt.Errorf("write %s: %w", file, err)
 	}
 	mode := filemode.Regular
-	if e, err := tree.FindEntry(file); err == nil && e.Mode == filemode.Executable {
+	if e, err := s.trees().find(tree, file); err == nil && e.Mode == filemode.Executable {
 		mode = e.Mode
 	}
 	p.edits = map[string]treeEdit{file: {hash: h, mode: mode}}
@@ -459,9 +459,9 @@ func (s *Store) editApps(base *object.Commit, cluster string, e AppsEdit, messag
 	return p, nil
 }
 
-// requireDir returns a *NotFoundError unless p is a directory of t.
-func requireDir(t *object.Tree, p, kind, name string) error {
-	e, err := t.FindEntry(p)
+// requireDir returns a *NotFoundError unless p is a directory of t; mu must be held.
+func (s *Store) requireDir(t *object.Tree, p, kind, name string) error {
+	e, err := s.trees().find(t, p)
 	if err != nil || e.Mode != filemode.Dir {
 		return &NotFoundError{Kind: kind, Name: name, Detail: "no directory " + p + "/"}
 	}
@@ -470,7 +470,7 @@ func requireDir(t *object.Tree, p, kind, name string) error {
 
 // versionAt returns app's version in cluster's apps.yaml in tree; mu must be held.
 func (s *Store) versionAt(t *object.Tree, cluster, app string) (string, bool) {
-	for _, e := range s.listedApps(entryHash(t, appsPath(cluster))) {
+	for _, e := range s.listedApps(s.trees().entryHash(t, appsPath(cluster))) {
 		if e.name == app && e.hasVersion {
 			return e.version, true
 		}
