@@ -29,6 +29,7 @@ import (
 	"github.com/outpost-gitops/outpost/agent/leader"
 	"github.com/outpost-gitops/outpost/agent/source"
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/pprofserve"
 	"github.com/outpost-gitops/outpost/internal/telemetry"
 )
 
@@ -68,11 +69,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer stopServer()
 	if cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		pp, err := pprofserve.Start(cfg.PprofAddr, log)
 		if err != nil {
-			return err
+			return &ConfigError{Flag: "pprof-listen", Env: EnvName("pprof-listen"), Err: err}
 		}
-		defer stopPprof()
+		defer func() { _ = pp.Stop(context.WithoutCancel(ctx)) }()
 	}
 
 	work := func(ctx context.Context) {

@@ -57,6 +57,10 @@ type Config struct {
 	DashboardPublic bool
 	// ShutdownTimeout bounds the graceful shutdown of the HTTP server.
 	ShutdownTimeout time.Duration
+	// PprofAddr, when set, serves Go's net/http/pprof profiles on this address
+	// (e.g. 127.0.0.1:6060), apart from ListenAddr and without authentication:
+	// bind it to loopback. Empty (the default) serves none.
+	PprofAddr string
 	// Listener, when set, is served instead of listening on ListenAddr (tests and
 	// embedding; no flag). Run closes it.
 	Listener net.Listener
@@ -96,6 +100,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "TLS private key")
 	fs.BoolVar(&c.DashboardPublic, "dashboard-public", c.DashboardPublic, "serve the dashboard without a token (it is read-only)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on graceful shutdown")
+	fs.StringVar(&c.PprofAddr, "pprof-listen", c.PprofAddr, "address serving net/http/pprof profiles, unauthenticated (bind to loopback); empty disables")
 }
 
 // ConfigError is a bad configuration value, naming its flag and environment variable.
@@ -149,6 +154,11 @@ func (c *Config) Validate() error {
 	} {
 		if err := flagenv.Readable(f.path); err != nil {
 			return configErr(f.flag, "%v", err)
+		}
+	}
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			return configErr("pprof-listen", "%v", err)
 		}
 	}
 	if c.GitSeedDir != "" {

@@ -19,6 +19,7 @@ import (
 	"github.com/outpost-gitops/outpost/hub/store"
 	"github.com/outpost-gitops/outpost/hub/web"
 	"github.com/outpost-gitops/outpost/internal/gitserve"
+	"github.com/outpost-gitops/outpost/internal/pprofserve"
 	"github.com/outpost-gitops/outpost/internal/telemetry"
 )
 
@@ -90,6 +91,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		defer cancel()
 		_ = tel.Shutdown(sctx)
 	}()
+
+	if cfg.PprofAddr != "" {
+		// Started first, so that opening (seeding) the repository can be profiled too.
+		pp, err := pprofserve.Start(cfg.PprofAddr, log)
+		if err != nil {
+			return configErr("pprof-listen", "%v", err)
+		}
+		defer func() { _ = pp.Stop(context.WithoutCancel(ctx)) }()
+	}
 
 	st, err := store.Open(ctx, store.Config{Path: filepath.Join(cfg.DataDir, DatabaseFile), MaxEventsPerCluster: cfg.MaxEventsPerCluster, Logger: log})
 	if err != nil {

@@ -223,6 +223,32 @@ func TestRestartKeepsStatusAndHistory(t *testing.T) {
 	}
 }
 
+// TestPprof checks that --pprof-listen serves the runtime's profiles on their own
+// address, and nothing of the API there.
+func TestPprof(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	startHub(t, t.TempDir(), func(c *Config) { c.PprofAddr = addr })
+	for path, want := range map[string]int{
+		"/debug/pprof/goroutine?debug=1": http.StatusOK,
+		"/debug/pprof/heap":              http.StatusOK,
+		"/api/v1/clusters":               http.StatusNotFound,
+	} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %s, want %d", path, resp.Status, want)
+		}
+	}
+}
+
 func TestRunRefusesBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	short := filepath.Join(dir, "short")
@@ -247,6 +273,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		"long-poll too long":     {func(c *Config) { c.LongPollTimeout = time.Minute }, "long-poll-timeout"},
 		"bad listen address":     {func(c *Config) { c.ListenAddr = "nope" }, "listen"},
 		"missing webhook secret": {func(c *Config) { c.WebhookSecretFile = filepath.Join(dir, "nope") }, "webhook-secret-file"},
+		"bad pprof address":      {func(c *Config) { c.PprofAddr = "nope" }, "pprof-listen"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
