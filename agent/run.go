@@ -58,6 +58,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = deps.source.Close() }()
 	m, err := newMetrics(tel.Meter, deps.hub)
 	if err != nil {
 		return err

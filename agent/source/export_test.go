@@ -238,3 +238,33 @@ func TestRestartReusesTheExportedTrees(t *testing.T) {
 		t.Errorf("tree of %s differs from a whole export", three)
 	}
 }
+
+// TestCacheStartsAfreshPastMaxPacks: every fetch adds a pack file to the cache; past
+// maxPacks the cache is started afresh, and every revision is still exported right.
+func TestCacheStartsAfreshPastMaxPacks(t *testing.T) {
+	up := newUpstream(t)
+	s := newSource(t, "file://"+up.dir)
+	t.Cleanup(func() { _ = s.Close() })
+	most := 0
+	for i := range maxPacks + 8 {
+		sha := up.commit(map[string]string{"a.yaml": fmt.Sprintf("a: %d\n", i), fmt.Sprintf("f%02d.yaml", i): "x: 1\n"}, fmt.Sprint(i))
+		rev, err := s.Sync(t.Context())
+		if err != nil {
+			t.Fatalf("sync %d: %v", i, err)
+		}
+		if got, want := snapshot(t, rev.Dir), wholeExport(t, s, sha); rev.SHA != sha || !maps.Equal(got, want) {
+			t.Fatalf("revision %d: %s differs from a whole export of %s", i, rev.SHA, sha)
+		}
+		packs, err := s.store.ObjectPacks()
+		if err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, len(packs))
+	}
+	if most > maxPacks+1 {
+		t.Errorf("the cache held %d pack files, want at most %d", most, maxPacks+1)
+	}
+	if most < maxPacks {
+		t.Errorf("the cache never held more than %d pack files: the test does not reach the limit (%d)", most, maxPacks)
+	}
+}

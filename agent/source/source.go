@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
@@ -78,10 +82,11 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // Source follows one branch of a Git remote.
 type Source struct {
-	cfg  Config
-	repo *git.Repository
-	mu   sync.Mutex // serializes fetch and export
-	last *Revision
+	cfg   Config
+	repo  *git.Repository
+	store *filesystem.Storage // repo's storage, closed by Close
+	mu    sync.Mutex          // serializes fetch and export
+	last  *Revision
 
 	afterHead func()                  // tests: runs between the ref listing and the fetch
 	wrote     func(name string) error // tests: runs before each exported file is written
@@ -107,19 +112,66 @@ func New(cfg Config) (*Source, error) {
 	if cfg.URL == "" || cfg.CacheDir == "" {
 		return nil, errors.New("git source: URL and cache directory are required")
 	}
-	bare := filepath.Join(cfg.CacheDir, "repo.git")
-	repo, err := git.PlainOpen(bare)
+	s := &Source{cfg: cfg}
+	if err := s.openCache(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Cache tuning: every depth-1 fetch adds a pack file to the cache, and every object
+// read looks through them all, opening the one that has it.
+const (
+	// maxPacks is the number of pack files past which the cache starts afresh before
+	// the next fetch (which then brings the tip whole, and the next export is whole).
+	maxPacks = 32
+	// openPacks pack files stay open between reads.
+	openPacks = 16
+	// objectCacheBytes bounds the decoded objects kept in memory.
+	objectCacheBytes = 8 * cache.MiByte
+)
+
+// openCache opens (or initialises) the bare repository of the cache.
+func (s *Source) openCache() error {
+	bare := filepath.Join(s.cfg.CacheDir, "repo.git")
+	st := filesystem.NewStorageWithOptions(osfs.New(bare), cache.NewObjectLRU(objectCacheBytes),
+		filesystem.Options{MaxOpenDescriptors: openPacks})
+	repo, err := git.Open(st, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.PlainInit(bare, true)
+		repo, err = git.Init(st, nil)
+	}
+	if err == nil {
+		_ = repo.DeleteRemote("origin")
+		_, err = repo.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("git source cache %s: %w", bare, err)
+		_ = st.Close()
+		return fmt.Errorf("git source cache %s: %w", bare, err)
 	}
-	_ = repo.DeleteRemote("origin")
-	if _, err := repo.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{cfg.URL}}); err != nil {
-		return nil, fmt.Errorf("git source cache %s: %w", bare, err)
+	s.repo, s.store = repo, st
+	return nil
+}
+
+// compact starts the cache afresh when fetches have piled up more than maxPacks pack
+// files; the exported revisions stay.
+func (s *Source) compact() error {
+	packs, err := s.store.ObjectPacks()
+	if err != nil || len(packs) <= maxPacks {
+		return nil
 	}
-	return &Source{cfg: cfg, repo: repo}, nil
+	s.cfg.Logger.Info("git source: starting the cache afresh", "packs", len(packs))
+	_ = s.store.Close()
+	if err := os.RemoveAll(filepath.Join(s.cfg.CacheDir, "repo.git")); err != nil {
+		return fmt.Errorf("git source cache: %w", err)
+	}
+	return s.openCache()
+}
+
+// Close releases the cache's open files.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.store.Close()
 }
 
 func (s *Source) branchRef() plumbing.ReferenceName {
@@ -170,6 +222,9 @@ func (s *Source) Sync(ctx context.Context) (*Revision, error) {
 		s.afterHead()
 	}
 	if _, err := s.repo.CommitObject(plumbing.NewHash(head)); err != nil {
+		if err := s.compact(); err != nil {
+			return nil, err
+		}
 		if err := s.fetch(ctx); err != nil {
 			return nil, err
 		}
