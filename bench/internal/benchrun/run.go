@@ -52,17 +52,28 @@ type scale struct {
 	noopApps, noopObjectsPerApp, noopCycles int
 	// throughputObjects ConfigMaps per apply, throughputReps repetitions.
 	throughputObjects, throughputReps int
+	// mixed is apply-throughput's mixed workload (same repetitions).
+	mixed mixedSet
 	// gitCommits of history over gitClusters clusters' files, gitReps new commits.
 	gitCommits, gitClusters, gitReps int
 	// e2eClusters clusters; e2eBumps bumps with the long-poll, e2eIntervalBumps without.
 	e2eClusters, e2eBumps, e2eIntervalBumps int
+	// fleetAgents agents sharing one apiserver, fleetBumps bumps (commit-to-reported-fleet).
+	fleetAgents, fleetBumps int
 	// driftEdits edits per drift policy.
 	driftEdits int
 	// idleBuckets 10 s buckets of the idle agent's requests.
 	idleBuckets int
-	// hubClusters simulated clusters measured for hubWindow (hub-capacity).
-	hubClusters int
+	// hubClusters are the fleet sizes of hub-capacity (one run each): simulated
+	// clusters measured for hubWindow.
+	hubClusters []int
 	hubWindow   time.Duration
+	// footprintApps are the app counts of agent-footprint, footprintSettle the quiet
+	// time after the first sync, footprintIdle the idle window measured;
+	// footprintCombined also measures `outpost agent` of the single binary.
+	footprintApps                  []int
+	footprintSettle, footprintIdle time.Duration
+	footprintCombined              bool
 }
 
 func scaleFor(quick bool) scale {
@@ -70,19 +81,26 @@ func scaleFor(quick bool) scale {
 		return scale{
 			noopApps: 20, noopObjectsPerApp: 10, noopCycles: 5,
 			throughputObjects: 200, throughputReps: 3,
+			mixed:      mixedSet{deployments: 10, services: 10, configMaps: 20, customResources: 20},
 			gitCommits: 1000, gitClusters: 100, gitReps: 5,
 			e2eClusters: 3, e2eBumps: 20, e2eIntervalBumps: 4,
+			fleetAgents: 10, fleetBumps: 10,
 			driftEdits: 20, idleBuckets: 3,
-			hubClusters: 1000, hubWindow: 30 * time.Second,
+			hubClusters: []int{1000}, hubWindow: 30 * time.Second,
+			footprintApps: []int{10}, footprintSettle: 2 * time.Second, footprintIdle: 5 * time.Second,
 		}
 	}
 	return scale{
 		noopApps: 100, noopObjectsPerApp: 10, noopCycles: 10,
 		throughputObjects: 1000, throughputReps: 5,
+		mixed:      mixedSet{deployments: 100, services: 100, configMaps: 200, customResources: 100},
 		gitCommits: 1000, gitClusters: 100, gitReps: 15,
 		e2eClusters: 3, e2eBumps: 40, e2eIntervalBumps: 20,
+		fleetAgents: 100, fleetBumps: 20,
 		driftEdits: 40, idleBuckets: 6,
-		hubClusters: 1000, hubWindow: 60 * time.Second,
+		hubClusters: []int{1000, 10000}, hubWindow: 60 * time.Second,
+		footprintApps: []int{10, 100}, footprintSettle: 10 * time.Second, footprintIdle: 20 * time.Second,
+		footprintCombined: true,
 	}
 }
 
@@ -104,9 +122,11 @@ func measurements() []measurement {
 	return []measurement{
 		{name: "noop-cost", run: noopCost},
 		{name: "agent-idle", run: agentIdle},
+		{name: "agent-footprint", run: agentFootprint},
 		{name: "apply-throughput", run: applyThroughput},
 		{name: "git-fetch", run: gitFetch},
 		{name: "commit-to-reported", run: commitLatency},
+		{name: "commit-to-reported-fleet", run: fleetLatency},
 		{name: "drift", run: driftLatency},
 		{name: "hub-capacity", run: hubCapacity},
 	}

@@ -1,0 +1,433 @@
+package benchrun
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+)
+
+// footprintTargetMB is the design brief's target for the idle agent's RSS at 100 apps
+// (section 6), in MB (10^6 bytes; the figures are in MiB).
+const footprintTargetMB = 40
+
+// agentBinary is a way to run the agent as its own process.
+type agentBinary struct {
+	// label names the binary in figures.
+	label string
+	// pkg is the main package built for it.
+	pkg string
+	// args come before the agent's flags (the subcommand).
+	args []string
+	// tags are the build tags it is built with.
+	tags string
+}
+
+var (
+	// grpcnotrace keeps gRPC (linked by the OTLP exporter) from importing
+	// golang.org/x/net/trace, whose html/template use disables the linker's dead-code
+	// elimination of methods: the agent binary is then a third smaller.
+	dedicatedAgent = agentBinary{label: "outpost-agent", pkg: "github.com/outpost-gitops/outpost/cmd/outpost-agent", tags: "grpcnotrace"}
+	combinedAgent  = agentBinary{label: "outpost agent", pkg: "github.com/outpost-gitops/outpost/cmd/outpost", args: []string{"agent"}, tags: "grpcnotrace"}
+)
+
+// buildLikeTheImage builds the main package pkg into out as the Dockerfile builds the
+// image's binaries (static, stripped, with tags), so that memory figures are those of
+// what ships.
+func buildLikeTheImage(ctx context.Context, out, pkg, tags string) error {
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-tags="+tags, "-o", out, pkg)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %v: %s", pkg, err, msg)
+	}
+	return nil
+}
+
+// agentFootprint runs the real agent binary as its own process against a fresh api-mode
+// cluster with N apps and reads its memory and CPU from /proc: during the first sync
+// and once it is idle.
+func agentFootprint(ctx context.Context, e *runEnv) (_ *Result, err error) {
+	sc := e.scale
+	bins := []agentBinary{dedicatedAgent}
+	if sc.footprintCombined {
+		bins = append(bins, combinedAgent)
+	}
+	var labels []string
+	for _, b := range bins {
+		labels = append(labels, b.label)
+	}
+	res := &Result{
+		Name: "agent-footprint",
+		Description: fmt.Sprintf("The agent built by the bench as the Dockerfile builds it (CGO_ENABLED=0, -trimpath, "+
+			"-ldflags '-s -w', -tags grpcnotrace) and run as its own OS process (%s; GOGC, "+
+			"GOMEMLIMIT and GODEBUG unset, so the agent's defaults apply) against a fresh api-mode testbed cluster, Git and reports through "+
+			"an in-process hub. Memory from /proc/<pid>: VmRSS, VmHWM (peak, i.e. during the first sync) and "+
+			"smaps_rollup (Anonymous vs file-backed = Rss − Anonymous); CPU from utime+stime in /proc/<pid>/stat. "+
+			"First sync: from exec until the hub shows every app Synced. Idle: after %s of quiet, RSS sampled "+
+			"every second and CPU over %s, in cores; Go heap in use from the agent's /metrics.",
+			strings.Join(labels, ", "), sc.footprintSettle, sc.footprintIdle),
+		Scale: fmt.Sprintf("%v apps × %d objects (ConfigMaps and headless Services) + a Namespace each", sc.footprintApps, sc.noopObjectsPerApp),
+	}
+	work, err := os.MkdirTemp("", "outpost-bench-footprint-")
+	if err != nil {
+		return res, fmt.Errorf("work directory: %w", err)
+	}
+	defer func() { _ = os.RemoveAll(work) }()
+	paths := map[string]string{}
+	for _, b := range bins {
+		p := filepath.Join(work, filepath.Base(b.pkg))
+		if err := buildLikeTheImage(ctx, p, b.pkg, b.tags); err != nil {
+			return res, err
+		}
+		if st, err := os.Stat(p); err == nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("%s binary: %.0f MB", b.label, float64(st.Size())/1e6))
+		}
+		paths[b.label] = p
+	}
+
+	seed := filepath.Join(work, "seed")
+	type run struct {
+		cluster string
+		apps    int
+		bin     agentBinary
+	}
+	var runs []run
+	for _, n := range sc.footprintApps {
+		apps, err := footprintApps(n, sc.noopObjectsPerApp)
+		if err != nil {
+			return res, err
+		}
+		var clusters []string
+		for i, b := range bins {
+			c := fmt.Sprintf("fp-%d-%d", n, i)
+			clusters = append(clusters, c)
+			runs = append(runs, run{cluster: c, apps: n, bin: b})
+		}
+		if err := writeSeed(seed, clusters, apps); err != nil {
+			return res, err
+		}
+	}
+	compLog := e.componentLogger()
+	h, err := startHub(ctx, work, seed, compLog)
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = h.stop() }()
+
+	for _, r := range runs {
+		e.log.Info("agent footprint", "binary", r.bin.label, "apps", r.apps)
+		m, err := measureFootprint(ctx, e, h, work, paths[r.bin.label], r.bin, r.cluster, r.apps)
+		if err != nil {
+			return res, fmt.Errorf("%s with %d apps: %w", r.bin.label, r.apps, err)
+		}
+		p := fmt.Sprintf("%s, %d apps: ", r.bin.label, r.apps)
+		res.Figures = append(res.Figures,
+			figure(p+"idle RSS", "MiB", m.idleRSS),
+			figure(p+"idle RSS anonymous", "MiB", m.idleAnon),
+			figure(p+"idle RSS file-backed", "MiB", m.idleFile),
+			figure(p+"idle Go heap in use", "MiB", []float64{m.heapInuse}),
+			figure(p+"idle CPU", "cores", m.idleCPU),
+			figure(p+"peak RSS (first sync)", "MiB", []float64{m.peakRSS}),
+			figure(p+"CPU of the first sync", "s", []float64{m.syncCPU.Seconds()}),
+			figure(p+"first sync wall time", "s", []float64{m.syncWall.Seconds()}),
+		)
+		if r.apps == 100 && r.bin.label == dedicatedAgent.label {
+			mb := figure("", "", m.idleRSS).Median * (1 << 20) / 1e6
+			verdict := "met"
+			if mb >= footprintTargetMB {
+				verdict = "missed"
+			}
+			res.Notes = append(res.Notes, fmt.Sprintf("target %s: %s idle RSS at 100 apps median %.1f MB (target < %d MB)",
+				verdict, r.bin.label, mb, footprintTargetMB))
+		}
+	}
+	if len(bins) > 1 {
+		for _, n := range sc.footprintApps {
+			for _, what := range []string{"idle RSS", "peak RSS (first sync)", "CPU of the first sync"} {
+				res.compare(fmt.Sprintf("%s, %d apps: %s", dedicatedAgent.label, n, what),
+					fmt.Sprintf("%s, %d apps: %s", combinedAgent.label, n, what), "")
+			}
+		}
+	}
+	if !slices.Contains(sc.footprintApps, 100) {
+		res.Notes = append(res.Notes, fmt.Sprintf("the target (idle RSS < %d MB) is set at 100 apps; this scale does not reach it", footprintTargetMB))
+	}
+	return res, nil
+}
+
+// footprintApps returns n apps of objects objects each (ConfigMaps of 256 bytes and
+// headless Services, alternating) plus their Namespace.
+func footprintApps(n, objects int) (map[string]map[string]string, error) {
+	apps := map[string]map[string]string{}
+	for i := range n {
+		app := fmt.Sprintf("app-%03d", i)
+		files := map[string]string{
+			"app.yaml":       "namespace: " + app + "\n",
+			"namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + app + "\n",
+		}
+		for k, o := range appObjects(app, objects) {
+			data, err := yaml.Marshal(o.Object)
+			if err != nil {
+				return nil, fmt.Errorf("encode %s/%s: %w", app, o.GetName(), err)
+			}
+			files[fmt.Sprintf("object-%02d.yaml", k)] = string(data)
+		}
+		apps[app] = files
+	}
+	return apps, nil
+}
+
+// footprint is what one agent process measured.
+type footprint struct {
+	syncWall, syncCPU  time.Duration
+	peakRSS, heapInuse float64
+	idleRSS            []float64
+	idleAnon, idleFile []float64
+	idleCPU            []float64
+}
+
+// measureFootprint starts a cluster and an agent process for it, waits for the first
+// sync of its apps, then watches it idle.
+func measureFootprint(ctx context.Context, e *runEnv, h *benchHub, work, bin string, b agentBinary, name string, apps int) (*footprint, error) {
+	cluster, err := e.startCluster(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = cluster.Stop() }()
+	token, err := h.register(ctx, work, name)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(work, name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("agent log %s: %w", logPath, err)
+	}
+	args := append(append([]string{}, b.args...),
+		"--cluster="+name, "--git-url="+h.url+"/git/"+name+".git", "--git-password-file="+token,
+		"--hub-url="+h.url, "--token-file="+token, "--kubeconfig="+cluster.KubeconfigPath(),
+		"--listen="+addr, "--pprof-listen="+pprofAddr, "--cache-dir="+filepath.Join(work, "cache-"+name), "--leader-elect=false",
+		"--identity=bench-"+name, "--git-poll-interval="+fleetGitPoll.String(), "--log-level=warn")
+	cmd := exec.Command(bin, args...)
+	cmd.Env = footprintEnv()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	logFile.Close()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}()
+	pid := cmd.Process.Pid
+	e.log.Info("agent started", "pid", pid, "pprof", "http://"+pprofAddr+"/debug/pprof/")
+	exited := func() error {
+		select {
+		case <-done:
+			log, _ := os.ReadFile(logPath)
+			return fmt.Errorf("agent exited: %s", lastLines(string(log), 5))
+		default:
+			return nil
+		}
+	}
+
+	allSynced := func(st *apiv1.ClusterStatus) bool {
+		for i := range apps {
+			if a, ok := appState(st, fmt.Sprintf("app-%03d", i)); !ok || a.Version != "1" || a.Phase != apiv1.PhaseSynced {
+				return false
+			}
+		}
+		return true
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-done:
+		case <-wctx.Done():
+		}
+		cancel()
+	}()
+	_, err = waitHub(wctx, h.admin, name, 100*time.Millisecond, 3*time.Minute, allSynced)
+	cancel()
+	if err != nil {
+		if xerr := exited(); xerr != nil {
+			return nil, xerr
+		}
+		return nil, fmt.Errorf("agent did not sync every app: %w", err)
+	}
+	fp := &footprint{syncWall: time.Since(start)}
+	st, err := procStatus(pid)
+	if err != nil {
+		return nil, err
+	}
+	fp.peakRSS = st["VmHWM"] / 1024
+	if fp.syncCPU, err = procCPU(pid); err != nil {
+		return nil, err
+	}
+
+	if err := sleep(ctx, e.scale.footprintSettle); err != nil {
+		return nil, err
+	}
+	cpu0, err := procCPU(pid)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	const cpuBuckets = 5
+	bucket := e.scale.footprintIdle / cpuBuckets
+	lastT := t0
+	for time.Since(t0) < e.scale.footprintIdle {
+		if err := sleep(ctx, time.Second); err != nil {
+			return nil, err
+		}
+		if err := exited(); err != nil {
+			return nil, err
+		}
+		sm, err := smapsRollup(pid)
+		if err != nil {
+			return nil, err
+		}
+		fp.idleRSS = append(fp.idleRSS, sm["Rss"]/1024)
+		fp.idleAnon = append(fp.idleAnon, sm["Anonymous"]/1024)
+		fp.idleFile = append(fp.idleFile, (sm["Rss"]-sm["Anonymous"])/1024)
+		if now := time.Now(); now.Sub(lastT) >= bucket {
+			cpu, err := procCPU(pid)
+			if err != nil {
+				return nil, err
+			}
+			fp.idleCPU = append(fp.idleCPU, (cpu-cpu0).Seconds()/now.Sub(lastT).Seconds())
+			cpu0, lastT = cpu, now
+		}
+	}
+	if fp.heapInuse, err = metricValue(ctx, "http://"+addr+"/metrics", "go_memstats_heap_inuse_bytes"); err != nil {
+		return nil, err
+	}
+	fp.heapInuse /= 1 << 20
+	return fp, nil
+}
+
+// footprintEnv is the bench's environment without the Go runtime's memory knobs, so
+// the agent's own defaults are what is measured.
+func footprintEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "GODEBUG=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// freeAddr returns a free loopback address.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// procStatus reads /proc/<pid>/status's kB fields (VmRSS, VmHWM, RssAnon, ...).
+func procStatus(pid int) (map[string]float64, error) {
+	return procKB(fmt.Sprintf("/proc/%d/status", pid))
+}
+
+// smapsRollup reads /proc/<pid>/smaps_rollup's kB fields (Rss, Anonymous, ...).
+func smapsRollup(pid int) (map[string]float64, error) {
+	return procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+}
+
+// procKB parses "Name:   123 kB" lines.
+func procKB(path string) (map[string]float64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 3 && f[2] == "kB" {
+			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+				out[strings.TrimSuffix(f[0], ":")] = v
+			}
+		}
+	}
+	return out, nil
+}
+
+// procCPU is a process's CPU time so far (user + system).
+func procCPU(pid int) (time.Duration, error) {
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%s: too few fields", path)
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100, nil // USER_HZ is 100 on Linux
+}
+
+// metricValue fetches a Prometheus text exposition and returns the value of an
+// unlabelled metric.
+func metricValue(ctx context.Context, url, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("get %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", url, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no metric %s", url, name)
+}
