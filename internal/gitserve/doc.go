@@ -19,7 +19,11 @@
 // round, final ACK or NAK on done) but never sends "ready"; the pack holds the
 // objects reachable from the wants minus those reachable from the common haves
 // (a commit-time-ordered walk, like "git rev-list wants ^haves", with the trees
-// of the edge commits taken as present on the client).
+// of the edge commits taken as present on the client). The wanted trees are
+// walked paired with the edge commits' trees at the same path, so a fetch reads
+// the trees along the paths that changed, not the whole repository; an object
+// the client has at another path may be sent again. A deepen round before
+// "done" gets its shallow update from the commits alone.
 //
 // Every request builds its own go-git storage on Dir: go-git storages are not
 // safe for concurrent use, and a fresh one sees objects written since. Refs

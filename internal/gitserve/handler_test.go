@@ -362,3 +362,54 @@ func TestGitCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestGitCLIShallowFetchFleet is an agent's fetch with the git CLI: a depth-1
+// clone of a fleet repository, then "fetch --depth 1" of a commit that changed
+// one cluster, added one, removed one and moved an app file, which the server
+// answers by pairing the new trees with the client's.
+func TestGitCLIShallowFetchFleet(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git CLI not installed")
+	}
+	repo, url := serve(t)
+	files := map[string]string{}
+	for i := range 200 {
+		files[fmt.Sprintf("clusters/c%03d/apps.yaml", i)] = fmt.Sprintf("apps: [web] # %d\n", i)
+	}
+	for i := range 10 {
+		files[fmt.Sprintf("apps/app%d/deployment.yaml", i)] = fmt.Sprintf("kind: Deployment # %d\n", i)
+	}
+	repo.Commit(t, files, "seed", "")
+	authURL := strings.Replace(url, "http://", "http://cluster:"+token+"@", 1)
+	for p, proto := range []string{"0", "2"} {
+		t.Run("protocol v"+proto, func(t *testing.T) {
+			work := t.TempDir()
+			gitCLI(t, work, "-c", "protocol.version="+proto, "clone", "-q", "--depth", "1", "--no-checkout", authURL, "agent")
+			agent := filepath.Join(work, "agent")
+			for round := range 3 {
+				tag := fmt.Sprint(proto, "-", round)
+				repo.Commit(t, map[string]string{
+					"clusters/c117/apps.yaml":                             "apps: [web, api] # " + tag + "\n",
+					"clusters/new" + tag + "/apps.yaml":                   "apps: []\n",
+					fmt.Sprintf("clusters/c%03d/apps.yaml", 10+3*p+round): gittest.Deleted,
+					"apps/app1/deployment.yaml":                           gittest.Deleted,
+					"apps/app1-" + tag + "/deployment.yaml":               "kind: Deployment # 1\n",
+				}, "change "+tag, "")
+				gitCLI(t, agent, "-c", "protocol.version="+proto, "fetch", "-q", "--depth", "1", "origin")
+				if got := gitCLI(t, agent, "rev-parse", "origin/main"); got != repo.Head() {
+					t.Fatalf("fetched origin/main %s, want %s", got, repo.Head())
+				}
+				if got := gitCLI(t, agent, "show", "origin/main:clusters/c117/apps.yaml"); got != "apps: [web, api] # "+tag {
+					t.Errorf("c117 = %q", got)
+				}
+				if got := gitCLI(t, agent, "show", "origin/main:clusters/c042/apps.yaml"); got != "apps: [web] # 42" {
+					t.Errorf("c042 = %q", got)
+				}
+				if got := gitCLI(t, agent, "rev-list", "--count", "origin/main"); got != "1" {
+					t.Errorf("depth 1 fetch left %s commits", got)
+				}
+				gitCLI(t, agent, "fsck", "--no-progress", "--full", "--strict")
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -26,19 +27,33 @@ type selection struct {
 // client does not have, judged by the common haves, the way git's pack-objects
 // does without bitmaps (commits reachable from a have are skipped; the trees of
 // the "edge" commits are taken as present on the client).
+//
+// The trees of the wanted commits are walked paired with the trees of the edge
+// commits at the same path (see addTree): a have tree is decoded only where the
+// wanted tree differs from it, so a fetch of a commit that changed one file
+// reads the trees along that file's path, not the whole repository.
 type selector struct {
 	ctx     context.Context
 	s       storer.EncodedObjectStorer
 	common  map[plumbing.Hash]bool
 	shallow map[plumbing.Hash]bool // the client's shallow commits
-	have    map[plumbing.Hash]bool // objects the client has
-	out     map[plumbing.Hash]bool
-	sel     selection
+	// have holds objects known to be on the client: the edge commits' root
+	// trees and the entries of every have tree decoded so far. It is never
+	// complete; an object missing from it may still be on the client.
+	have map[plumbing.Hash]bool
+	// haveDirs caches the decoded have trees: entry name to tree hash, for the
+	// subdirectories only (the other entries are in have).
+	haveDirs map[plumbing.Hash]map[string]plumbing.Hash
+	out      map[plumbing.Hash]bool
+	sel      selection
 }
 
+// selectObjects computes the answer to req, whose common haves are common: the
+// shallow update on deepen, and when req is done the objects of the pack.
 func selectObjects(ctx context.Context, s storer.EncodedObjectStorer, req *uploadRequest, common []plumbing.Hash) (*selection, error) {
 	sel := &selector{ctx: ctx, s: s, common: set(common), shallow: set(req.shallows),
-		have: map[plumbing.Hash]bool{}, out: map[plumbing.Hash]bool{}}
+		have: map[plumbing.Hash]bool{}, haveDirs: map[plumbing.Hash]map[string]plumbing.Hash{},
+		out: map[plumbing.Hash]bool{}}
 	var commits, others []plumbing.Hash
 	for _, w := range req.wants {
 		c, o, err := sel.peel(w)
@@ -57,13 +72,21 @@ func selectObjects(ctx context.Context, s storer.EncodedObjectStorer, req *uploa
 	if err != nil {
 		return nil, err
 	}
+	if !req.done {
+		// A deepen round before "done" (the git CLI's first request of a
+		// shallow fetch) answers with the shallow update only: no pack.
+		return &sel.sel, nil
+	}
+	// The root trees of the edge commits, on the client with all their content.
+	var haveRoots []plumbing.Hash
 	for _, e := range edges {
 		c, err := object.GetCommit(s, e)
 		if err != nil {
 			continue // a have that is not a commit, or is missing: nothing to skip
 		}
-		if err := sel.markHave(c.TreeHash); err != nil {
-			return nil, err
+		if !sel.have[c.TreeHash] {
+			sel.have[c.TreeHash] = true
+			haveRoots = append(haveRoots, c.TreeHash)
 		}
 	}
 	for _, h := range result {
@@ -72,12 +95,12 @@ func selectObjects(ctx context.Context, s storer.EncodedObjectStorer, req *uploa
 			return nil, fmt.Errorf("read commit %s: %w", h, err)
 		}
 		sel.add(h)
-		if err := sel.addTree(c.TreeHash); err != nil {
+		if err := sel.addTree(c.TreeHash, haveRoots); err != nil {
 			return nil, err
 		}
 	}
 	for _, h := range others {
-		if err := sel.addAny(h); err != nil {
+		if err := sel.addAny(h, haveRoots); err != nil {
 			return nil, err
 		}
 	}
@@ -124,21 +147,31 @@ func (sel *selector) peel(h plumbing.Hash) (commits, others []plumbing.Hash, err
 	return nil, nil, fmt.Errorf("tag chain at %s is too long", h)
 }
 
-// addAny adds a wanted tree (with its content) or blob.
-func (sel *selector) addAny(h plumbing.Hash) error {
+// addAny adds a wanted tree (with its content) or blob. A wanted tree has no
+// path; it is paired with the have root trees, which only costs a look.
+func (sel *selector) addAny(h plumbing.Hash, haveRoots []plumbing.Hash) error {
+	if sel.have[h] {
+		return nil
+	}
 	obj, err := sel.s.EncodedObject(plumbing.AnyObject, h)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", h, err)
 	}
 	if obj.Type() == plumbing.TreeObject {
-		return sel.addTree(h)
+		return sel.addTree(h, haveRoots)
 	}
 	sel.add(h)
 	return nil
 }
 
-// addTree adds a tree and everything in it the client does not have.
-func (sel *selector) addTree(h plumbing.Hash) error {
+// addTree adds tree h and everything in it the client does not have. haves
+// are the trees the client has at the same path (in the edge commits): their
+// entries are on the client, so an entry of h found among them is skipped with
+// all it holds, and a subdirectory of h is walked paired with the have
+// subdirectories of the same name. Only have trees at paths where h differs
+// are decoded. Objects the client has elsewhere (a blob moved to another path)
+// may be sent again, which is harmless.
+func (sel *selector) addTree(h plumbing.Hash, haves []plumbing.Hash) error {
 	if sel.have[h] || sel.out[h] {
 		return nil
 	}
@@ -150,42 +183,58 @@ func (sel *selector) addTree(h plumbing.Hash) error {
 		return fmt.Errorf("read tree %s: %w", h, err)
 	}
 	sel.add(h)
+	dirs := make([]map[string]plumbing.Hash, 0, len(haves))
+	for _, hv := range haves {
+		d, err := sel.haveTree(hv)
+		if err != nil {
+			return err
+		}
+		dirs = append(dirs, d)
+	}
+	var sub []plumbing.Hash
 	for _, e := range t.Entries {
 		switch {
-		case e.Mode == filemode.Submodule:
+		case e.Mode == filemode.Submodule, sel.have[e.Hash]:
 		case e.Mode == filemode.Dir:
-			if err := sel.addTree(e.Hash); err != nil {
+			sub = sub[:0]
+			for _, d := range dirs {
+				if hd, ok := d[e.Name]; ok && !slices.Contains(sub, hd) {
+					sub = append(sub, hd)
+				}
+			}
+			if err := sel.addTree(e.Hash, slices.Clone(sub)); err != nil {
 				return err
 			}
-		case !sel.have[e.Hash]:
+		default:
 			sel.add(e.Hash)
 		}
 	}
 	return nil
 }
 
-// markHave records a tree the client has, with everything in it.
-func (sel *selector) markHave(h plumbing.Hash) error {
-	if sel.have[h] {
-		return nil
+// haveTree decodes a tree the client has (once per selection): its entries go
+// into have, and its subdirectories come back by name.
+func (sel *selector) haveTree(h plumbing.Hash) (map[string]plumbing.Hash, error) {
+	if d, ok := sel.haveDirs[h]; ok {
+		return d, nil
 	}
 	t, err := object.GetTree(sel.s, h)
 	if err != nil {
-		return fmt.Errorf("read tree %s: %w", h, err)
+		return nil, fmt.Errorf("read tree %s: %w", h, err)
 	}
-	sel.have[h] = true
+	d := map[string]plumbing.Hash{}
 	for _, e := range t.Entries {
 		switch e.Mode {
 		case filemode.Submodule:
 		case filemode.Dir:
-			if err := sel.markHave(e.Hash); err != nil {
-				return err
-			}
+			d[e.Name] = e.Hash
+			sel.have[e.Hash] = true
 		default:
 			sel.have[e.Hash] = true
 		}
 	}
-	return nil
+	sel.haveDirs[h] = d
+	return d, nil
 }
 
 // walkDepth walks at most depth commits down from the wants, recording the
