@@ -405,32 +405,10 @@ func (h *hubProcess) saveProfile(ctx context.Context, query, file string) error 
 }
 
 // rssMB is the hub process's resident set, in MB.
-func (h *hubProcess) rssMB() float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
+func (h *hubProcess) rssMB() float64 { return procRSSMB(h.cmd.Process.Pid) }
 
 // cpu is the hub process's CPU time so far (user + system).
 func (h *hubProcess) cpu() time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+	d, _ := procCPU(h.cmd.Process.Pid)
+	return d
 }
