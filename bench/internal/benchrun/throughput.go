@@ -69,7 +69,7 @@ func applyThroughput(ctx context.Context, e *runEnv) (_ *Result, err error) {
 			"mixed: the same for Deployments, headless Services, ConfigMaps, one namespaced CRD (a group unique " +
 			"per tool and repetition, so every first apply creates it) and its custom resources; every tool " +
 			"applies the CRD first, waits until it is Established, then applies the rest. outpost: one SyncApp of " +
-			"all objects (its stages do this, polling the CRD every 250 ms, its default). kubectl, first apply: " +
+			"all objects (its stages do this, polling the CRD every 50 ms, its default). kubectl, first apply: " +
 			"`apply --server-side -f <crds>`, `kubectl wait --for=condition=Established crd/...`, " +
 			"`apply --server-side -f <rest>` (three processes: one apply of all fails, the CRs' kind is not served " +
 			"yet); re-apply: one `apply --server-side -f <all>` (the CRD is served by then). raw: PATCH the CRD, " +
@@ -172,7 +172,7 @@ func applyThroughput(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	}
 	res.Notes = append(res.Notes, "Outpost's re-apply skips objects whose hash and resourceVersion match its records "+
 		"(one LIST, no PATCH); kubectl and the raw loop send every object again.")
-	res.Notes = append(res.Notes, "mixed: Outpost waits for its CRD with kstatus polls every 250 ms (apply.Config.WaitInterval's "+
+	res.Notes = append(res.Notes, "mixed: Outpost waits for its CRD with kstatus polls every 50 ms (apply.Config.WaitInterval's "+
 		"default); the raw loop reads it every 20 ms and kubectl wait watches it. The CRD, Namespace and other "+
 		"cluster-scoped objects go in Outpost's first stage, everything else after the wait.")
 	return res, nil
