@@ -136,7 +136,7 @@ func connect(cfg Config, log *slog.Logger) (*deps, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	d.source, err = source.New(source.Config{
-		URL: cfg.GitURL, Branch: cfg.GitBranch, CacheDir: cfg.CacheDir, Logger: log,
+		URL: cfg.GitURL, Branch: cfg.GitBranch, CacheDir: cfg.CacheDir, Cluster: cfg.ClusterName, Logger: log,
 		Auth: func() (transport.AuthMethod, error) { return gitAuth(cfg) },
 	})
 	if err != nil {

@@ -10,7 +10,8 @@
 // before, so only the difference between the two trees is written (a commit that
 // bumps one cluster of a 10 000-cluster repository rewrites one file, not the
 // repository); a directory whose state file (cache/rev/<slot>.json, written last) is
-// missing is rewritten whole.
+// missing is rewritten whole. With Config.Cluster set, the other clusters'
+// directories (clusters/<other>/) are left out of the export altogether.
 //
 // Network and server failures come back as *UnavailableError after bounded retries
 // with backoff: the agent then keeps the cluster as last synced and never prunes.

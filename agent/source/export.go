@@ -110,7 +110,7 @@ func (s *Source) fill(ctx context.Context, dir string, old *slotState, tree *obj
 		return nil, err
 	}
 	t := &tally{wrote: s.wrote}
-	if err := writeTree(s.repo.Storer, tree, dir, t); err != nil {
+	if err := writeTree(s.repo.Storer, tree, dir, t, s.skip); err != nil {
 		return nil, err
 	}
 	return &slotState{Files: t.files, Bytes: t.bytes}, nil
@@ -120,7 +120,7 @@ func (s *Source) fill(ctx context.Context, dir string, old *slotState, tree *obj
 // first (so a path can turn from a file into a directory and back), then additions
 // and changes.
 func (s *Source) update(ctx context.Context, dir string, old *slotState, from, to *object.Tree) (*slotState, error) {
-	var d treeDiff
+	d := treeDiff{skip: s.skip}
 	if err := d.diff(ctx, s.repo.Storer, from, to, ""); err != nil {
 		return nil, fmt.Errorf("diff: %w", err)
 	}
@@ -155,6 +155,7 @@ func (s *Source) update(ctx context.Context, dir string, old *slotState, from, t
 // commit of a 10 000-cluster repository costs the trees on the changed paths.
 type treeDiff struct {
 	removed, added []treeFile
+	skip           func(dir string) bool // directories left out (Source.skip)
 }
 
 // treeFile is a file (or symlink) of a tree at its slash-separated path.
@@ -175,6 +176,8 @@ func (d *treeDiff) diff(ctx context.Context, st storer.EncodedObjectStorer, from
 		o, had := old[e.Name]
 		delete(old, e.Name)
 		switch {
+		case e.Mode == filemode.Dir && d.skip(prefix+e.Name) && (!had || o.Mode == filemode.Dir):
+			// Left out on both sides: a skipped directory is never written.
 		case had && o.Hash == e.Hash && o.Mode == e.Mode:
 		case had && o.Mode == filemode.Dir && e.Mode == filemode.Dir:
 			a, err := object.GetTree(st, o.Hash)
@@ -190,41 +193,42 @@ func (d *treeDiff) diff(ctx context.Context, st storer.EncodedObjectStorer, from
 			}
 		default:
 			if had {
-				if err := collect(st, o, prefix+o.Name, &d.removed); err != nil {
+				if err := collect(st, o, prefix+o.Name, d.skip, &d.removed); err != nil {
 					return err
 				}
 			}
-			if err := collect(st, e, prefix+e.Name, &d.added); err != nil {
+			if err := collect(st, e, prefix+e.Name, d.skip, &d.added); err != nil {
 				return err
 			}
 		}
 	}
 	for _, o := range old {
-		if err := collect(st, o, prefix+o.Name, &d.removed); err != nil {
+		if err := collect(st, o, prefix+o.Name, d.skip, &d.removed); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// collect appends the file e (at name), or every file under the directory e, to out.
-func collect(st storer.EncodedObjectStorer, e object.TreeEntry, name string, out *[]treeFile) error {
-	switch e.Mode {
-	case filemode.Submodule, filemode.Empty:
-		return nil
-	case filemode.Dir:
+// collect appends the file e (at name), or every file under the directory e outside
+// the directories skip leaves out, to out.
+func collect(st storer.EncodedObjectStorer, e object.TreeEntry, name string, skip func(string) bool, out *[]treeFile) error {
+	switch {
+	case e.Mode == filemode.Dir:
+		if skip(name) {
+			return nil
+		}
 		t, err := object.GetTree(st, e.Hash)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		for _, c := range t.Entries {
-			if err := collect(st, c, name+"/"+c.Name, out); err != nil {
-				return err
-			}
-		}
-		return nil
+		return walkFiles(st, t, name+"/", skip, func(n string, f object.TreeEntry) error {
+			*out = append(*out, treeFile{name: n, entry: f})
+			return nil
+		})
+	case isFile(e.Mode):
+		*out = append(*out, treeFile{name: name, entry: e})
 	}
-	*out = append(*out, treeFile{name: name, entry: e})
 	return nil
 }
 
@@ -264,26 +268,46 @@ func (t *tally) write(st storer.EncodedObjectStorer, root, name string, entry ob
 	return nil
 }
 
-// writeTree writes every file of tree under root, keeping symlinks as symlinks (the
-// renderer refuses those that leave the repository) and refusing unsafe paths.
-func writeTree(st storer.EncodedObjectStorer, tree *object.Tree, root string, t *tally) error {
-	walker := object.NewTreeWalker(tree, true, nil)
-	defer walker.Close()
-	for {
-		name, entry, err := walker.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if !isFile(entry.Mode) {
-			continue
-		}
-		if err := t.write(st, root, name, entry); err != nil {
-			return err
+// writeTree writes every file of tree under root, but for the directories skip
+// leaves out, keeping symlinks as symlinks (the renderer refuses those that leave the
+// repository) and refusing unsafe paths.
+func writeTree(st storer.EncodedObjectStorer, tree *object.Tree, root string, t *tally, skip func(dir string) bool) error {
+	return walkFiles(st, tree, "", skip, func(name string, e object.TreeEntry) error {
+		return t.write(st, root, name, e)
+	})
+}
+
+// walkFiles calls fn for every file of tree (at prefix) outside the directories skip
+// leaves out, decoding only the trees it enters.
+func walkFiles(st storer.EncodedObjectStorer, tree *object.Tree, prefix string, skip func(string) bool, fn func(string, object.TreeEntry) error) error {
+	for _, e := range tree.Entries {
+		name := prefix + e.Name
+		switch {
+		case e.Mode == filemode.Dir:
+			if skip(name) {
+				continue
+			}
+			sub, err := object.GetTree(st, e.Hash)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if err := walkFiles(st, sub, name+"/", skip, fn); err != nil {
+				return err
+			}
+		case isFile(e.Mode):
+			if err := fn(name, e); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
+}
+
+// skip reports whether the directory dir (a slash-separated path) is left out of the
+// exported revisions: another cluster's directory, when Config.Cluster is set.
+func (s *Source) skip(dir string) bool {
+	other, ok := strings.CutPrefix(dir, "clusters/")
+	return ok && s.cfg.Cluster != "" && !strings.Contains(other, "/") && other != s.cfg.Cluster
 }
 
 // isFile reports whether a tree entry is exported: files and symlinks, not

@@ -64,7 +64,7 @@ func wholeExport(t *testing.T, s *Source, sha string) map[string]string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := writeTree(s.repo.Storer, tree, dir, &tally{}); err != nil {
+	if err := writeTree(s.repo.Storer, tree, dir, &tally{}, s.skip); err != nil {
 		t.Fatal(err)
 	}
 	return snapshot(t, dir)
@@ -266,5 +266,77 @@ func TestCacheStartsAfreshPastMaxPacks(t *testing.T) {
 	}
 	if most < maxPacks {
 		t.Errorf("the cache never held more than %d pack files: the test does not reach the limit (%d)", most, maxPacks)
+	}
+}
+
+// TestOtherClustersAreLeftOut: with Config.Cluster set, the other clusters'
+// directories are never exported, so commits that only touch them write nothing.
+func TestOtherClustersAreLeftOut(t *testing.T) {
+	up := newUpstream(t)
+	up.commit(map[string]string{
+		"clusters/dev/apps.yaml": "apps: []\n", "clusters/dev/cluster.yaml": "labels: {}\n",
+		"clusters/prod/apps.yaml": "apps: []\n", "clusters/qa/apps.yaml": "apps: []\n",
+		"apps/web/cm.yaml": "kind: ConfigMap\n", "bases/x/k.yaml": "x: 1\n", "README.md": "fleet\n",
+	}, "one")
+	s, err := New(Config{URL: "file://" + up.dir, CacheDir: t.TempDir(), Cluster: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written []string
+	s.wrote = func(name string) error { written = append(written, name); return nil }
+	rev, err := s.Sync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(written)
+	want := []string{"README.md", "apps/web/cm.yaml", "bases/x/k.yaml", "clusters/dev/apps.yaml", "clusters/dev/cluster.yaml"}
+	if !slices.Equal(written, want) {
+		t.Fatalf("exported %v, want %v", written, want)
+	}
+	if _, err := os.Stat(filepath.Join(rev.Dir, "clusters", "prod")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("clusters/prod exported for cluster dev: %v", err)
+	}
+	// The second revision fills the other slot whole; from then on each slot is brought
+	// forward from the revision two back, so a step writes what changed for dev in it
+	// and in the step before.
+	up.commit(map[string]string{"README.md": "fleet!\n"}, "two")
+	if _, err := s.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name   string
+		remove []string
+		files  map[string]string
+		want   []string
+	}{
+		{name: "another cluster changes", files: map[string]string{"clusters/prod/apps.yaml": "apps: [{name: web, version: '2'}]\n"},
+			want: []string{"README.md"}},
+		{name: "a cluster is added", files: map[string]string{"clusters/new/apps.yaml": "apps: []\n"}},
+		{name: "a cluster is removed", remove: []string{"clusters/qa"}},
+		{name: "this cluster changes", files: map[string]string{"clusters/dev/apps.yaml": "apps: [{name: web, version: '1'}]\n"},
+			want: []string{"clusters/dev/apps.yaml"}},
+		{name: "an app and another cluster change", files: map[string]string{"apps/web/cm.yaml": "kind: ConfigMap\nmetadata: {}\n", "clusters/new/apps.yaml": "apps: [{name: web, version: '3'}]\n"},
+			want: []string{"apps/web/cm.yaml", "clusters/dev/apps.yaml"}},
+	}
+	for _, step := range steps {
+		up.remove(step.remove...)
+		sha := up.commit(step.files, step.name)
+		written = nil
+		rev, err := s.Sync(t.Context())
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		slices.Sort(written)
+		if !slices.Equal(written, step.want) {
+			t.Errorf("%s: wrote %v, want %v", step.name, written, step.want)
+		}
+		if got, want := snapshot(t, rev.Dir), wholeExport(t, s, sha); !maps.Equal(got, want) {
+			t.Errorf("%s: tree differs from a whole export for dev\n got %v\nwant %v", step.name, got, want)
+		}
+		for _, other := range []string{"prod", "qa", "new"} {
+			if _, err := os.Stat(filepath.Join(rev.Dir, "clusters", other)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s: clusters/%s exported for cluster dev", step.name, other)
+			}
+		}
 	}
 }

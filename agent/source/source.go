@@ -42,6 +42,11 @@ type Config struct {
 	Auth func() (transport.AuthMethod, error)
 	// CacheDir holds the bare repository and the exported revisions.
 	CacheDir string
+	// Cluster, when set, leaves the other clusters' directories (clusters/<other>/)
+	// out of the exported revisions: an agent reads only its own (docs/repo-layout.md),
+	// so a commit to other clusters writes nothing, and a fleet of thousands does not
+	// cost every agent thousands of files. Empty exports everything.
+	Cluster string
 	// Attempts is how many times a request is tried before UnavailableError. Default 3.
 	Attempts int
 	// Backoff is the first retry delay, doubled each time. Default 500ms.
