@@ -234,21 +234,33 @@ func writeSeed(dir string, clusters []string, apps map[string]map[string]string)
 	return nil
 }
 
+// namespacedApp is the files of an app living in its own namespace ns: app.yaml
+// (namespace ns, then appYAML's extra lines), a Namespace, and files.
+func namespacedApp(ns, appYAML string, files map[string]string) map[string]string {
+	out := map[string]string{
+		"app.yaml":       "namespace: " + ns + "\n" + appYAML,
+		"namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n",
+	}
+	for name, data := range files {
+		out[name] = data
+	}
+	return out
+}
+
+// versionConfigMap is a ConfigMap called name carrying the app's version.
+func versionConfigMap(name string) string {
+	return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  version: \"${APP_VERSION}\"\n"
+}
+
 // configMapApp is an app of one ConfigMap carrying the version, in namespace ns.
 func configMapApp(ns string) map[string]string {
-	return map[string]string{
-		"app.yaml":       "namespace: " + ns + "\n",
-		"namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n",
-		"configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: release\ndata:\n  version: \"${APP_VERSION}\"\n",
-	}
+	return namespacedApp(ns, "", map[string]string{"configmap.yaml": versionConfigMap("release")})
 }
 
 // deploymentApp is an app of one Deployment (1 replica) in namespace ns with the
 // given drift policy.
 func deploymentApp(ns, drift string) map[string]string {
-	return map[string]string{
-		"app.yaml":       "namespace: " + ns + "\ndrift: " + drift + "\n",
-		"namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n",
+	return namespacedApp(ns, "drift: "+drift+"\n", map[string]string{
 		"deployment.yaml": `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -265,5 +277,5 @@ spec:
         - name: web
           image: "nginx:${APP_VERSION}"
 `,
-	}
+	})
 }

@@ -206,7 +206,7 @@ func writeFleetSeed(dir string, apps map[string]string) error {
 	for cluster, app := range apps {
 		files := map[string]string{
 			filepath.Join("apps", app, "app.yaml"):             "namespace: " + cluster + "\n",
-			filepath.Join("apps", app, "configmap.yaml"):       "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: release\ndata:\n  version: \"${APP_VERSION}\"\n",
+			filepath.Join("apps", app, "configmap.yaml"):       versionConfigMap("release"),
 			filepath.Join("clusters", cluster, "apps.yaml"):    fmt.Sprintf("apps:\n  - name: %s\n    version: \"1\"\n", app),
 			filepath.Join("clusters", cluster, "cluster.yaml"): "labels:\n  env: bench\n",
 		}

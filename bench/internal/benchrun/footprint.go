@@ -174,10 +174,7 @@ func footprintApps(n, objects int) (map[string]map[string]string, error) {
 	apps := map[string]map[string]string{}
 	for i := range n {
 		app := fmt.Sprintf("app-%03d", i)
-		files := map[string]string{
-			"app.yaml":       "namespace: " + app + "\n",
-			"namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + app + "\n",
-		}
+		files := map[string]string{}
 		for k, o := range appObjects(app, objects) {
 			data, err := yaml.Marshal(o.Object)
 			if err != nil {
@@ -185,7 +182,7 @@ func footprintApps(n, objects int) (map[string]map[string]string, error) {
 			}
 			files[fmt.Sprintf("object-%02d.yaml", k)] = string(data)
 		}
-		apps[app] = files
+		apps[app] = namespacedApp(app, "", files)
 	}
 	return apps, nil
 }

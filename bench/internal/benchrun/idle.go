@@ -49,14 +49,11 @@ func agentIdle(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	apps := map[string]map[string]string{}
 	for i := range sc.noopApps {
 		app := fmt.Sprintf("app-%03d", i)
-		files := map[string]string{
-			"app.yaml":       "namespace: " + app + "\n",
-			"namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + app + "\n",
-		}
+		files := map[string]string{}
 		for k := range sc.noopObjectsPerApp {
-			files[fmt.Sprintf("cm-%d.yaml", k)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%d\ndata:\n  version: \"${APP_VERSION}\"\n", k)
+			files[fmt.Sprintf("cm-%d.yaml", k)] = versionConfigMap(fmt.Sprintf("cm-%d", k))
 		}
-		apps[app] = files
+		apps[app] = namespacedApp(app, "", files)
 	}
 	seed := filepath.Join(work, "seed")
 	if err := writeSeed(seed, []string{name}, apps); err != nil {
