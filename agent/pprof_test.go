@@ -2,24 +2,24 @@ package agent
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
 // freeLoopback returns a loopback address nothing listens on.
 func freeLoopback(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // TestServesPprofOnlyWhenAsked: --pprof-listen serves the runtime profiles on their

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
 // fakeHub is a hub's report endpoint: it checks the token, decodes and validates reports
@@ -70,12 +71,11 @@ func (h *fakeHub) start(t *testing.T, addr string) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 func newClient(t *testing.T, addr string) *Client {

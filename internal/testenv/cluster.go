@@ -358,6 +358,17 @@ func (c *Cluster) stopProcesses() error {
 	return first
 }
 
+// FreeAddr returns a loopback address ("127.0.0.1:port") that nothing listens on at
+// the moment, for a server under test; like the clusters' ports it is released before
+// use, so another process could take it in between.
+func FreeAddr() (string, error) {
+	ports, err := freePorts(1)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), nil
+}
+
 // freePorts asks the kernel for n distinct free loopback ports. They are released
 // before use, so another process could take one in between; the component then fails
 // to bind and Start reports it with its log.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
 // footprintTargetMB is the design brief's target for the idle agent's RSS at 100 apps
@@ -208,11 +208,11 @@ func measureFootprint(ctx context.Context, e *runEnv, h *benchHub, work, bin str
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	pprofAddr, err := freeAddr()
+	pprofAddr, err := testenv.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -345,16 +345,6 @@ func footprintEnv() []string {
 		env = append(env, kv)
 	}
 	return env
-}
-
-// freeAddr returns a free loopback address.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // metricValue fetches a Prometheus text exposition and returns the value of an
