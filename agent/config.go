@@ -79,6 +79,17 @@ type Config struct {
 	RESTConfig *rest.Config
 }
 
+// defaultCacheDir is outpost-agent under the user's cache directory ($XDG_CACHE_HOME
+// or ~/.cache), never a shared directory such as /tmp where another local user could
+// create it first; "" (then --cache-dir is required) when there is none.
+func defaultCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "outpost-agent")
+}
+
 // DefaultConfig returns the defaults, in one place.
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
@@ -89,7 +100,7 @@ func DefaultConfig() Config {
 		Concurrency:        4,
 		ApplyConcurrency:   8,
 		ListenAddr:         ":8080",
-		CacheDir:           os.TempDir() + "/outpost-agent",
+		CacheDir:           defaultCacheDir(),
 		LeaderElect:        true,
 		InventoryNamespace: "outpost-system",
 		LeaseNamespace:     "outpost-system",
@@ -233,7 +244,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.CacheDir == "" {
-		return configErr("cache-dir", "required")
+		return configErr("cache-dir", "required: there is no user cache directory ($XDG_CACHE_HOME or $HOME) to default to")
 	}
 	if abs, err := filepath.Abs(c.CacheDir); err != nil {
 		return configErr("cache-dir", "%v", err)

@@ -236,7 +236,9 @@ func secretFile(spec corev1.PodSpec, c corev1.Container, file string) (secret, k
 // emptyDirMount says whether dir is an emptyDir mounted in c.
 func emptyDirMount(spec corev1.PodSpec, c corev1.Container, dir string) bool {
 	for _, m := range c.VolumeMounts {
-		if path.Clean(m.MountPath) != path.Clean(dir) || m.ReadOnly {
+		// dir is the mount or a directory the program creates inside it (the agent
+		// creates its cache directory itself, mode 0700: an emptyDir is 0777).
+		if (path.Clean(m.MountPath) != path.Clean(dir) && path.Dir(path.Clean(dir)) != path.Clean(m.MountPath)) || m.ReadOnly {
 			continue
 		}
 		for _, v := range spec.Volumes {

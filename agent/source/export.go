@@ -57,7 +57,15 @@ func (s *Source) export(ctx context.Context, sha string) (*Revision, error) {
 		return nil, fmt.Errorf("git source: %w", err)
 	}
 	if s.last == nil {
+		// A new process trusts nothing it finds on disk: a slot's state file says
+		// which commit it holds, but not that nobody changed its files since (another
+		// local user, a crash mid-write). Both slots are rewritten from the Git objects.
 		removeStale(root)
+		for _, slot := range []string{slotA, slotB} {
+			if err := os.Remove(statePath(root, slot)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("git source: %w", err)
+			}
+		}
 	}
 	revision := func(slot string) *Revision {
 		return &Revision{SHA: sha, Dir: filepath.Join(root, slot), Time: commit.Committer.When, Message: firstLine(commit.Message)}
@@ -109,8 +117,13 @@ func (s *Source) fill(ctx context.Context, dir string, old *slotState, tree *obj
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
 	t := &tally{wrote: s.wrote}
-	if err := writeTree(s.repo.Storer, tree, dir, t, s.skip); err != nil {
+	if err := writeTree(s.repo.Storer, tree, root, t, s.skip); err != nil {
 		return nil, err
 	}
 	return &slotState{Files: t.files, Bytes: t.bytes}, nil
@@ -124,6 +137,11 @@ func (s *Source) update(ctx context.Context, dir string, old *slotState, from, t
 	if err := d.diff(ctx, s.repo.Storer, from, to, ""); err != nil {
 		return nil, fmt.Errorf("diff: %w", err)
 	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
 	t := &tally{files: old.Files, bytes: old.Bytes, wrote: s.wrote}
 	for _, f := range d.removed {
 		name, err := safePath(f.name)
@@ -134,15 +152,15 @@ func (s *Source) update(ctx context.Context, dir string, old *slotState, from, t
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(name))); err != nil {
+		if err := root.Remove(filepath.FromSlash(name)); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		removeEmptyParents(dir, name)
+		removeEmptyParents(root, name)
 		t.files--
 		t.bytes -= blob.Size
 	}
 	for _, f := range d.added {
-		if err := t.write(s.repo.Storer, dir, f.name, f.entry); err != nil {
+		if err := t.write(s.repo.Storer, root, f.name, f.entry); err != nil {
 			return nil, err
 		}
 	}
@@ -166,6 +184,12 @@ type treeFile struct {
 
 func (d *treeDiff) diff(ctx context.Context, st storer.EncodedObjectStorer, from, to *object.Tree, prefix string) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkEntries(from, prefix); err != nil {
+		return err
+	}
+	if err := checkEntries(to, prefix); err != nil {
 		return err
 	}
 	old := make(map[string]object.TreeEntry, len(from.Entries))
@@ -240,7 +264,7 @@ type tally struct {
 }
 
 // write writes one tree entry under root, counting it.
-func (t *tally) write(st storer.EncodedObjectStorer, root, name string, entry object.TreeEntry) error {
+func (t *tally) write(st storer.EncodedObjectStorer, root *os.Root, name string, entry object.TreeEntry) error {
 	clean, err := safePath(name)
 	if err != nil {
 		return err
@@ -271,7 +295,7 @@ func (t *tally) write(st storer.EncodedObjectStorer, root, name string, entry ob
 // writeTree writes every file of tree under root, but for the directories skip
 // leaves out, keeping symlinks as symlinks (the renderer refuses those that leave the
 // repository) and refusing unsafe paths.
-func writeTree(st storer.EncodedObjectStorer, tree *object.Tree, root string, t *tally, skip func(dir string) bool) error {
+func writeTree(st storer.EncodedObjectStorer, tree *object.Tree, root *os.Root, t *tally, skip func(dir string) bool) error {
 	return walkFiles(st, tree, "", skip, func(name string, e object.TreeEntry) error {
 		return t.write(st, root, name, e)
 	})
@@ -280,6 +304,9 @@ func writeTree(st storer.EncodedObjectStorer, tree *object.Tree, root string, t 
 // walkFiles calls fn for every file of tree (at prefix) outside the directories skip
 // leaves out, decoding only the trees it enters.
 func walkFiles(st storer.EncodedObjectStorer, tree *object.Tree, prefix string, skip func(string) bool, fn func(string, object.TreeEntry) error) error {
+	if err := checkEntries(tree, prefix); err != nil {
+		return err
+	}
 	for _, e := range tree.Entries {
 		name := prefix + e.Name
 		switch {
@@ -325,10 +352,63 @@ func safePath(name string) (string, error) {
 	return clean, nil
 }
 
-func writeEntry(root, name string, mode filemode.FileMode, blob *object.Blob) error {
-	dst := filepath.Join(root, filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
+// checkEntries refuses a tree (at prefix) whose entry names could address anything but
+// one entry of that directory: empty, ".", "..", names holding '/', '\\' or NUL (go-git
+// decodes such names from a crafted tree), and two entries with the same name (a
+// symlink and a directory of one name would let later files be written through the
+// symlink).
+func checkEntries(tree *object.Tree, prefix string) error {
+	seen := make(map[string]bool, len(tree.Entries))
+	for _, e := range tree.Entries {
+		if e.Name == "" || e.Name == "." || e.Name == ".." || strings.ContainsAny(e.Name, "/\\\x00") {
+			return &UnsafeTreeError{Path: prefix + e.Name, Reason: "entry name is not a single path element"}
+		}
+		if seen[e.Name] {
+			return &UnsafeTreeError{Path: prefix + e.Name, Reason: "two entries with this name in one tree"}
+		}
+		seen[e.Name] = true
+	}
+	return nil
+}
+
+// UnsafeTreeError is a Git tree the agent refuses to export: an entry that could make
+// a write leave the export directory. The revision is not synced; the last good one
+// stays in use.
+type UnsafeTreeError struct {
+	// Path is the entry's slash-separated path in the tree.
+	Path string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+func (e *UnsafeTreeError) Error() string {
+	return fmt.Sprintf("unsafe tree entry %q: %s", e.Path, e.Reason)
+}
+
+// checkSymlink refuses a symlink at name (slash-separated, inside the slot) whose
+// target is absolute or leads outside the slot. Every symlink of a slot is checked this
+// way, so a chain of them cannot leave it either.
+func checkSymlink(name, target string) error {
+	if target == "" || strings.ContainsRune(target, 0) {
+		return &UnsafeTreeError{Path: name, Reason: "empty or NUL in symlink target"}
+	}
+	if path.IsAbs(target) || strings.HasPrefix(target, "\\") {
+		return &UnsafeTreeError{Path: name, Reason: fmt.Sprintf("symlink target %q is absolute", target)}
+	}
+	if r := path.Join(path.Dir(name), target); r == ".." || strings.HasPrefix(r, "../") {
+		return &UnsafeTreeError{Path: name, Reason: fmt.Sprintf("symlink target %q leads outside the repository", target)}
+	}
+	return nil
+}
+
+// writeEntry writes one file or symlink through root, which no path, symlink or ".."
+// can leave.
+func writeEntry(root *os.Root, name string, mode filemode.FileMode, blob *object.Blob) error {
+	dst := filepath.FromSlash(name)
+	if d := filepath.Dir(dst); d != "." {
+		if err := root.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
 	}
 	r, err := blob.Reader()
 	if err != nil {
@@ -340,13 +420,16 @@ func writeEntry(root, name string, mode filemode.FileMode, blob *object.Blob) er
 		if err != nil {
 			return err
 		}
-		return os.Symlink(string(target), dst)
+		if err := checkSymlink(name, string(target)); err != nil {
+			return err
+		}
+		return root.Symlink(string(target), dst)
 	}
 	perm := os.FileMode(0o644)
 	if mode == filemode.Executable {
 		perm = 0o755
 	}
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	f, err := root.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
 	if err != nil {
 		return err
 	}
@@ -359,9 +442,9 @@ func writeEntry(root, name string, mode filemode.FileMode, blob *object.Blob) er
 
 // removeEmptyParents removes the directories of name under root that a removal left
 // empty, so an updated slot has exactly the directories a whole export would.
-func removeEmptyParents(root, name string) {
+func removeEmptyParents(root *os.Root, name string) {
 	for d := path.Dir(name); d != "." && d != "/"; d = path.Dir(d) {
-		if os.Remove(filepath.Join(root, filepath.FromSlash(d))) != nil {
+		if root.Remove(filepath.FromSlash(d)) != nil {
 			return // not empty (or gone): its parents are not empty either
 		}
 	}

@@ -64,7 +64,12 @@ func wholeExport(t *testing.T, s *Source, sha string) map[string]string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := writeTree(s.repo.Storer, tree, dir, &tally{}, s.skip); err != nil {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if err := writeTree(s.repo.Storer, tree, root, &tally{}, s.skip); err != nil {
 		t.Fatal(err)
 	}
 	return snapshot(t, dir)
@@ -181,10 +186,11 @@ func TestFailedExportKeepsTheCurrentTree(t *testing.T) {
 	}
 }
 
-// TestRestartReusesTheExportedTrees: a new Source on the same cache finds the head
-// already exported and writes nothing; the next commit updates the other slot from
-// the older revision it holds; directories of the old layout (one per commit) go.
-func TestRestartReusesTheExportedTrees(t *testing.T) {
+// TestRestartRewritesTheExportedTrees: a new Source on the same cache trusts nothing
+// it finds there (TestAttackPlantedSlotIsNotTrusted): it writes the head whole, drops
+// directories of the old layout (one per commit), and, once both slots hold trees it
+// wrote itself, updates them by the difference again.
+func TestRestartRewritesTheExportedTrees(t *testing.T) {
 	up := newUpstream(t)
 	cache := t.TempDir()
 	open := func() *Source {
@@ -219,23 +225,32 @@ func TestRestartReusesTheExportedTrees(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rev.SHA != two || len(written) != 0 {
-		t.Errorf("after a restart: revision %s with %d files written, want %s with none", rev.SHA, len(written), two)
+	if rev.SHA != two || len(written) != 20 {
+		t.Errorf("after a restart: revision %s with %d files written, want %s written whole (20)", rev.SHA, len(written), two)
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("old-layout revision directory %s kept", stale)
 	}
+	written = nil
 	three := up.commit(map[string]string{"apps/app11/cm.yaml": "n: 111\n"}, "three")
 	rev3, err := restarted.Sync(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(written)
-	if !slices.Equal(written, []string{"apps/app03/cm.yaml", "apps/app11/cm.yaml"}) {
-		t.Errorf("written for %s: %v, want the files changed since the slot's revision", three, written)
-	}
 	if got, want := snapshot(t, rev3.Dir), wholeExport(t, restarted, three); !maps.Equal(got, want) {
 		t.Errorf("tree of %s differs from a whole export", three)
+	}
+	if len(written) != 20 {
+		t.Errorf("written for %s: %d files, want 20 (the other slot held nothing this process wrote)", three, len(written))
+	}
+	written = nil
+	four := up.commit(map[string]string{"apps/app12/cm.yaml": "n: 112\n"}, "four")
+	if _, err := restarted.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(written)
+	if !slices.Equal(written, []string{"apps/app11/cm.yaml", "apps/app12/cm.yaml"}) {
+		t.Errorf("written for %s: %v, want the files changed since the slot's revision", four, written)
 	}
 }
 

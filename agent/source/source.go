@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
@@ -18,6 +19,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
@@ -117,11 +119,72 @@ func New(cfg Config) (*Source, error) {
 	if cfg.URL == "" || cfg.CacheDir == "" {
 		return nil, errors.New("git source: URL and cache directory are required")
 	}
+	if err := PrepareCacheDir(cfg.CacheDir); err != nil {
+		return nil, err
+	}
+	cfg.URL, cfg.Auth = splitUserinfo(cfg.URL, cfg.Auth)
 	s := &Source{cfg: cfg}
 	if err := s.openCache(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// CacheDirError is a cache directory the agent refuses: anything it renders and applies
+// comes from there, so nobody else may be able to write into it.
+type CacheDirError struct {
+	// Dir is the directory.
+	Dir string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+func (e *CacheDirError) Error() string {
+	return fmt.Sprintf("cache directory %s: %s (use a directory only the agent's user can write, or let the agent create it: --cache-dir)", e.Dir, e.Reason)
+}
+
+// PrepareCacheDir creates dir (and missing parents) with mode 0700, and refuses an
+// existing one that is not a directory, is owned by another user, or is writable by
+// group or others: another local user could otherwise plant manifests the agent renders
+// with its credentials.
+func PrepareCacheDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("git source: %w", err)
+	}
+	info, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("git source: %w", err)
+	}
+	if !info.IsDir() {
+		return &CacheDirError{Dir: dir, Reason: "not a directory (a symlink is refused too)"}
+	}
+	if info.Mode().Perm()&0o022 != 0 {
+		return &CacheDirError{Dir: dir, Reason: fmt.Sprintf("mode %04o lets group or others write", info.Mode().Perm())}
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return &CacheDirError{Dir: dir, Reason: fmt.Sprintf("owned by uid %d, not by the agent's uid %d", st.Uid, os.Geteuid())}
+	}
+	return nil
+}
+
+// splitUserinfo moves credentials out of an http(s) URL into the auth callback, so
+// that the URL stored in the cache's configuration carries none; credentials given
+// by the callback (files, flags) win.
+func splitUserinfo(raw string, auth func() (transport.AuthMethod, error)) (string, func() (transport.AuthMethod, error)) {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return raw, auth
+	}
+	user := u.User.Username()
+	pass, _ := u.User.Password()
+	u.User = nil
+	return u.String(), func() (transport.AuthMethod, error) {
+		a, err := auth()
+		if err != nil || a != nil {
+			return a, err
+		}
+		return &githttp.BasicAuth{Username: user, Password: pass}, nil
+	}
 }
 
 // Cache tuning: every depth-1 fetch adds a pack file to the cache, and every object
