@@ -388,3 +388,38 @@ func TestClusterDeleted(t *testing.T) {
 		t.Fatalf("got %+v, want Deleted", report)
 	}
 }
+
+// TestAttackSecretLastAppliedNotReported: a Secret whose last-applied-configuration
+// annotation Outpost owns (kept in Git by someone migrating from kubectl apply) never
+// sends that annotation's value, a copy of the Secret's data, to the hub when it
+// drifts (security review L7).
+func TestAttackSecretLastAppliedNotReported(t *testing.T) {
+	k := newKube(t)
+	secret := k.object(`
+apiVersion: v1
+kind: Secret
+metadata:
+  name: migrated
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: '{"data":{"password":"aHVudGVyMg=="}}'
+type: Opaque
+data: {password: aHVudGVyMg==}
+`)
+	k.apply(secret, Manager)
+	k.patch("Secret", "migrated", "kubectl-edit", `{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"data\":{\"password\":\"bGV0bWVpbg==\"}}"}}}`)
+	report := k.detect(secret)
+	out, err := json.Marshal(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"aHVudGVyMg==", "bGV0bWVpbg=="} {
+		if strings.Contains(string(out), v) {
+			t.Errorf("report contains secret value %q: %s", v, out)
+		}
+	}
+	got := fieldsByPath(report)
+	path := `metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]`
+	if f, ok := got[path]; !ok || !f.Redacted || f.Manager != "kubectl-edit" {
+		t.Errorf("%s: got %+v (present %v), want redacted drift by kubectl-edit; report %s", path, f, ok, out)
+	}
+}

@@ -600,7 +600,7 @@ func (w *walker) report(i int, d, l any, present bool) {
 	if !present {
 		l = nil
 	}
-	if w.secret && len(w.path) > 0 && w.path[0].kind == fieldElem && (w.path[0].name == "data" || w.path[0].name == "stringData") {
+	if w.secret && secretValuePath(w.path) {
 		fd.Redacted = true
 		fd.Desired = Redacted
 		if l != nil {
@@ -613,6 +613,27 @@ func (w *walker) report(i int, d, l any, present bool) {
 		}
 	}
 	w.out = append(w.out, fd)
+}
+
+// lastAppliedAnnotation is kubectl's copy of the applied object: on a Secret it holds
+// the Secret's data.
+const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+// secretValuePath reports whether a path of a Secret holds (a copy of) its values:
+// data, stringData, and the last-applied-configuration annotation.
+func secretValuePath(p []pathElem) bool {
+	if len(p) == 0 || p[0].kind != fieldElem {
+		return false
+	}
+	switch p[0].name {
+	case "data", "stringData":
+		return true
+	case "metadata":
+		// metadata.annotations as a whole, or the annotation itself.
+		return len(p) >= 2 && p[1].kind == fieldElem && p[1].name == "annotations" &&
+			(len(p) == 2 || (p[2].kind == fieldElem && p[2].name == lastAppliedAnnotation))
+	}
+	return false
 }
 
 // copyValue deep-copies a JSON-like value for a report, so the report does not share

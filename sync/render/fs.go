@@ -14,6 +14,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/outpost-gitops/outpost/sync/repo"
@@ -29,13 +30,22 @@ var errReadOnly = errors.New("the repository is read-only during render")
 //   - a size limit: a file over repo.MaxFileSize is refused before it is read;
 //   - an alias-bomb guard: YAML whose aliases expand past repo.MaxYAMLNodes is
 //     refused before kustomize (whose kyaml expands aliases without limit) sees it;
-//   - a record of the files read, for Result.Sources.
+//   - a record of the files read, for Result.Sources;
+//   - once guardKustomizations is set (for the build, after the precheck), a
+//     kustomization file with a reference kustomize would fetch over HTTP or clone
+//     with git is refused when kustomize reads it, before kustomize can act on it.
 //
 // One guardedFS serves one render; it is not safe for concurrent use.
 type guardedFS struct {
 	filesys.FileSystem // the secure on-disk FS
 	root               string
 	reads              map[string]bool
+	// guardKustomizations makes ReadFile refuse kustomization files that reference
+	// anything remote (remoteRef).
+	guardKustomizations bool
+	// refused is the first refusal of guardKustomizations: kustomize takes a read
+	// error of a kustomization file for "not found", so the build reports this one.
+	refused error
 }
 
 func newGuardedFS(secure filesys.FileSystem, root string) *guardedFS {
@@ -97,6 +107,14 @@ func (g *guardedFS) ReadFile(path string) ([]byte, error) {
 	}
 	if err := checkYAMLSyntax(g.rel(path), data); err != nil {
 		return nil, err
+	}
+	if g.guardKustomizations && slices.Contains(konfig.RecognizedKustomizationFileNames(), filepath.Base(path)) {
+		if err := refuseRemoteRefs(g.rel(path), data); err != nil {
+			if g.refused == nil {
+				g.refused = err
+			}
+			return nil, err
+		}
 	}
 	g.reads[g.rel(path)] = true
 	return data, nil

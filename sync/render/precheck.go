@@ -1,11 +1,13 @@
 package render
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 
 	"github.com/fluxcd/pkg/kustomize"
+	securefs "github.com/fluxcd/pkg/kustomize/filesys"
 	kustypes "sigs.k8s.io/kustomize/api/types"
 
 	"github.com/outpost-gitops/outpost/sync/repo"
@@ -105,17 +107,78 @@ func (p *precheck) refs(kfile string, k *kustypes.Kustomization) error {
 	return nil
 }
 
+// checkRef allows only a relative path that, joined to the kustomization's
+// directory, names a file or directory inside the repository: kustomize treats
+// whatever it cannot load locally as something to fetch (HTTP) or clone (git exec,
+// with arguments taken from the reference), so nothing else may reach it.
 func (p *precheck) checkRef(kfile string, r ref) error {
 	file := p.fsys.rel(kfile)
-	if filepath.IsAbs(r.path) || strings.HasPrefix(r.path, "/") {
-		return &repo.Error{File: file, Field: r.field, Msg: fmt.Sprintf("%q is an absolute path: paths must be relative to the kustomization", r.path)}
+	fail := func(format string, args ...any) error {
+		return &repo.Error{File: file, Field: r.field, Msg: fmt.Sprintf("%q ", r.path) + fmt.Sprintf(format, args...)}
 	}
-	if !kustomize.IsLocalRelativePath(r.path) || strings.Contains(r.path, "://") {
-		return &repo.Error{File: file, Field: r.field, Msg: fmt.Sprintf("%q is not a local relative path: remote bases and URLs are not allowed", r.path)}
+	if filepath.IsAbs(r.path) || strings.HasPrefix(r.path, "/") || strings.HasPrefix(r.path, `\`) {
+		return fail("is an absolute path: paths must be relative to the kustomization")
+	}
+	if why := remoteRef(r.path); why != "" || !kustomize.IsLocalRelativePath(r.path) || strings.ContainsAny(r.path, "@?:") {
+		if why == "" {
+			why = "it contains '@', '?' or ':'"
+		}
+		return fail("is not a local relative path (%s): remote bases and URLs are not allowed", why)
 	}
 	target := filepath.Join(filepath.Dir(kfile), filepath.FromSlash(r.path))
 	if rel, err := filepath.Rel(p.root, target); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return &repo.Error{File: file, Field: r.field, Msg: fmt.Sprintf("%q leads outside the repository root", r.path)}
+		return fail("leads outside the repository root")
+	}
+	if !p.fsys.Exists(target) {
+		// The secure FS says "does not exist" for a symlink leading outside the root
+		// too: its read error says which.
+		var ce *securefs.ConstraintError
+		if _, err := p.fsys.FileSystem.ReadFile(target); errors.As(err, &ce) {
+			return err
+		}
+		return fail("not found in the repository (kustomize would try to fetch it)")
+	}
+	return nil
+}
+
+// remoteRef says why kustomize (v0.21: internal/git.NewRepoSpecFromURL for bases,
+// FileLoader.Load for files) could treat ref as something to fetch or clone, or ""
+// when it cannot. The rules are a superset of kustomize's: any scheme ("x://"),
+// its forced-git and GitHub shorthands ("git::", "gh:"), a user ("user@host"), an
+// SCP-style host ("host:path", ':' before the first '/'), a query ("?ref=") and a
+// first segment "github.com".
+func remoteRef(ref string) string {
+	lower := strings.ToLower(ref)
+	first, _, _ := strings.Cut(lower, "/")
+	switch {
+	case strings.Contains(lower, "://"):
+		return "a URL"
+	case strings.HasPrefix(lower, "git::") || strings.HasPrefix(lower, "gh:"):
+		return "a git shorthand"
+	case strings.Contains(ref, "@"):
+		return "a user@host reference"
+	case strings.Contains(first, ":"):
+		return "a host:path reference"
+	case strings.Contains(ref, "?"):
+		return "a query"
+	case first == "github.com" || strings.HasPrefix(first, "github.com:"):
+		return "a GitHub repository"
+	}
+	return ""
+}
+
+// refuseRemoteRefs checks every reference of the kustomization file rel (its
+// content data) with remoteRef: the build's own layer, independent of the precheck.
+func refuseRemoteRefs(rel string, data []byte) error {
+	var k kustypes.Kustomization
+	if err := k.Unmarshal(data); err != nil {
+		return &repo.Error{File: rel, Msg: err.Error()}
+	}
+	k.FixKustomization()
+	for _, r := range kustomizationRefs(&k) {
+		if why := remoteRef(r.path); why != "" {
+			return &repo.Error{File: rel, Field: r.field, Msg: fmt.Sprintf("%q is %s: rendering never fetches remote bases or runs git", r.path, why)}
+		}
 	}
 	return nil
 }

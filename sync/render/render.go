@@ -137,6 +137,10 @@ func (r *Renderer) build(ctx context.Context, gfs *guardedFS, dir string) (resma
 	if err := pc.dir(dir, 0); err != nil {
 		return nil, false, err
 	}
+	// The second, independent layer: every kustomization kustomize itself reads is
+	// checked again for references it would fetch or clone (kustomize v0.21 has no
+	// hook to replace its git-exec cloner).
+	gfs.guardKustomizations = true
 	overlay := securefs.MakeFsInMemory(gfs)
 	generated := findKustomization(gfs, dir) == ""
 	if generated {
@@ -156,6 +160,9 @@ func (r *Renderer) build(ctx context.Context, gfs *guardedFS, dir string) (resma
 		return nil, generated, err
 	}
 	m, err := runKustomize(overlay, dir, pc.openapi)
+	if err != nil && gfs.refused != nil {
+		err = gfs.refused
+	}
 	return m, generated, err
 }
 
