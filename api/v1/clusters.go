@@ -63,6 +63,28 @@ type RegisterClusterResponse struct {
 	Token string `json:"token"`
 }
 
+// MaxTokenGrace bounds RotateTokenRequest.GraceSeconds: a day.
+const MaxTokenGrace = 24 * 60 * 60
+
+// RotateTokenRequest is the (optional) body of POST /api/v1/clusters/{cluster}/token.
+type RotateTokenRequest struct {
+	// GraceSeconds keeps the previous token valid this long (0 to MaxTokenGrace;
+	// default 0: refused at once), so the agent can be given the new one first.
+	GraceSeconds int64 `json:"graceSeconds,omitempty"`
+}
+
+// RotateTokenResponse answers POST /api/v1/clusters/{cluster}/token (200). Token is
+// shown this once. Rotation changes no file in Git.
+type RotateTokenResponse struct {
+	// Cluster is the cluster's name.
+	Cluster string `json:"cluster"`
+	// Token is the agent's new bearer token.
+	Token string `json:"token"`
+	// PreviousValidUntil is when the previous token stops working; absent when it
+	// stopped at once.
+	PreviousValidUntil *time.Time `json:"previousValidUntil,omitempty"`
+}
+
 // ClusterStatus is the body of GET /api/v1/clusters/{cluster}/status.
 type ClusterStatus struct {
 	// Cluster is the cluster, with its summary.

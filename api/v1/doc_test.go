@@ -28,6 +28,8 @@ func TestDocExamples(t *testing.T) {
 		"RegisterClusterRequest":  func() any { return &RegisterClusterRequest{} },
 		"RegisterClusterResponse": func() any { return &RegisterClusterResponse{} },
 		"ClusterStatus":           func() any { return &ClusterStatus{} },
+		"RotateTokenRequest":      func() any { return &RotateTokenRequest{} },
+		"RotateTokenResponse":     func() any { return &RotateTokenResponse{} },
 		"Matrix":                  func() any { return &Matrix{} },
 		"SetVersionRequest":       func() any { return &SetVersionRequest{} },
 		"ChangeResult":            func() any { return &ChangeResult{} },

@@ -124,6 +124,22 @@ type Generation struct {
 	Sequence int64 `json:"sequence"`
 }
 
+// MaxEpochSkew is how far past the hub's clock a report's Generation.Epoch may be. A
+// later epoch is refused: it would make every real report after it look stale.
+const MaxEpochSkew = 5 * time.Minute
+
+// CheckEpochs refuses a report any of whose apps has an epoch later than now plus
+// MaxEpochSkew, naming the field.
+func (r *StatusReport) CheckEpochs(now time.Time) error {
+	limit := now.Add(MaxEpochSkew).UnixMilli()
+	for i := range r.Apps {
+		if e := r.Apps[i].Generation.Epoch; e > limit {
+			return fieldErr(join(join("apps", i), "generation", "epoch"), "%d is more than %s past the hub's clock (%d): the agent's clock is wrong", e, MaxEpochSkew, now.UnixMilli())
+		}
+	}
+	return nil
+}
+
 // Compare returns -1, 0 or +1 as g is older than, the same as, or newer than o.
 func (g Generation) Compare(o Generation) int {
 	switch {

@@ -481,6 +481,14 @@ func (r *RegisterClusterRequest) Validate() error {
 }
 
 // Validate checks the request.
+func (r *RotateTokenRequest) Validate() error {
+	if r.GraceSeconds < 0 || r.GraceSeconds > MaxTokenGrace {
+		return fieldErr("graceSeconds", "is %d, want 0 to %d (a day)", r.GraceSeconds, MaxTokenGrace)
+	}
+	return nil
+}
+
+// Validate checks the request.
 func (r *SetVersionRequest) Validate() error { return ValidateVersion("version", r.Version) }
 
 // checkText checks free text: valid UTF-8, at most max bytes, no control characters

@@ -20,7 +20,11 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err := checkCluster(c, "cluster", rep.Cluster); err != nil {
 		return err
 	}
-	res, err := a.cfg.Store.ApplyReport(r.Context(), &rep, a.cfg.Now())
+	now := a.cfg.Now()
+	if err := rep.CheckEpochs(now); err != nil {
+		return err
+	}
+	res, err := a.cfg.Store.ApplyReport(r.Context(), &rep, now)
 	if errors.Is(err, store.ErrNotFound) {
 		// Deleted between the token's lookup and now.
 		return errUnauthorized("the cluster of this token is not registered any more")

@@ -281,6 +281,7 @@ func (a *API) routeTable() []Route {
 		{Method: http.MethodPost, Path: "/api/v1/clusters", access: adminOnly, handle: a.registerCluster},
 		{Method: http.MethodGet, Path: "/api/v1/clusters/{cluster}", access: adminOnly, handle: a.getCluster},
 		{Method: http.MethodDelete, Path: "/api/v1/clusters/{cluster}", access: adminOnly, handle: a.deleteCluster},
+		{Method: http.MethodPost, Path: "/api/v1/clusters/{cluster}/token", access: adminOnly, handle: a.rotateToken},
 		{Method: http.MethodGet, Path: "/api/v1/clusters/{cluster}/status", access: adminOnly, handle: a.clusterStatus},
 		{Method: http.MethodGet, Path: "/api/v1/clusters/{cluster}/history", access: adminOnly, handle: a.history},
 		{Method: http.MethodPut, Path: "/api/v1/clusters/{cluster}/apps/{app}", access: adminOnly, handle: a.setVersion},

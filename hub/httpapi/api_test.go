@@ -320,3 +320,75 @@ func TestRegisterAndDelete(t *testing.T) {
 	wantError(t, h.do(t, "DELETE", "/api/v1/clusters/edge-1", janeToken, nil), http.StatusNotFound, apiv1.CodeNotFound, "cluster")
 	wantError(t, h.do(t, "GET", "/api/v1/clusters/edge-1", janeToken, nil), http.StatusNotFound, apiv1.CodeNotFound, "cluster")
 }
+
+// TestAttackTokenRotationTouchesNoGit: rotating an agent token makes no commit (the
+// old remove-and-add emptied the cluster: security review H3); the new token works at
+// once, the previous one during its grace period only, and a bad grace is refused.
+func TestAttackTokenRotationTouchesNoGit(t *testing.T) {
+	h := newTestHub(t, t.TempDir())
+	old := h.register(t, "prod-eu")
+	head := h.git.Head()
+	send := func(tok string) response {
+		return h.do(t, "POST", apiv1.ReportPath, tok, apiv1.StatusReport{Cluster: "prod-eu", Agent: apiv1.AgentInfo{ID: "a"}, SentAt: time.Now()})
+	}
+
+	rot := decode[apiv1.RotateTokenResponse](t, h.do(t, "POST", "/api/v1/clusters/prod-eu/token", janeToken, apiv1.RotateTokenRequest{GraceSeconds: 2}), http.StatusOK)
+	if rot.Cluster != "prod-eu" || !strings.HasPrefix(rot.Token, store.TokenPrefix) || rot.Token == old || rot.PreviousValidUntil == nil {
+		t.Fatalf("rotate = %+v", rot)
+	}
+	if h.git.Head() != head {
+		t.Errorf("rotation moved the Git head from %s to %s", head, h.git.Head())
+	}
+	decode[apiv1.ReportResponse](t, send(rot.Token), http.StatusOK)
+	decode[apiv1.ReportResponse](t, send(old), http.StatusOK) // in its grace period
+	deadline := time.Now().Add(10 * time.Second)
+	for send(old).status != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("the previous token still works past its grace period")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Without a body: no grace at all.
+	again := decode[apiv1.RotateTokenResponse](t, h.do(t, "POST", "/api/v1/clusters/prod-eu/token", janeToken, nil), http.StatusOK)
+	if again.PreviousValidUntil != nil {
+		t.Errorf("rotate without grace = %+v", again)
+	}
+	wantError(t, send(rot.Token), http.StatusUnauthorized, apiv1.CodeUnauthorized, "")
+	decode[apiv1.ReportResponse](t, send(again.Token), http.StatusOK)
+
+	wantError(t, h.do(t, "POST", "/api/v1/clusters/prod-eu/token", janeToken, apiv1.RotateTokenRequest{GraceSeconds: -1}), http.StatusBadRequest, apiv1.CodeInvalid, "graceSeconds")
+	wantError(t, h.do(t, "POST", "/api/v1/clusters/prod-eu/token", janeToken, `{"graceSeconds": 86401}`), http.StatusBadRequest, apiv1.CodeInvalid, "graceSeconds")
+	wantError(t, h.do(t, "POST", "/api/v1/clusters/nope/token", janeToken, nil), http.StatusNotFound, apiv1.CodeNotFound, "cluster")
+	wantError(t, h.do(t, "POST", "/api/v1/clusters/prod-eu/token", again.Token, nil), http.StatusForbidden, apiv1.CodeForbidden, "")
+	if h.git.Head() != head {
+		t.Errorf("rotations moved the Git head")
+	}
+}
+
+// TestAttackFutureEpochCannotFreezeStatus: a report whose generation epoch lies far
+// in the future (a leaked token, an agent with a wrong clock) is refused naming the
+// field, so the real agent's later reports keep being stored (security review M3).
+func TestAttackFutureEpochCannotFreezeStatus(t *testing.T) {
+	h := newTestHub(t, t.TempDir())
+	tok := h.register(t, "prod-eu")
+	bogus := report("prod-eu", "web", "6.6.6", 1, apiv1.PhaseSynced)
+	bogus.Apps[0].Generation.Epoch = 9_000_000_000_000_000
+	wantError(t, h.do(t, "POST", apiv1.ReportPath, tok, bogus), http.StatusBadRequest, apiv1.CodeInvalid, "apps[0].generation.epoch")
+	// Just inside the skew is accepted (clocks differ a little).
+	near := report("prod-eu", "web", "1.4.0", 1, apiv1.PhaseSynced)
+	near.Apps[0].Generation.Epoch = time.Now().Add(apiv1.MaxEpochSkew - time.Minute).UnixMilli()
+	decode[apiv1.ReportResponse](t, h.do(t, "POST", apiv1.ReportPath, tok, near), http.StatusOK)
+
+	real := report("prod-eu", "web", "1.4.1", 1, apiv1.PhaseFailed)
+	real.Apps[0].Generation.Epoch = time.Now().Add(apiv1.MaxEpochSkew).UnixMilli()
+	got := decode[apiv1.ReportResponse](t, h.do(t, "POST", apiv1.ReportPath, tok, real), http.StatusOK)
+	if !slices.Equal(got.Stored, []string{"web"}) {
+		t.Fatalf("a real report after the bogus one: %+v, want stored", got)
+	}
+	cs := decode[apiv1.ClusterStatus](t, h.do(t, "GET", "/api/v1/clusters/prod-eu/status", janeToken, nil), http.StatusOK)
+	web := cs.Apps[slices.IndexFunc(cs.Apps, func(a apiv1.AppState) bool { return a.App == "web" })]
+	if web.Phase != apiv1.PhaseFailed || web.Version != "1.4.1" {
+		t.Errorf("web = %s %s, want the real agent's Failed 1.4.1", web.Phase, web.Version)
+	}
+}

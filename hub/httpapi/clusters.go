@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"time"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/hub/gitstore"
@@ -107,6 +108,41 @@ func (a *API) registerCluster(w http.ResponseWriter, r *http.Request, c *caller)
 	a.log.Info("cluster registered", "cluster", req.Name, "by", c.author.Name)
 	w.Header().Set("Location", "/api/v1/clusters/"+req.Name)
 	writeJSON(w, http.StatusCreated, apiv1.RegisterClusterResponse{Cluster: cl.API(apiv1.ClusterSummary{}), Token: token})
+	return nil
+}
+
+// rotateToken answers POST /api/v1/clusters/{cluster}/token: the cluster gets a new
+// agent token, and the previous one stays valid for the grace period asked for. Git is
+// not touched: rotation never changes what any cluster runs.
+func (a *API) rotateToken(w http.ResponseWriter, r *http.Request, c *caller) error {
+	name, err := pathName(r, "cluster")
+	if err != nil {
+		return err
+	}
+	var req apiv1.RotateTokenRequest
+	if r.ContentLength != 0 {
+		if err := decodeBody(r, apiv1.MaxRequestBytes, &req); err != nil {
+			return err
+		}
+	}
+	ctx := r.Context()
+	if _, err := a.registered(ctx, name); err != nil {
+		return err
+	}
+	token, hash := store.NewToken()
+	now := a.cfg.Now()
+	until := now.Add(time.Duration(req.GraceSeconds) * time.Second)
+	if err := a.cfg.Store.RotateToken(ctx, name, hash, until); errors.Is(err, store.ErrNotFound) {
+		return errNotFound("cluster", "cluster %q is not registered", name)
+	} else if err != nil {
+		return err
+	}
+	out := apiv1.RotateTokenResponse{Cluster: name, Token: token}
+	if req.GraceSeconds > 0 {
+		out.PreviousValidUntil = &until
+	}
+	a.log.Info("agent token rotated", "cluster", name, "by", c.author.Name, "grace", time.Duration(req.GraceSeconds)*time.Second)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -80,6 +80,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"ClusterList":             reflect.TypeFor[apiv1.ClusterList](),
 		"RegisterClusterRequest":  reflect.TypeFor[apiv1.RegisterClusterRequest](),
 		"RegisterClusterResponse": reflect.TypeFor[apiv1.RegisterClusterResponse](),
+		"RotateTokenRequest":      reflect.TypeFor[apiv1.RotateTokenRequest](),
+		"RotateTokenResponse":     reflect.TypeFor[apiv1.RotateTokenResponse](),
 		"Generation":              reflect.TypeFor[apiv1.Generation](),
 		"ObjectRef":               reflect.TypeFor[apiv1.ObjectRef](),
 		"ObjectChange":            reflect.TypeFor[apiv1.ObjectChange](),

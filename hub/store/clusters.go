@@ -86,12 +86,49 @@ func (s *SQLite) GetCluster(ctx context.Context, name string) (Cluster, error) {
 // LookupToken returns the cluster whose token has this hash; ErrNotFound if none. The
 // lookup goes through an index on the hash: what it could leak by timing is a prefix of
 // the SHA-256 of a 128-bit random token, which reveals nothing of the token.
+//
+// A previous token in its grace period (RotateToken) is found too: the returned
+// Cluster's TokenHash is then the hash asked for.
 func (s *SQLite) LookupToken(ctx context.Context, hash TokenHash) (Cluster, error) {
 	c, err := scanCluster(s.r.QueryRowContext(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE token_hash = ?`, hash[:]))
+	if errors.Is(err, ErrNotFound) {
+		c, err = scanCluster(s.r.QueryRowContext(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE old_token_hash = ? AND old_token_expires > ?`,
+			hash[:], time.Now().UnixNano()))
+		c.TokenHash = hash
+	}
 	if err != nil {
 		return Cluster{}, fmt.Errorf("look up agent token: %w", err)
 	}
 	return c, nil
+}
+
+// RotateToken replaces a cluster's token hash; the previous one is accepted until
+// graceUntil.
+func (s *SQLite) RotateToken(ctx context.Context, name string, newHash TokenHash, graceUntil time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM clusters WHERE token_hash = ? OR old_token_hash = ?`, newHash[:], newHash[:]).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return &ConflictError{Cluster: name, Reason: "its token is in use"}
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE clusters SET old_token_hash = token_hash, old_token_expires = ?, token_hash = ? WHERE name = ?`,
+			max(graceUntil.UnixNano(), 0), newHash[:], name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rotate the token of cluster %q: %w", name, err)
+	}
+	return nil
 }
 
 // ListClusters returns every cluster, sorted by name.

@@ -81,6 +81,11 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_cluster ON events (cluster, id);
 CREATE INDEX events_by_cluster_app ON events (cluster, app, id);`},
+		{version: 4, name: "token rotation", sql: `
+-- The token a rotation replaced, valid until old_token_expires (Unix nanoseconds).
+ALTER TABLE clusters ADD COLUMN old_token_hash BLOB;
+ALTER TABLE clusters ADD COLUMN old_token_expires INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX clusters_by_old_token ON clusters (old_token_hash);`},
 	}
 }
 

@@ -155,7 +155,10 @@ func applyApp(t *reportTx, cluster string, next *apiv1.AppStatus, drift []apiv1.
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, false, fmt.Errorf("read status: %w", err)
 	}
-	if found && next.Generation.Compare(apiv1.Generation{Epoch: epoch, Sequence: seq}) <= 0 {
+	// A stored epoch beyond the clock plus the allowed skew (written before the hub
+	// bounded epochs) orders before every real report instead of freezing the app.
+	future := epoch > receivedAt.Add(apiv1.MaxEpochSkew).UnixMilli()
+	if found && !future && next.Generation.Compare(apiv1.Generation{Epoch: epoch, Sequence: seq}) <= 0 {
 		return 0, false, nil
 	}
 

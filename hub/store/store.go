@@ -31,8 +31,13 @@ type Registry interface {
 	GetCluster(ctx context.Context, name string) (Cluster, error)
 	// ListClusters returns every cluster, sorted by name.
 	ListClusters(ctx context.Context) ([]Cluster, error)
-	// LookupToken returns the cluster whose token has this hash; ErrNotFound if none.
+	// LookupToken returns the cluster whose token has this hash, or whose previous
+	// token has it and is still in its grace period at now; ErrNotFound if none.
 	LookupToken(ctx context.Context, hash TokenHash) (Cluster, error)
+	// RotateToken gives a cluster the token whose hash is newHash; the previous token
+	// stays valid until graceUntil (none when it is not after now). ErrNotFound if
+	// the cluster is not registered.
+	RotateToken(ctx context.Context, name string, newHash TokenHash, graceUntil time.Time) error
 }
 
 // Statuses holds the reported status, drift and events.

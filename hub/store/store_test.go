@@ -109,8 +109,8 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := appliedVersions(t, s); !reflect.DeepEqual(got, []int{1, 2, 3}) {
-		t.Fatalf("applied versions %v, want [1 2 3]", got)
+	if got := appliedVersions(t, s); !reflect.DeepEqual(got, []int{1, 2, 3, 4}) {
+		t.Fatalf("applied versions %v, want [1 2 3 4]", got)
 	}
 	if _, err := s.GetCluster(ctx, "prod-eu"); err != nil {
 		t.Fatalf("cluster lost by the upgrade: %v", err)
@@ -546,5 +546,23 @@ func TestConcurrentReportsAndReads(t *testing.T) {
 		if ev, err := s.Events(ctx, EventQuery{Cluster: c, Limit: 1000}); err != nil || len(ev) != 20 {
 			t.Errorf("%s: %d events, %v; want 20", c, len(ev), err)
 		}
+	}
+}
+
+// TestAttackFrozenStatusThawsOnNextReport: a status stored with an epoch far past the
+// clock (accepted before the hub bounded epochs) no longer makes every real report
+// stale: the next one replaces it (security review M3).
+func TestAttackFrozenStatusThawsOnNextReport(t *testing.T) {
+	s := openTest(t, Config{})
+	register(t, s, "prod-eu")
+	frozen := synced("web", 1, "6.6.6")
+	frozen.Generation.Epoch = 9_000_000_000_000_000
+	apply(t, s, report(t, "prod-eu", []apiv1.AppStatus{frozen}))
+	res := apply(t, s, report(t, "prod-eu", []apiv1.AppStatus{synced("web", 1, "1.0.0")}))
+	if len(res.Stored) != 1 {
+		t.Fatalf("real report after a frozen one: %+v, want stored", res)
+	}
+	if got := statusOf(t, s, "prod-eu", "web"); got.Status.Version != "1.0.0" {
+		t.Errorf("version %s, want the real report's 1.0.0", got.Status.Version)
 	}
 }

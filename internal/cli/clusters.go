@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,13 +18,13 @@ func newClustersCommand() *cobra.Command {
 		Short: "List, register and remove the clusters of the hub",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return &UsageError{Err: fmt.Errorf("unknown command %q for %q: want list, add or remove", args[0], cmd.CommandPath())}
+				return &UsageError{Err: fmt.Errorf("unknown command %q for %q: want list, add, rotate-token or remove", args[0], cmd.CommandPath())}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newClustersListCommand(), newClustersAddCommand(), newClustersRemoveCommand())
+	cmd.AddCommand(newClustersListCommand(), newClustersAddCommand(), newClustersRotateTokenCommand(), newClustersRemoveCommand())
 	return cmd
 }
 
@@ -145,6 +146,58 @@ func parseLabels(flags []string) (map[string]string, error) {
 		labels[k] = v
 	}
 	return labels, nil
+}
+
+func newClustersRotateTokenCommand() *cobra.Command {
+	var f hubFlags
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate-token NAME",
+		Short: "Give a cluster's agent a new token (printed only this once); changes nothing in Git",
+		Long: `Give a cluster's agent a new token and print it. Nothing changes in Git, so what the
+cluster runs is untouched (removing and re-adding a cluster is no way to rotate a token).
+With --grace the previous token keeps working that long, time to give the agent the new one.`,
+		Example: "  outpost clusters rotate-token prod-us --grace 10m\n" +
+			"  outpost clusters rotate-token prod-us -o json | jq -r .token > prod-us.token",
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := checkName("cluster", name); err != nil {
+				return err
+			}
+			if grace < 0 || grace > apiv1.MaxTokenGrace*time.Second || grace%time.Second != 0 {
+				return &UsageError{Err: fmt.Errorf("--grace %s: want whole seconds from 0 to 24h", grace)}
+			}
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			resp, err := c.RotateToken(cmd.Context(), name, grace)
+			if err != nil {
+				return fmt.Errorf("rotate the token of cluster %s: %w", name, err)
+			}
+			if f.output != "table" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "The new agent token of cluster %s is shown only this once: the hub cannot show it again.\n", name)
+			}
+			return write(cmd.OutOrStdout(), f.output, resp, func(w io.Writer) error {
+				previous := "The previous token stopped working."
+				if resp.PreviousValidUntil != nil {
+					previous = "The previous token works until " + resp.PreviousValidUntil.UTC().Format(time.RFC3339) + "."
+				}
+				_, err := fmt.Fprintf(w, `New agent token of %s:
+
+    %s
+
+%s This is the only time the token is shown: store it now where the
+cluster's agent reads it (agent --token-file).
+`, name, resp.Token, previous)
+				return err
+			})
+		},
+	}
+	f.register(cmd.Flags())
+	cmd.Flags().DurationVar(&grace, "grace", 0, "how long the previous token keeps working (0 to 24h)")
+	return cmd
 }
 
 func newClustersRemoveCommand() *cobra.Command {

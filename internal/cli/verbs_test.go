@@ -145,6 +145,35 @@ func TestClustersAddShowsTheTokenOnce(t *testing.T) {
 	}
 }
 
+// TestClustersRotateToken: the verb sends the grace period, prints the new token once
+// and makes no commit.
+func TestClustersRotateToken(t *testing.T) {
+	h, srv := verbHub(t)
+	rev := h.Revision()
+	r := runVerb(t, hubEnv(srv), "clusters", "rotate-token", "prod-eu", "--grace", "10m")
+	if r.code != 0 || strings.Count(r.stdout, "opa_FAKEprod-eu-r1") != 1 || !strings.Contains(r.stdout, "previous token works until") {
+		t.Fatalf("rotate-token: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	reqs := h.Requests()
+	last := reqs[len(reqs)-1]
+	if last.Method != "POST" || last.Path != "/api/v1/clusters/prod-eu/token" || string(last.Body) != `{"graceSeconds":600}` {
+		t.Errorf("last request %s %s %s", last.Method, last.Path, last.Body)
+	}
+	if h.Revision() != rev {
+		t.Errorf("rotate-token moved the revision")
+	}
+	for args, want := range map[string]string{
+		"clusters rotate-token prod-eu --grace 25h":  "--grace 25h0m0s: want whole seconds from 0 to 24h",
+		"clusters rotate-token prod-eu --grace 1.5s": "want whole seconds",
+		"clusters rotate-token nope":                 "nope",
+	} {
+		r := runVerb(t, hubEnv(srv), strings.Fields(args)...)
+		if r.code == 0 || !strings.Contains(r.stderr, want) {
+			t.Errorf("outpost %s: exit %d, stderr %q, want %q", args, r.code, r.stderr, want)
+		}
+	}
+}
+
 func TestSetSendsIfMatchAndToken(t *testing.T) {
 	h, srv := verbHub(t)
 	rev := h.Revision()
@@ -198,7 +227,7 @@ func TestExitCodes(t *testing.T) {
 		"bad label":       {nil, []string{"clusters", "add", "x", "--label", "novalue"}, ExitUsage, "want key=value"},
 		"extra argument":  {nil, []string{"unset", "web", "extra", "-c", "prod-eu"}, ExitUsage, "want APP"},
 		"unknown flag":    {nil, []string{"status", "--nope"}, ExitUsage, "unknown flag"},
-		"unknown subverb": {nil, []string{"clusters", "nope"}, ExitUsage, "want list, add or remove"},
+		"unknown subverb": {nil, []string{"clusters", "nope"}, ExitUsage, "want list, add, rotate-token or remove"},
 		"bad hub URL":     {map[string]string{envHubURL: "ftp://x"}, []string{"status"}, ExitUsage, "want http:// or https://"},
 	}
 	for name, tc := range tests {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 )
@@ -75,6 +76,21 @@ func (c *Client) RegisterCluster(ctx context.Context, req apiv1.RegisterClusterR
 	err := c.do(ctx, request{
 		method: http.MethodPost, path: apiPrefix + "/clusters", body: req,
 		want: []int{http.StatusCreated, http.StatusOK}, out: &out, once: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RotateToken gives a cluster's agent a new token; the previous one stays valid for
+// grace (POST /api/v1/clusters/{cluster}/token). Nothing changes in Git.
+func (c *Client) RotateToken(ctx context.Context, cluster string, grace time.Duration) (*apiv1.RotateTokenResponse, error) {
+	var out apiv1.RotateTokenResponse
+	err := c.do(ctx, request{
+		method: http.MethodPost, path: clusterPath(cluster) + "/token",
+		body: apiv1.RotateTokenRequest{GraceSeconds: int64(grace / time.Second)},
+		want: []int{http.StatusOK}, out: &out, once: true,
 	})
 	if err != nil {
 		return nil, err

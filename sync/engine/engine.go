@@ -263,11 +263,18 @@ func (e *Engine) pruneRemoved(ctx context.Context, req Request, spec *repo.Clust
 		return nil
 	}
 	var out []AppResult
+	emptied := len(spec.Apps) == 0 && !spec.AllowEmpty
 	for _, name := range apps {
 		if spec.App(name) != nil {
 			continue
 		}
 		ar := &AppResult{App: name, Revision: req.Revision}
+		if emptied {
+			// Every deployed app would go: a cluster re-added with an empty list, or an
+			// edit that lost the list. Keep them until the file says so.
+			out = append(out, *ar.fail(StagePrune, &EmptyClusterError{Cluster: req.Cluster}))
+			continue
+		}
 		t := time.Now()
 		applied, err := e.cfg.Syncer.SyncApp(ctx, name, nil, apply.Options{AllowEmpty: true})
 		ar.Durations.Apply = time.Since(t)
@@ -283,6 +290,17 @@ func (e *Engine) pruneRemoved(ctx context.Context, req Request, spec *repo.Clust
 		out = append(out, *ar)
 	}
 	return out
+}
+
+// EmptyClusterError is a prune refused because apps.yaml lists no apps while apps are
+// deployed, and does not say allowEmpty: true.
+type EmptyClusterError struct {
+	// Cluster is the cluster's name.
+	Cluster string
+}
+
+func (e *EmptyClusterError) Error() string {
+	return fmt.Sprintf("not pruned: clusters/%s/apps.yaml lists no apps while apps are deployed; add \"allowEmpty: true\" at the top of clusters/%s/apps.yaml to remove them all", e.Cluster, e.Cluster)
 }
 
 func short(rev string) string {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -293,5 +294,45 @@ func TestObjectsOutsideAllowedNamespacesFailClearly(t *testing.T) {
 	}
 	if _, err := f.cs.RbacV1().ClusterRoles().Get(t.Context(), "outpost-test-global", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the refused ClusterRole was created (err %v)", err)
+	}
+}
+
+// TestAttackEmptyAppsListNeverEmptiesTheCluster: a commit that leaves apps.yaml with
+// no apps (a cluster removed and re-added through the hub, a truncated edit) prunes
+// nothing, and says why; "allowEmpty: true" at the top of the file removes them all
+// (security review H3).
+func TestAttackEmptyAppsListNeverEmptiesTheCluster(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, baseRepo)
+	f.sync(t)
+	if f.configMap(t, "web") == nil || f.configMap(t, "base") == nil {
+		t.Fatal("apps not applied")
+	}
+	f.write(t, map[string]string{"clusters/dev/apps.yaml": "apps: []\n"})
+	res := f.sync(t)
+	if len(res.Removed) != 2 {
+		t.Fatalf("removed = %+v, want base and web refused", res.Removed)
+	}
+	for _, r := range res.Removed {
+		var empty *EmptyClusterError
+		if r.Phase != PhaseFailed || r.Error == nil || r.Error.Stage != StagePrune || !errors.As(r.Error.Err, &empty) ||
+			!strings.Contains(r.Error.Message, `add "allowEmpty: true" at the top of clusters/dev/apps.yaml`) {
+			t.Errorf("%s: %+v, want a failed prune saying why", r.App, r)
+		}
+	}
+	if f.configMap(t, "web") == nil || f.configMap(t, "base") == nil {
+		t.Fatal("an empty apps.yaml pruned apps")
+	}
+	// One app still listed: the other is removed as usual.
+	f.write(t, map[string]string{"clusters/dev/apps.yaml": "apps:\n  - name: base\n    version: \"1\"\n"})
+	if res := f.sync(t); len(res.Removed) != 1 || res.Removed[0].Phase != PhaseRemoved {
+		t.Fatalf("removed = %+v, want web removed", res.Removed)
+	}
+	f.write(t, map[string]string{"clusters/dev/apps.yaml": "allowEmpty: true\napps: []\n"})
+	if res := f.sync(t); len(res.Removed) != 1 || res.Removed[0].App != "base" || res.Removed[0].Phase != PhaseRemoved {
+		t.Fatalf("removed = %+v, want base removed with allowEmpty", res.Removed)
+	}
+	if f.configMap(t, "base") != nil {
+		t.Error("base kept although apps.yaml allows an empty cluster")
 	}
 }

@@ -39,6 +39,7 @@ func Load(ctx context.Context, fsys fs.FS, cluster string) (*ClusterSpec, error)
 	if err != nil {
 		return nil, err
 	}
+	spec.AllowEmpty = list.AllowEmpty
 	if spec.Apps, err = l.apps(ctx, dir+"/"+AppsFile, list); err != nil {
 		return nil, err
 	}

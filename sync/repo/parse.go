@@ -71,11 +71,16 @@ func ParseAppsFile(file string, data []byte) (*AppsList, error) {
 	list := &AppsList{}
 	found := false
 	err = root.fields(func(key string, v node) (bool, error) {
-		if key != "apps" {
-			return false, nil
+		switch key {
+		case "apps":
+			found = true
+			return true, parseAppEntries(v, list)
+		case "allowEmpty":
+			var err error
+			list.AllowEmpty, err = v.boolean(false)
+			return true, err
 		}
-		found = true
-		return true, parseAppEntries(v, list)
+		return false, nil
 	})
 	if err != nil {
 		return nil, err

@@ -89,6 +89,10 @@ type AppEntry struct {
 type AppsList struct {
 	// Apps in file order.
 	Apps []AppEntry `json:"apps"`
+	// AllowEmpty (top-level allowEmpty: true) lets an empty list remove every app of
+	// the cluster. Without it, an empty list never prunes apps that are deployed: a
+	// re-added cluster or a truncated edit must not empty a cluster.
+	AllowEmpty bool `json:"allowEmpty,omitempty"`
 }
 
 // AppConfig is the content of apps/<app>/app.yaml, with defaults applied.
@@ -146,6 +150,8 @@ type ClusterSpec struct {
 	Vars map[string]string `json:"vars,omitempty"`
 	// Apps in apps.yaml order.
 	Apps []App `json:"apps"`
+	// AllowEmpty is apps.yaml's allowEmpty: an empty Apps may prune every deployed app.
+	AllowEmpty bool `json:"allowEmpty,omitempty"`
 	// Order groups app names into dependency levels: every app's dependsOn are in
 	// earlier levels; names within a level are sorted. See Order.
 	Order [][]string `json:"order"`

@@ -25,8 +25,10 @@ type Hub struct {
 	clusters map[string]*cluster
 	commits  int
 	revision string
-	events   []apiv1.Event // oldest first
-	requests []Request
+	// rotations counts token rotations, for stable fake tokens.
+	rotations int
+	events    []apiv1.Event // oldest first
+	requests  []Request
 	// Unavailable makes every API request answer 503 when set (under mu).
 	unavailable bool
 }
