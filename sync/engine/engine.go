@@ -210,7 +210,11 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 	}
 	ar.Objects = rendered.Objects
 	ar.Digest = rendered.Digest
-	if err := checkNamespaces(rendered.Objects, e.cfg.Namespaces); err != nil {
+	isNamespaced := e.cfg.IsNamespaced
+	if isNamespaced == nil {
+		isNamespaced = render.BuiltinNamespaced(rendered.Objects)
+	}
+	if err := checkNamespaces(rendered.Objects, e.cfg.Namespaces, isNamespaced); err != nil {
 		return ar.fail(StageApply, err)
 	}
 
@@ -318,22 +322,38 @@ type NamespaceError struct {
 	Namespace string
 	// Allowed are the namespaces the engine may write to.
 	Allowed []string
+	// Scope says why the object's scope is refused: "cluster-scoped", or why it is
+	// unknown; empty when it is namespaced, in a namespace not allowed.
+	Scope string
 }
 
 func (e *NamespaceError) Error() string {
-	if e.Namespace == "" {
+	if e.Scope != "" && e.Scope != "cluster-scoped" {
+		return fmt.Sprintf("%s: its scope is unknown (%s); this agent may write only to namespaces %v, so every kind must be served by the cluster", e.Object, e.Scope, e.Allowed)
+	}
+	if e.Namespace == "" || e.Scope == "cluster-scoped" {
 		return fmt.Sprintf("%s: cluster-scoped objects are not allowed; this agent may write only to namespaces %v", e.Object, e.Allowed)
 	}
 	return fmt.Sprintf("%s: namespace %q is not allowed; this agent may write only to namespaces %v", e.Object, e.Namespace, e.Allowed)
 }
 
-// checkNamespaces refuses objects outside allowed (when allowed is set).
-func checkNamespaces(objs []*unstructured.Unstructured, allowed []string) error {
+// checkNamespaces refuses objects outside allowed (when allowed is set), before any
+// request. Scope comes from isNamespaced (the cluster's RESTMapper in the agent), not
+// from metadata.namespace: a cluster-scoped object carrying an allowed namespace would
+// otherwise pass and then be applied cluster-wide; one whose scope is unknown is
+// refused too.
+func checkNamespaces(objs []*unstructured.Unstructured, allowed []string, isNamespaced render.NamespacedFunc) error {
 	if len(allowed) == 0 {
 		return nil
 	}
 	for _, o := range objs {
-		if !slices.Contains(allowed, o.GetNamespace()) {
+		namespaced, err := isNamespaced(o.GroupVersionKind())
+		switch {
+		case err != nil:
+			return &NamespaceError{Object: render.ObjectRef(o), Namespace: o.GetNamespace(), Allowed: allowed, Scope: err.Error()}
+		case !namespaced:
+			return &NamespaceError{Object: render.ObjectRef(o), Namespace: o.GetNamespace(), Allowed: allowed, Scope: "cluster-scoped"}
+		case !slices.Contains(allowed, o.GetNamespace()):
 			return &NamespaceError{Object: render.ObjectRef(o), Namespace: o.GetNamespace(), Allowed: allowed}
 		}
 	}

@@ -336,3 +336,38 @@ func TestAttackEmptyAppsListNeverEmptiesTheCluster(t *testing.T) {
 		t.Error("base kept although apps.yaml allows an empty cluster")
 	}
 }
+
+// TestAttackClusterScopedObjectWithAllowedNamespace: a ClusterRoleBinding carrying
+// metadata.namespace of an allowed namespace used to pass the namespace check and
+// then be applied cluster-wide (security review M2). It is a render error naming the
+// object; under --namespaces any cluster-scoped kind is refused before any request.
+func TestAttackClusterScopedObjectWithAllowedNamespace(t *testing.T) {
+	f := newFixture(t)
+	f.eng.cfg.Namespaces = []string{f.ns}
+	f.write(t, map[string]string{
+		"clusters/dev/apps.yaml": "apps:\n  - name: sneaky\n    version: \"1\"\n  - name: plain\n    version: \"1\"\n",
+		"apps/sneaky/crb.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: outpost-test-sneaky, namespace: $NS}\n" +
+			"roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: default, namespace: $NS}]\n",
+		"apps/plain/crb.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: outpost-test-plain}\n" +
+			"roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: default, namespace: $NS}]\n",
+	})
+	f.req.Reset()
+	res := f.sync(t)
+	for name, want := range map[string]string{
+		"sneaky": `metadata.namespace "` + f.ns + `" is set on cluster-scoped kind ClusterRoleBinding.rbac.authorization.k8s.io`,
+		"plain":  "ClusterRoleBinding/outpost-test-plain: cluster-scoped objects are not allowed",
+	} {
+		ar := appByName(res, name)
+		if ar == nil || ar.Phase != PhaseFailed || ar.Error == nil || !strings.Contains(ar.Error.Message, want) || ar.Apply != nil {
+			t.Errorf("%s = %+v, want a failure before apply containing %q", name, ar, want)
+		}
+	}
+	if w := f.req.Writes(); len(w) != 0 {
+		t.Errorf("write requests %v, want none", w)
+	}
+	for _, name := range []string{"outpost-test-sneaky", "outpost-test-plain"} {
+		if _, err := f.cs.RbacV1().ClusterRoleBindings().Get(t.Context(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("the refused ClusterRoleBinding %s was created (err %v)", name, err)
+		}
+	}
+}

@@ -96,6 +96,21 @@ func SetDefaultNamespace(objs []*unstructured.Unstructured, namespace string, is
 	return nil
 }
 
+// namespacedClusterObject returns the first object that carries a namespace although
+// its kind is cluster-scoped, or nil. Kinds whose scope is unknown are left to the
+// apply (and, with allowed namespaces, refused by the engine).
+func namespacedClusterObject(objs []*unstructured.Unstructured, isNamespaced NamespacedFunc) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetNamespace() == "" {
+			continue
+		}
+		if namespaced, err := isNamespaced(o.GroupVersionKind()); err == nil && !namespaced {
+			return o
+		}
+	}
+	return nil
+}
+
 // setOwnership adds the ownership labels to every object.
 func setOwnership(objs []*unstructured.Unstructured, app string) {
 	for _, o := range objs {

@@ -245,6 +245,9 @@ func (r *Renderer) finish(objs []*unstructured.Unstructured, app *repo.App, fail
 	if err := SetDefaultNamespace(objs, app.Config.Namespace, isNamespaced); err != nil {
 		return nil, fail("", err)
 	}
+	if o := namespacedClusterObject(objs, isNamespaced); o != nil {
+		return nil, fail(ObjectRef(o), fmt.Errorf("metadata.namespace %q is set on cluster-scoped kind %s: remove it (a cluster-scoped object is never confined to a namespace)", o.GetNamespace(), o.GroupVersionKind().GroupKind()))
+	}
 	if dup := findDuplicate(objs); dup != nil {
 		return nil, fail(ObjectRef(dup), fmt.Errorf("duplicate object %s (same group, kind, namespace and name)", dup.GroupVersionKind().GroupKind()))
 	}
