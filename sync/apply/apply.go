@@ -93,7 +93,7 @@ func (s *Syncer) Apply(ctx context.Context, p *plan.Plan, opts Options) (*Applie
 	}
 	crdKinds := p.DefinedKinds()
 	for n, items := range stages {
-		got := s.applyItems(ctx, items, opts, crdKinds)
+		got := s.applyItems(ctx, p.App, items, opts, crdKinds)
 		if n == stageDefinitions {
 			s.waitForCRDs(ctx, got)
 		}
@@ -109,7 +109,7 @@ func (s *Syncer) Apply(ctx context.Context, p *plan.Plan, opts Options) (*Applie
 }
 
 // applyItems applies items with bounded concurrency; changes are in items' order.
-func (s *Syncer) applyItems(ctx context.Context, items []*plan.Item, opts Options, crdKinds map[schema.GroupKind]bool) []Change {
+func (s *Syncer) applyItems(ctx context.Context, app string, items []*plan.Item, opts Options, crdKinds map[schema.GroupKind]bool) []Change {
 	changes := make([]Change, len(items))
 	sem := make(chan struct{}, s.cfg.Concurrency)
 	var wg sync.WaitGroup
@@ -119,7 +119,7 @@ func (s *Syncer) applyItems(ctx context.Context, items []*plan.Item, opts Option
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			h := hints{kindPending: crdKinds[schema.GroupKind{Group: it.Group, Kind: it.Kind}], absent: absent[it.Ref]}
-			changes[i] = s.applyOne(ctx, it, opts, h)
+			changes[i] = s.applyOne(ctx, app, it, opts, h)
 			s.cfg.Logger.DebugContext(ctx, "object applied", "object", it.Ref.String(),
 				"action", changes[i].Action, "error", changes[i].Error)
 		})
@@ -138,8 +138,9 @@ type hints struct {
 }
 
 // applyOne applies one object: a missing object is created with one apply; an
-// existing one is read, dry-run, and applied only if the dry-run changes a field.
-func (s *Syncer) applyOne(ctx context.Context, it *plan.Item, opts Options, h hints) Change {
+// existing one is read, checked for ownership (mayTake), dry-run, and applied only if
+// the dry-run changes a field.
+func (s *Syncer) applyOne(ctx context.Context, app string, it *plan.Item, opts Options, h hints) Change {
 	var live *unstructured.Unstructured
 	if !h.absent {
 		err := s.whenServed(ctx, h.kindPending, func() (err error) {
@@ -156,6 +157,10 @@ func (s *Syncer) applyOne(ctx context.Context, it *plan.Item, opts Options, h hi
 			return failed(it.Ref, it.Version, OpApply, err)
 		}
 		return s.applied(it, ActionCreated, created, nil)
+	}
+	if err := mayTake(app, it, live, opts); err != nil {
+		return Change{Ref: it.Ref, Version: it.Version, Action: ActionFailed, Error: err.Error(),
+			Err: &ObjectError{Object: it.Ref, Op: OpAdopt, Err: err}}
 	}
 	merged, err := s.differ.DryRun(ctx, it.Object)
 	if err != nil {
@@ -176,6 +181,26 @@ func (s *Syncer) applyOne(ctx context.Context, it *plan.Item, opts Options, h hi
 		return failed(it.Ref, it.Version, OpApply, err)
 	}
 	return s.applied(it, ActionConfigured, configured, diff)
+}
+
+// mayTake refuses to apply an existing object that another app owns, or that Outpost
+// does not manage and the app did not opt in to adopt. An object whose apply the app's
+// inventory recorded stays the app's even if someone removed its label; one listed
+// there unconfirmed (the inventory is saved before the apply) does not count, or a
+// refused adoption would succeed on the next cycle.
+func mayTake(app string, it *plan.Item, live *unstructured.Unstructured, opts Options) error {
+	owner := live.GetLabels()[inventory.LabelApp]
+	switch {
+	case owner == app:
+		return nil
+	case owner != "":
+		return &OwnershipError{Object: it.Ref, App: app, Owner: owner}
+	case !it.Recorded.IsZero():
+		return nil // applied by this app before: its own object
+	case opts.Adopt || it.Object.GetAnnotations()[AdoptAnnotation] == "true":
+		return nil
+	}
+	return &OwnershipError{Object: it.Ref, App: app}
 }
 
 // applied returns a successful change recording after's resourceVersion.

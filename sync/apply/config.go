@@ -132,7 +132,16 @@ type Options struct {
 	// DisablePrune keeps objects that left the desired set; they stay in the
 	// inventory and are pruned once prune is enabled again.
 	DisablePrune bool
+	// Adopt lets the app take over existing objects that Outpost does not manage (no
+	// ownership label). Without it such an object is an *OwnershipError, as is, always,
+	// an object another app owns. An object can opt in alone with the annotation
+	// AdoptAnnotation: "true" in Git.
+	Adopt bool
 }
+
+// AdoptAnnotation on a desired object lets the app adopt that object when it exists
+// and Outpost does not manage it.
+const AdoptAnnotation = "outpost.dev/adopt"
 
 // Syncer applies apps to one cluster and prunes what left them.
 type Syncer struct {

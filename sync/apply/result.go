@@ -171,7 +171,29 @@ const (
 	OpWait Op = "wait"
 	// OpDelete: deleting the object (prune, or the first half of a recreate).
 	OpDelete Op = "delete"
+	// OpAdopt: taking over an existing object (refused: see OwnershipError).
+	OpAdopt Op = "adopt"
 )
+
+// OwnershipError is an existing object the app may not take over: another app owns it
+// (its outpost.dev/app label), or Outpost does not manage it and the app did not opt in
+// to adopt it. The object is neither applied nor, later, pruned by this app.
+type OwnershipError struct {
+	// Object is the object.
+	Object inventory.Ref
+	// App is the app that wanted it.
+	App string
+	// Owner is the app that owns it; empty when Outpost does not manage it.
+	Owner string
+}
+
+func (e *OwnershipError) Error() string {
+	if e.Owner != "" {
+		return fmt.Sprintf("%s belongs to app %q, not %q: two apps may not manage one object", e.Object, e.Owner, e.App)
+	}
+	return fmt.Sprintf("%s exists and is not managed by Outpost: set adopt: true in apps/%s/app.yaml, or annotate the object %s: \"true\", to let app %q take it over",
+		e.Object, e.App, AdoptAnnotation, e.App)
+}
 
 // ObjectError is the failure of one object; the other objects of the sync went on.
 type ObjectError struct {

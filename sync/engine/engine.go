@@ -221,6 +221,7 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 	t = time.Now()
 	applied, err := e.cfg.Syncer.SyncApp(ctx, app.Name, rendered.Objects, apply.Options{
 		Force: app.Config.Force, AllowEmpty: app.Config.AllowEmpty, DisablePrune: !app.Config.Prune,
+		Adopt: app.Config.Adopt,
 	})
 	ar.Durations.Apply = time.Since(t)
 	ar.Apply = applied

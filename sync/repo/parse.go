@@ -192,6 +192,8 @@ func appField(cfg *AppConfig, key string, v node) (bool, error) {
 		cfg.AllowEmpty, err = v.boolean(false)
 	case "force":
 		cfg.Force, err = v.boolean(false)
+	case "adopt":
+		cfg.Adopt, err = v.boolean(false)
 	default:
 		return false, nil
 	}

@@ -113,6 +113,10 @@ type AppConfig struct {
 	Force bool `json:"force"`
 
 	dependsOnLines []int // line of each DependsOn item, for errors found later
+	// Adopt lets the app take over existing objects that Outpost does not manage.
+	// Default false: such an object is a conflict naming it. Objects of another app
+	// are never taken over.
+	Adopt bool `json:"adopt,omitempty"`
 }
 
 // DefaultAppConfig returns the config of an app without app.yaml.
