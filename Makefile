@@ -11,7 +11,7 @@ GO         ?= go
 TEST_FLAGS ?= -count=1 -timeout=30m -p=2
 PKGS       ?= ./...
 
-.PHONY: all build testbin demo e2e e2e-kind test vet fmt-check fuzz clean clean-testbin help bench bench-quick
+.PHONY: all build testbin deps demo e2e e2e-kind test vet fmt-check fuzz clean clean-testbin help bench bench-quick
 
 all: build
 
@@ -28,6 +28,9 @@ build: ## build outpost and outpost-agent (the agent alone, what the DaemonSet r
 testbin: ## build and cache etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
 	BIN=$(BIN) hack/testbin/build.sh
 
+deps: ## install what the tests need besides Go and git (Chromium, as root with apt), or name it and stop
+	hack/deps.sh
+
 demo: build testbin ## local clusters, the hub with the sample repo, agents; prints the dashboard URL (Ctrl-C stops)
 	OUTPOST_TESTBIN_DIR=$(BIN) $(BIN)/outpost dev demo
 
@@ -43,7 +46,7 @@ vet: ## go vet
 fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: testbin fmt-check vet ## all tests, against real local clusters (what CI runs)
+test: deps testbin fmt-check vet ## all tests, against real local clusters (what CI runs)
 	OUTPOST_TESTBIN_DIR=$(BIN) $(GO) test $(TEST_FLAGS) -v $(PKGS) 2>&1 | tee $(BIN)/test.log | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
 
 BENCH_FLAGS ?=

@@ -20,6 +20,23 @@ K8S_VERSION=$(modver k8s k8s.io/kubernetes)
 ETCD_VERSION=$(modver etcd go.etcd.io/etcd/server/v3)
 KWOK_VERSION=$(modver kwok sigs.k8s.io/kwok)
 
+# A cold build compiles Kubernetes for minutes without a word from go: say what is
+# being built and how long it has taken, every PROGRESS_EVERY seconds.
+PROGRESS_EVERY=${PROGRESS_EVERY:-30}
+ticker=""
+stop_ticker() {
+  if [ -n "$ticker" ]; then kill "$ticker" 2>/dev/null || true; wait "$ticker" 2>/dev/null || true; ticker=""; fi
+}
+trap stop_ticker EXIT
+start_ticker() { # start_ticker <what>
+  local what=$1 start=$SECONDS
+  stop_ticker
+  ( while sleep "$PROGRESS_EVERY"; do
+      echo "testbin: building $what: $((SECONDS - start)) s so far (a cold build takes about 7-20 minutes on 2 cores; later runs reuse it)"
+    done ) &
+  ticker=$!
+}
+
 build() { # build <helper dir> <out dir> <ldflags> <package>...
   local dir=$1 out=$2 ldflags=$3; shift 3
   local missing=()
@@ -34,7 +51,9 @@ build() { # build <helper dir> <out dir> <ldflags> <package>...
   mkdir -p "$out"
   local tmp
   tmp=$(mktemp -d "$out/.build.XXXXXX")
+  start_ticker "${missing[*]##*/}"
   (cd "$here/$dir" && go build -trimpath -ldflags="-s -w $ldflags" -o "$tmp/" "${missing[@]}")
+  stop_ticker
   # Move into place only after the whole build succeeded, so an interrupted build never
   # leaves a half-written binary that looks installed.
   for pkg in "${missing[@]}"; do mv "$tmp/$(basename "$pkg")" "$out/"; done
@@ -47,7 +66,9 @@ if [ -x "$etcd" ]; then
 else
   echo "testbin: building etcd $ETCD_VERSION"
   mkdir -p "$(dirname "$etcd")"
+  start_ticker "etcd"
   (cd "$here/etcd" && go build -trimpath -ldflags='-s -w' -o "$etcd.tmp" go.etcd.io/etcd/server/v3)
+  stop_ticker
   mv "$etcd.tmp" "$etcd"
 fi
 build kwok "$BIN/kwok-$KWOK_VERSION" "" sigs.k8s.io/kwok/cmd/kwok

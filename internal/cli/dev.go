@@ -89,7 +89,7 @@ func newClusterDownCommand(o *devOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := testenv.StopDetached(dir, 10*time.Second); err != nil {
+			if err := testenv.StopDetached(dir, 10*time.Second, time.Minute); err != nil {
 				if errors.Is(err, os.ErrNotExist) {
 					return fmt.Errorf("no local cluster %s in %s", args[0], o.stateDir)
 				}

@@ -91,6 +91,16 @@ func LocateBinaries(ctx context.Context, binDir string, full bool) (*Binaries, e
 		}
 		binDir = d
 	}
+	// Absolute and symlink-free: the paths are recorded for detached clusters and
+	// compared with /proc/<pid>/exe, which is both.
+	abs, err := filepath.Abs(binDir)
+	if err != nil {
+		return nil, fmt.Errorf("testbed directory %s: %w", binDir, err)
+	}
+	if resolved, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = resolved
+	}
+	binDir = abs
 	k8s := filepath.Join(binDir, "k8s-"+KubernetesVersion)
 	kwok := filepath.Join(binDir, "kwok-"+KwokVersion)
 	b := &Binaries{

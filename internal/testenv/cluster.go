@@ -349,12 +349,28 @@ func (c *Cluster) Stop() error {
 
 func (c *Cluster) stopProcesses() error {
 	var first error
+	var groups []int
 	for i := len(c.procs) - 1; i >= 0; i-- {
+		groups = append(groups, c.procs[i].pid())
 		if err := c.procs[i].stop(10 * time.Second); err != nil && first == nil {
 			first = fmt.Errorf("cluster %s: %w", c.opts.Name, err)
 		}
 	}
 	c.procs = nil
+	// Every process group was sent SIGKILL: check that nothing of the cluster is left
+	// (a forked child outside the group would be), rather than report it stopped.
+	deadline := time.Now().Add(30 * time.Second)
+	for first == nil {
+		left := groupMembers(groups, nil)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			first = &StillRunningError{Cluster: c.opts.Name, Dir: c.dir, PIDs: left}
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	return first
 }
 
