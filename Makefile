@@ -46,8 +46,19 @@ vet: ## go vet
 fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# During the tests a fake git that records every call is first on PATH: no production
+# code may execute git (kustomize would, for a remote base). Tests that use the git CLI
+# as a reference client get the real one through OUTPOST_TEST_GIT (testenv.GitCLI).
+FAKE_GIT := $(BIN)/fake-git
+GIT_CALLS := $(BIN)/git-calls.log
+
 test: deps testbin fmt-check vet ## all tests, against real local clusters (what CI runs)
-	OUTPOST_TESTBIN_DIR=$(BIN) $(GO) test $(TEST_FLAGS) -v $(PKGS) 2>&1 | tee $(BIN)/test.log | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
+	@rm -rf $(FAKE_GIT) $(GIT_CALLS); mkdir -p $(FAKE_GIT)
+	@printf '#!/bin/sh\necho "git $$*  (in $$PWD)" >> %s\nexit 1\n' '$(GIT_CALLS)' > $(FAKE_GIT)/git; chmod +x $(FAKE_GIT)/git
+	OUTPOST_TEST_GIT="$$(command -v git)" PATH="$(FAKE_GIT):$$PATH" GOFLAGS="$$GOFLAGS -buildvcs=false" \
+	  OUTPOST_TESTBIN_DIR=$(BIN) $(GO) test $(TEST_FLAGS) -v $(PKGS) 2>&1 | tee $(BIN)/test.log | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
+	@if [ -s $(GIT_CALLS) ]; then echo "make test: git was executed during the tests (production code must never run git):"; cat $(GIT_CALLS); exit 1; fi
+	@echo "make test: no git call recorded ($(GIT_CALLS))"
 
 BENCH_FLAGS ?=
 bench: testbin ## all benchmarks at full scale (< 30 min); writes bench/results/<date>.{json,md}

@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	outpostBin, agentBin = filepath.Join(dir, "outpost"), filepath.Join(dir, "outpost-agent")
-	build := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", dir+"/",
+	build := exec.Command("go", "build", "-buildvcs=false", "-tags", "grpcnotrace", "-o", dir+"/",
 		"github.com/outpost-gitops/outpost/cmd/outpost", "github.com/outpost-gitops/outpost/cmd/outpost-agent")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {

@@ -17,6 +17,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
 // writeFleetSeed writes a seed of n clusters (fleet-00000, ...), each with its own
@@ -99,11 +101,11 @@ func checkSnapshot(t *testing.T, s *Store, step string) *Snapshot {
 // it checks every object, the order of tree entries included.
 func gitFsck(t *testing.T, dir string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
+	if _, err := testenv.GitCLI(); err != nil {
 		t.Log("git is not installed: skipping git fsck")
 		return
 	}
-	out, err := exec.Command("git", "--git-dir="+dir, "fsck", "--strict", "--no-dangling").CombinedOutput()
+	out, err := exec.Command(testenv.GitPath(), "--git-dir="+dir, "fsck", "--strict", "--no-dangling").CombinedOutput()
 	if err != nil {
 		t.Fatalf("git fsck: %v\n%s", err, out)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/outpost-gitops/outpost/internal/gitserve"
 	"github.com/outpost-gitops/outpost/internal/gittest"
+	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
 const token = "s3cret-token"
@@ -275,7 +276,7 @@ func TestBadRequests(t *testing.T) {
 // git runs the git CLI in dir with a clean environment.
 func gitCLI(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
+	cmd := exec.Command(testenv.GitPath(), args...)
 	cmd.Dir = dir
 	home := t.TempDir()
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "GIT_CONFIG_NOSYSTEM=1",
@@ -290,7 +291,7 @@ func gitCLI(t *testing.T, dir string, args ...string) string {
 
 func gitCLIFails(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
+	cmd := exec.Command(testenv.GitPath(), args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0")
 	out, err := cmd.CombinedOutput()
@@ -301,7 +302,7 @@ func gitCLIFails(t *testing.T, dir string, args ...string) string {
 }
 
 func TestGitCLI(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
+	if _, err := testenv.GitCLI(); err != nil {
 		t.Skip("git CLI not installed")
 	}
 	repo, url := serve(t)
@@ -368,7 +369,7 @@ func TestGitCLI(t *testing.T) {
 // one cluster, added one, removed one and moved an app file, which the server
 // answers by pairing the new trees with the client's.
 func TestGitCLIShallowFetchFleet(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
+	if _, err := testenv.GitCLI(); err != nil {
 		t.Skip("git CLI not installed")
 	}
 	repo, url := serve(t)

@@ -18,6 +18,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
 // packRepo is a bare repository built commit by commit from a flat map of
@@ -294,7 +296,7 @@ func TestSelectSeveralCommitsChangedPaths(t *testing.T) {
 // a file replaced by a directory and reverts, that the selection holds every
 // object the client lacks and nothing the wants do not reach.
 func TestSelectComplete(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
+	if _, err := testenv.GitCLI(); err != nil {
 		t.Skip("git CLI not installed")
 	}
 	r := newPackRepo(t)
@@ -317,7 +319,7 @@ func TestSelectComplete(t *testing.T) {
 		if m, ok := reach[c]; ok {
 			return m
 		}
-		cmd := exec.Command("git", "rev-list", "--objects", "--no-object-names", c.String())
+		cmd := exec.Command(testenv.GitPath(), "rev-list", "--objects", "--no-object-names", c.String())
 		cmd.Dir = r.dir
 		out, err := cmd.Output()
 		if err != nil {

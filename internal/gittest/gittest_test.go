@@ -23,6 +23,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/outpost-gitops/outpost/internal/gittest"
+	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
 func clone(t *testing.T, srv *gittest.Server) *git.Repository {
@@ -154,14 +155,14 @@ func TestPushRace(t *testing.T) {
 }
 
 func TestGitCLIPush(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
+	if _, err := testenv.GitCLI(); err != nil {
 		t.Skip("git CLI not installed")
 	}
 	srv := gittest.New(t, gittest.WithToken("tok"))
 	srv.Commit(t, map[string]string{"f": "1"}, "one", "")
 	dir := t.TempDir()
 	run := func(dir string, args ...string) string {
-		cmd := exec.Command("git", args...)
+		cmd := exec.Command(testenv.GitPath(), args...)
 		cmd.Dir = dir
 		home := t.TempDir()
 		cmd.Env = append(os.Environ(), "HOME="+home, "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0",
