@@ -55,7 +55,7 @@ GIT_CALLS := $(BIN)/git-calls.log
 test: deps testbin fmt-check vet ## all tests, against real local clusters (what CI runs)
 	@rm -rf $(FAKE_GIT) $(GIT_CALLS); mkdir -p $(FAKE_GIT)
 	@printf '#!/bin/sh\necho "git $$*  (in $$PWD)" >> %s\nexit 1\n' '$(GIT_CALLS)' > $(FAKE_GIT)/git; chmod +x $(FAKE_GIT)/git
-	OUTPOST_TEST_GIT="$$(command -v git)" PATH="$(FAKE_GIT):$$PATH" GOFLAGS="$$GOFLAGS -buildvcs=false" \
+	OUTPOST_TEST_GIT="$$(command -v git)" PATH="$(FAKE_GIT):$$PATH" GOFLAGS="$${GOFLAGS:-} -buildvcs=false" \
 	  OUTPOST_TESTBIN_DIR=$(BIN) $(GO) test $(TEST_FLAGS) -v $(PKGS) 2>&1 | tee $(BIN)/test.log | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
 	@if [ -s $(GIT_CALLS) ]; then echo "make test: git was executed during the tests (production code must never run git):"; cat $(GIT_CALLS); exit 1; fi
 	@echo "make test: no git call recorded ($(GIT_CALLS))"

@@ -30,6 +30,10 @@ const (
 	CodeUnsupportedMediaType ErrorCode = "unsupported_media_type"
 	// CodeInternal: the hub failed (500).
 	CodeInternal ErrorCode = "internal"
+	// CodeTooManyRequests: the caller holds too many long-polls or event streams, or
+	// its address failed authentication too often, or too many webhooks are being
+	// handled; retry after Retry-After (429).
+	CodeTooManyRequests ErrorCode = "too_many_requests"
 	// CodeUnavailable: the hub cannot serve now (Git remote or store down, shutting
 	// down); retry later (503).
 	CodeUnavailable ErrorCode = "unavailable"
@@ -54,6 +58,8 @@ func (c ErrorCode) HTTPStatus() int {
 		return http.StatusRequestEntityTooLarge
 	case CodeUnsupportedMediaType:
 		return http.StatusUnsupportedMediaType
+	case CodeTooManyRequests:
+		return http.StatusTooManyRequests
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
 	}

@@ -343,6 +343,7 @@ func TestErrorResponse(t *testing.T) {
 		"not found":    {code: CodeNotFound, status: 404},
 		"conflict":     {code: CodeConflict, status: 409},
 		"too large":    {code: CodeTooLarge, status: 413},
+		"too many":     {code: CodeTooManyRequests, status: 429},
 		"unavailable":  {code: CodeUnavailable, status: 503},
 		"unknown":      {code: "what", status: 500},
 	}

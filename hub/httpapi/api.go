@@ -38,6 +38,22 @@ const (
 	MaxWebhookBytes = 5 << 20
 	// longPollMargin is how much longer than the hold a long-poll may take to write.
 	longPollMargin = 15 * time.Second
+	// DefaultMaxWebhooks is Config.MaxWebhooks when unset.
+	DefaultMaxWebhooks = 4
+	// DefaultMaxLongPollsPerCluster is Config.MaxLongPollsPerCluster when unset: one
+	// agent holds one; leader-election standbys and restarts may overlap briefly.
+	DefaultMaxLongPollsPerCluster = 4
+	// DefaultMaxStreamsPerToken is Config.MaxStreamsPerToken when unset: one per open
+	// dashboard tab (browsers open at most 6 connections per host anyway).
+	DefaultMaxStreamsPerToken = 8
+	// DefaultMaxPublicStreams is Config.MaxPublicStreams when unset.
+	DefaultMaxPublicStreams = 64
+	// DefaultAuthFailureBurst is Config.AuthFailureBurst when unset.
+	DefaultAuthFailureBurst = 20
+	// DefaultAuthFailureRefill is Config.AuthFailureRefill when unset.
+	DefaultAuthFailureRefill = time.Second
+	// tooManyRetryAfter is the Retry-After of a 429, in seconds.
+	tooManyRetryAfter = "5"
 )
 
 // Store is the status store the API reads and writes; *store.SQLite is one.
@@ -146,6 +162,26 @@ type Config struct {
 	// SummaryTTL is how long the cluster and app summaries of the cluster list and
 	// the matrix are cached. Default DefaultSummaryTTL; negative: not cached.
 	SummaryTTL time.Duration
+	// MaxWebhooks bounds the webhooks handled at once (each may hold a 5 MiB body);
+	// more are answered 429. Default DefaultMaxWebhooks.
+	MaxWebhooks int
+	// MaxLongPollsPerCluster bounds the long-polls held at once with one cluster's
+	// agent token; more are answered 429. Default DefaultMaxLongPollsPerCluster.
+	MaxLongPollsPerCluster int
+	// MaxStreamsPerToken bounds the dashboard event streams open at once with one
+	// admin token; more are answered 429. Default DefaultMaxStreamsPerToken.
+	MaxStreamsPerToken int
+	// MaxPublicStreams bounds the dashboard event streams open at once without a token
+	// (DashboardPublic), all callers together. Default DefaultMaxPublicStreams.
+	MaxPublicStreams int
+	// AuthFailureBurst is how many failed authentications (an unknown token, a wrong
+	// webhook signature) one source address may make at once; after that it gets one
+	// more every AuthFailureRefill, and its requests are answered 429 until then.
+	// Default DefaultAuthFailureBurst; negative: no limit.
+	AuthFailureBurst int
+	// AuthFailureRefill is how often a source address regains one failed
+	// authentication. Default DefaultAuthFailureRefill.
+	AuthFailureRefill time.Duration
 	// Logger receives the API's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -178,6 +214,24 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SummaryTTL == 0 {
 		c.SummaryTTL = DefaultSummaryTTL
+	}
+	if c.MaxWebhooks <= 0 {
+		c.MaxWebhooks = DefaultMaxWebhooks
+	}
+	if c.MaxLongPollsPerCluster <= 0 {
+		c.MaxLongPollsPerCluster = DefaultMaxLongPollsPerCluster
+	}
+	if c.MaxStreamsPerToken <= 0 {
+		c.MaxStreamsPerToken = DefaultMaxStreamsPerToken
+	}
+	if c.MaxPublicStreams <= 0 {
+		c.MaxPublicStreams = DefaultMaxPublicStreams
+	}
+	if c.AuthFailureBurst == 0 {
+		c.AuthFailureBurst = DefaultAuthFailureBurst
+	}
+	if c.AuthFailureRefill <= 0 {
+		c.AuthFailureRefill = DefaultAuthFailureRefill
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -218,6 +272,13 @@ type API struct {
 	summaries *summaryCache
 	dashboard http.Handler // nil: a plain page
 
+	webhooks   chan struct{} // one per webhook being handled
+	deliveries *replayMemory // webhook deliveries handled
+	longPolls  *slots        // per cluster
+	streams    *slots        // dashboard event streams, per admin token
+	anonymous  *slots        // dashboard event streams without a token (one key)
+	authFails  *authLimiter  // nil: no limit
+
 	// draining ends when the hub shuts down: held long-polls answer at once.
 	draining context.Context
 	drain    context.CancelFunc
@@ -251,6 +312,14 @@ func New(cfg Config) (*API, error) {
 	}
 	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), apiRoutes: map[string]bool{}}
 	a.draining, a.drain = context.WithCancel(context.Background())
+	a.webhooks = make(chan struct{}, cfg.MaxWebhooks)
+	a.deliveries = newReplayMemory(webhookMemory)
+	a.longPolls = newSlots(cfg.MaxLongPollsPerCluster)
+	a.streams = newSlots(cfg.MaxStreamsPerToken)
+	a.anonymous = newSlots(cfg.MaxPublicStreams)
+	if cfg.AuthFailureBurst > 0 {
+		a.authFails = newAuthLimiter(cfg.AuthFailureBurst, cfg.AuthFailureRefill, cfg.Now)
+	}
 	a.summaries = newSummaryCache(cfg.Store, cfg.SummaryTTL, cfg.Now)
 	if a.metrics, err = newMetrics(cfg.Meter, cfg.Notifier); err != nil {
 		return nil, err
@@ -348,8 +417,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !routed {
 		route = "unmatched"
 	}
-	ctx, span := a.cfg.Tracer.Start(ctx, route, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", route)))
+	method := methodLabel(r.Method)
+	attrs := []attribute.KeyValue{attribute.String("http.request.method", method), attribute.String("http.route", route)}
+	if method != r.Method {
+		attrs = append(attrs, attribute.String("http.request.method_original", truncate(r.Method)))
+	}
+	ctx, span := a.cfg.Tracer.Start(ctx, route, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 	defer span.End()
 	sw := &statusWriter{ResponseWriter: w}
 	r = r.WithContext(ctx)
@@ -366,7 +439,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	span.SetAttributes(attribute.Int("http.response.status_code", status))
-	a.metrics.request(ctx, route, r.Method, status, time.Since(start))
+	a.metrics.request(ctx, route, method, status, time.Since(start))
 }
 
 // unrouted answers an API request no route matched: a path with a '.', '..' or
@@ -496,7 +569,19 @@ func (a *API) serveMetrics(w http.ResponseWriter, r *http.Request, _ *caller) er
 	return nil
 }
 
-func (a *API) serveDashboard(w http.ResponseWriter, r *http.Request, _ *caller) error {
+func (a *API) serveDashboard(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if r.URL.Path == "/events/stream" && a.dashboard != nil {
+		// Each event stream holds a connection and polls the store: bounded per admin
+		// token, and for all anonymous viewers of a public dashboard together.
+		slots, key := a.streams, c.key
+		if key == "" {
+			slots, key = a.anonymous, "public"
+		}
+		if !slots.acquire(key) {
+			return tooMany("too many dashboard event streams are open with this token (or, without a token, in all)")
+		}
+		defer slots.release(key)
+	}
 	if a.dashboard == nil {
 		if r.URL.Path == "/" {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -176,6 +177,8 @@ type caller struct {
 	admin   bool
 	author  gitstore.Author // admins
 	cluster string          // agents
+	// key names the token, for per-token limits; empty without a token.
+	key string
 }
 
 // access is the kind of caller a route admits.
@@ -213,7 +216,8 @@ func bearerToken(r *http.Request) (string, bool) {
 // cluster whose token hash the store holds. An unknown token is a 401.
 func (a *API) identify(ctx context.Context, token string) (*caller, error) {
 	if id, ok := a.cfg.Admins.lookup(token); ok {
-		return &caller{admin: true, author: id}, nil
+		h := sha256.Sum256([]byte(token))
+		return &caller{admin: true, author: id, key: "admin:" + hex.EncodeToString(h[:8])}, nil
 	}
 	if strings.HasPrefix(token, store.TokenPrefix) && len(token) <= 256 {
 		hash := store.HashToken(token)
@@ -223,16 +227,23 @@ func (a *API) identify(ctx context.Context, token string) (*caller, error) {
 		case err != nil:
 			return nil, fmt.Errorf("authenticate: %w", err)
 		case subtle.ConstantTimeCompare(c.TokenHash[:], hash[:]) == 1:
-			return &caller{cluster: c.Name}, nil
+			return &caller{cluster: c.Name, key: "cluster:" + c.Name}, nil
 		}
 	}
 	return nil, errUnauthorized("unknown token")
 }
 
-// authenticate checks the request's bearer token against what the route admits.
+// authenticate checks the request's bearer token against what the route admits. An
+// address that failed too often is refused before its token is looked at.
 func (a *API) authenticate(r *http.Request, acc access) (*caller, error) {
-	switch acc {
-	case public, signed:
+	if acc == public {
+		return &caller{}, nil
+	}
+	if !a.authFails.allowed(sourcePrefix(r)) {
+		return nil, &apiError{resp: apiv1.ErrorResponse{Code: apiv1.CodeTooManyRequests,
+			Message: "too many failed authentications from this address: retry later"}, retryAfter: tooManyRetryAfter}
+	}
+	if acc == signed {
 		return &caller{}, nil
 	}
 	var (
@@ -248,6 +259,10 @@ func (a *API) authenticate(r *http.Request, acc access) (*caller, error) {
 		return nil, errUnauthorized("no bearer token: send Authorization: Bearer <token>")
 	}
 	c, err := a.identify(r.Context(), token)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.resp.Code == apiv1.CodeUnauthorized {
+		a.authFailed(r, "unknown token")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -267,4 +282,19 @@ func checkCluster(c *caller, field, cluster string) error {
 			Message: fmt.Sprintf("the token is not the agent token of cluster %q", cluster)}}
 	}
 	return nil
+}
+
+// authFailed counts a failed authentication (a token or signature was sent, and it is
+// wrong) against the request's source address and logs it at warn, with the address
+// and never the credential; once the address is blocked, its further requests are
+// refused without a log line each.
+func (a *API) authFailed(r *http.Request, reason string) {
+	src := sourcePrefix(r)
+	blocked := a.authFails.failed(src)
+	attrs := []any{"addr", src.String(), "method", methodLabel(r.Method), "path", truncate(r.URL.Path), "reason", reason}
+	if blocked {
+		a.log.Warn("authentication failed; refusing this address until it has waited", append(attrs, "retryAfter", a.cfg.AuthFailureRefill)...)
+		return
+	}
+	a.log.Warn("authentication failed", attrs...)
 }

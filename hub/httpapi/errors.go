@@ -124,7 +124,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if w.Header().Get("WWW-Authenticate") == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="outpost"`)
 		}
-	case http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		if retryAfter != "" {
 			w.Header().Set("Retry-After", retryAfter)
 		}

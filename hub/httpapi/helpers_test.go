@@ -40,6 +40,7 @@ type hubSetup struct {
 	metrics       bool
 	hold          time.Duration
 	quiet         bool
+	logOut        io.Writer
 }
 
 type hubOption func(*hubSetup)
@@ -54,6 +55,9 @@ func withWebhookSecret(secret string) hubOption {
 
 // withMetrics serves /metrics from a real telemetry setup.
 func withMetrics() hubOption { return func(s *hubSetup) { s.metrics = true } }
+
+// withLogOutput writes the hub's logs (text, info and up) to w as well.
+func withLogOutput(w io.Writer) hubOption { return func(s *hubSetup) { s.logOut = w } }
 
 // withQuietLog discards the hub's logs (fuzzing).
 func withQuietLog() hubOption { return func(s *hubSetup) { s.quiet = true } }
@@ -86,6 +90,9 @@ func newTestHub(t testing.TB, dir string, opts ...hubOption) *testHub {
 	log := testLogger(t)
 	if s.quiet {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if s.logOut != nil {
+		log = slog.New(slog.NewTextHandler(s.logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	st, err := store.Open(ctx, store.Config{Path: filepath.Join(dir, "hub.db")})
 	if err != nil {

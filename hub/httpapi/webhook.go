@@ -46,8 +46,20 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	if len(a.cfg.WebhookSecret) == 0 {
 		return newError(apiv1.CodeNotFound, "", "webhooks are not configured on this hub (--webhook-secret-file)")
 	}
+	// Refuse before reading a byte of the body: an unsigned request costs nothing.
+	if !hasSignature(r.Header) {
+		a.metrics.webhook(r.Context(), "unknown", "refused")
+		a.authFailed(r, "webhook without a signature")
+		return errUnauthorized("no webhook signature: send X-Hub-Signature-256 (GitHub), X-Gitea-Signature (Gitea) or X-Gitlab-Token (GitLab)")
+	}
 	if r.ContentLength > MaxWebhookBytes {
 		return &apiv1.TooLargeError{Limit: MaxWebhookBytes}
+	}
+	select {
+	case a.webhooks <- struct{}{}:
+		defer func() { <-a.webhooks }()
+	default:
+		return tooMany(fmt.Sprintf("%d webhooks are being handled", cap(a.webhooks)))
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxWebhookBytes+1))
 	if err != nil {
@@ -59,9 +71,19 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	provider, event, err := a.verifyWebhook(r.Header, body)
 	if err != nil {
 		a.metrics.webhook(r.Context(), provider, "refused")
+		a.authFailed(r, "webhook signature does not match")
 		return err
 	}
 	out := WebhookResponse{Provider: provider, Event: event}
+	// A replayed delivery (same delivery id, or the same signed body) is acknowledged
+	// and does nothing: each handled push costs a fetch under the store's lock.
+	keys := deliveryKeys(r.Header, body)
+	if !a.deliveries.claim(keys...) {
+		out.Message = "delivery handled already: nothing to do"
+		a.metrics.webhook(r.Context(), provider, "replayed")
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
 	if !isPush(event) {
 		out.Message = "not a push event: nothing to do"
 		a.metrics.webhook(r.Context(), provider, "ignored")
@@ -81,6 +103,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	}
 	prev, rev, err := a.cfg.Git.Refresh(r.Context())
 	if err != nil {
+		a.deliveries.forget(keys...) // the sender's retry must be served
 		a.metrics.webhook(r.Context(), provider, "failed")
 		a.log.Warn("webhook: fetch failed", "provider", provider, "err", err)
 		return &apiError{resp: apiv1.ErrorResponse{Code: apiv1.CodeUnavailable, Message: "fetching the repository failed; retry later"}, retryAfter: "10"}
@@ -121,6 +144,25 @@ func (a *API) verifyWebhook(h http.Header, body []byte) (provider, event string,
 		return "unknown", "", errUnauthorized("no webhook signature: send X-Hub-Signature-256 (GitHub), X-Gitea-Signature (Gitea) or X-Gitlab-Token (GitLab)")
 	}
 	return provider, event, nil
+}
+
+// hasSignature tells whether a request carries one of the signature headers.
+func hasSignature(h http.Header) bool {
+	return h.Get("X-Hub-Signature-256") != "" || h.Get("X-Gitea-Signature") != "" || h.Get("X-Gitlab-Token") != ""
+}
+
+// deliveryKeys are what a delivery is remembered by against replays: the sender's
+// delivery id, if any, and the hash of the signed body.
+func deliveryKeys(h http.Header, body []byte) []string {
+	sum := sha256.Sum256(body)
+	keys := []string{"body:" + hex.EncodeToString(sum[:])}
+	for _, name := range []string{"X-GitHub-Delivery", "X-Gitea-Delivery", "X-Gitlab-Event-UUID"} {
+		if id := h.Get(name); id != "" {
+			keys = append(keys, "id:"+truncate(id))
+			break
+		}
+	}
+	return keys
 }
 
 // validHMAC tells whether sig (hex) is the HMAC-SHA256 of body with secret.

@@ -80,6 +80,11 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 	}
 
 	rc := http.NewResponseController(w)
+	// No read deadline: when the server's ReadTimeout passed, net/http would cancel the
+	// request's context and end the stream long before StreamMaxAge.
+	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		h.opts.Logger.Debug("dashboard: event stream: clear the read deadline", "err", err)
+	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")

@@ -497,3 +497,30 @@ func TestStreamEndsAfterMaxAge(t *testing.T) {
 		t.Fatal("the stream did not end after StreamMaxAge")
 	}
 }
+
+// TestStreamOutlivesServerReadTimeout: an event stream stays open past the server's
+// ReadTimeout, until StreamMaxAge. The security review suspected streams ended at the
+// ReadTimeout (L6); this test showed they did not (it passes without the stream's
+// explicit clearing of the read deadline too) and keeps it so.
+func TestStreamOutlivesServerReadTimeout(t *testing.T) {
+	h, err := web.New(fleet(), web.Options{KeepAlive: 200 * time.Millisecond, PollInterval: 100 * time.Millisecond, StreamMaxAge: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ReadTimeout = time.Second
+	srv.Start()
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/events/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	buf := make([]byte, 256)
+	for time.Since(start) < 3*time.Second {
+		if _, err := resp.Body.Read(buf); err != nil {
+			t.Fatalf("stream ended after %s (server ReadTimeout 1s): %v", time.Since(start).Round(time.Millisecond), err)
+		}
+	}
+}
