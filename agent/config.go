@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"github.com/outpost-gitops/outpost/internal/netsec"
 	"net"
 	"net/url"
 	"os"
@@ -57,6 +58,10 @@ type Config struct {
 	// 127.0.0.1:6060), apart from ListenAddr and without authentication: bind it to
 	// loopback. Empty (the default) serves none.
 	PprofAddr string
+	// PprofAllowRemote lets PprofAddr be a non-loopback address.
+	PprofAllowRemote bool
+	// RequireTLS refuses plain-HTTP URLs to other hosts (otherwise warned about).
+	RequireTLS bool
 	// CacheDir keeps the Git clone and rendered revisions.
 	CacheDir string
 	// InventoryNamespace holds the per-app inventories (what Outpost applied).
@@ -88,6 +93,18 @@ func defaultCacheDir() string {
 		return ""
 	}
 	return filepath.Join(dir, "outpost-agent")
+}
+
+// PlainHTTPWarnings names each URL of the configuration that is plain HTTP to another
+// host; Run logs them at start, and --require-tls refuses them.
+func (c *Config) PlainHTTPWarnings() []string {
+	var out []string
+	for _, u := range []struct{ flag, url string }{{"hub-url", c.HubURL}, {"git-url", c.GitURL}} {
+		if netsec.PlainHTTP(u.url) {
+			out = append(out, netsec.PlainHTTPMessage(u.flag, redactURL(u.url)))
+		}
+	}
+	return out
 }
 
 // DefaultConfig returns the defaults, in one place.
@@ -129,6 +146,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig path; empty uses the in-cluster config")
 	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address for /metrics, /healthz, /readyz; empty disables")
 	fs.StringVar(&c.PprofAddr, "pprof-listen", c.PprofAddr, "address serving net/http/pprof profiles, unauthenticated (bind to loopback); empty disables")
+	fs.BoolVar(&c.PprofAllowRemote, "pprof-allow-remote", c.PprofAllowRemote, "allow --pprof-listen on a non-loopback address (profiles have no authentication)")
+	fs.BoolVar(&c.RequireTLS, "require-tls", c.RequireTLS, "refuse http:// URLs to other hosts instead of warning about them")
 	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "directory for the Git clone and rendered revisions")
 	fs.StringSliceVar(&c.Namespaces, "namespaces", c.Namespaces, "comma-separated namespaces the agent may write to and watch (namespaced RBAC profile); empty: the whole cluster")
 	fs.StringVar(&c.InventoryNamespace, "inventory-namespace", c.InventoryNamespace, "namespace of the per-app inventories")
@@ -239,8 +258,13 @@ func (c *Config) Validate() error {
 		return configErr("inventory-namespace", "%q: %s", c.InventoryNamespace, errs[0])
 	}
 	if c.PprofAddr != "" {
-		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+		if err := netsec.CheckDebugAddr(c.PprofAddr, c.PprofAllowRemote); err != nil {
 			return configErr("pprof-listen", "%v", err)
+		}
+	}
+	if c.RequireTLS {
+		if w := c.PlainHTTPWarnings(); len(w) > 0 {
+			return configErr("require-tls", "%s", w[0])
 		}
 	}
 	if c.CacheDir == "" {

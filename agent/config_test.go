@@ -50,6 +50,11 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		"missing kubeconfig file":     {args: []string{"--kubeconfig=" + filepath.Join(dir, "kc")}, wantFlag: "kubeconfig"},
 		"leader election needs lease": {args: []string{"--lease-namespace=Bad_NS"}, wantFlag: "lease-namespace"},
 		"cache dir kustomize refuses": {args: []string{"--cache-dir=/tmp/my cache"}, wantFlag: "cache-dir", wantText: `"my cache"`},
+		"plain http hub, require tls": {env: map[string]string{"OUTPOST_HUB_URL": "http://hub.example.com", "OUTPOST_REQUIRE_TLS": "true"}, wantFlag: "require-tls", wantText: "--hub-url http://hub.example.com is plain HTTP"},
+		"plain http git, require tls": {args: []string{"--require-tls", "--git-url=http://u:hunter2@git.example.com/f.git"}, wantFlag: "require-tls", wantText: "--git-url http://u:xxxxx@git.example.com/f.git"},
+		"loopback http, require tls":  {args: []string{"--require-tls", "--hub-url=http://127.0.0.1:8080"}},
+		"pprof on every interface":    {args: []string{"--pprof-listen=:6060"}, wantFlag: "pprof-listen", wantText: "not a loopback address"},
+		"pprof remote, forced":        {args: []string{"--pprof-listen=:6060", "--pprof-allow-remote"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -96,5 +101,22 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 				t.Errorf("err = %q, want one line", err)
 			}
 		})
+	}
+}
+
+// TestAttackPlainHTTPIsWarnedAbout: an agent configured with plain-HTTP URLs to other
+// hosts says so at start, one line per flag naming it (security review M8); the
+// password of a URL is never in the line.
+func TestAttackPlainHTTPIsWarnedAbout(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HubURL, cfg.GitURL = "http://hub.example.com", "http://robot:hunter2@git.example.com/fleet.git"
+	w := cfg.PlainHTTPWarnings()
+	if len(w) != 2 || !strings.HasPrefix(w[0], "--hub-url http://hub.example.com") || !strings.HasPrefix(w[1], "--git-url http://robot:xxxxx@git.example.com") ||
+		strings.Contains(strings.Join(w, " "), "hunter2") {
+		t.Errorf("warnings %q, want one per plain-HTTP flag, passwords redacted", w)
+	}
+	cfg.HubURL, cfg.GitURL = "https://hub.example.com", "http://localhost:8080/git/dev.git"
+	if w := cfg.PlainHTTPWarnings(); len(w) != 0 {
+		t.Errorf("warnings %q for https and loopback", w)
 	}
 }

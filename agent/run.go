@@ -69,6 +69,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopServer()
+	for _, w := range cfg.PlainHTTPWarnings() {
+		log.Warn(w)
+	}
 	if cfg.PprofAddr != "" {
 		pp, err := pprofserve.Start(cfg.PprofAddr, log)
 		if err != nil {

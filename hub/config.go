@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"github.com/outpost-gitops/outpost/internal/netsec"
 	"net"
 	"net/url"
 	"os"
@@ -61,6 +62,10 @@ type Config struct {
 	// (e.g. 127.0.0.1:6060), apart from ListenAddr and without authentication:
 	// bind it to loopback. Empty (the default) serves none.
 	PprofAddr string
+	// PprofAllowRemote lets PprofAddr be a non-loopback address.
+	PprofAllowRemote bool
+	// RequireTLS refuses a plain-HTTP GitURL to another host (otherwise warned about).
+	RequireTLS bool
 	// Listener, when set, is served instead of listening on ListenAddr (tests and
 	// embedding; no flag). Run closes it.
 	Listener net.Listener
@@ -101,6 +106,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.DashboardPublic, "dashboard-public", c.DashboardPublic, "serve the dashboard without a token (it is read-only)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on graceful shutdown")
 	fs.StringVar(&c.PprofAddr, "pprof-listen", c.PprofAddr, "address serving net/http/pprof profiles, unauthenticated (bind to loopback); empty disables")
+	fs.BoolVar(&c.PprofAllowRemote, "pprof-allow-remote", c.PprofAllowRemote, "allow --pprof-listen on a non-loopback address (profiles have no authentication)")
+	fs.BoolVar(&c.RequireTLS, "require-tls", c.RequireTLS, "refuse http:// URLs to other hosts instead of warning about them")
 }
 
 // ConfigError is a bad configuration value, naming its flag and environment variable.
@@ -111,6 +118,15 @@ func EnvName(flag string) string { return flagenv.EnvName(flag) }
 
 func configErr(flag, format string, args ...any) error {
 	return flagenv.Errorf(flag, format, args...)
+}
+
+// PlainHTTPWarnings names the remote Git URL when it is plain HTTP to another host;
+// Run logs it at start, and --require-tls refuses it.
+func (c *Config) PlainHTTPWarnings() []string {
+	if netsec.PlainHTTP(c.GitURL) {
+		return []string{netsec.PlainHTTPMessage("git-url", gitstore.RedactURL(c.GitURL))}
+	}
+	return nil
 }
 
 // Validate checks the configuration and that every file it names is readable. The
@@ -157,8 +173,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.PprofAddr != "" {
-		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+		if err := netsec.CheckDebugAddr(c.PprofAddr, c.PprofAllowRemote); err != nil {
 			return configErr("pprof-listen", "%v", err)
+		}
+	}
+	if c.RequireTLS {
+		if w := c.PlainHTTPWarnings(); len(w) > 0 {
+			return configErr("require-tls", "%s", w[0])
 		}
 	}
 	if c.GitSeedDir != "" {

@@ -92,6 +92,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		_ = tel.Shutdown(sctx)
 	}()
 
+	for _, w := range cfg.PlainHTTPWarnings() {
+		log.Warn(w)
+	}
 	if cfg.PprofAddr != "" {
 		// Started first, so that opening (seeding) the repository can be profiled too.
 		pp, err := pprofserve.Start(cfg.PprofAddr, log)

@@ -274,6 +274,10 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		"bad listen address":     {func(c *Config) { c.ListenAddr = "nope" }, "listen"},
 		"missing webhook secret": {func(c *Config) { c.WebhookSecretFile = filepath.Join(dir, "nope") }, "webhook-secret-file"},
 		"bad pprof address":      {func(c *Config) { c.PprofAddr = "nope" }, "pprof-listen"},
+		"pprof off loopback":     {func(c *Config) { c.PprofAddr = "0.0.0.0:6060" }, "pprof-listen"},
+		"plain http, require tls": {func(c *Config) {
+			c.GitURL, c.RequireTLS = "http://git.example.com/fleet.git", true
+		}, "require-tls"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
