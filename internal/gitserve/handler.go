@@ -30,6 +30,13 @@ const (
 	DefaultMaxRequestBytes = 8 << 20
 	// DefaultMaxConcurrentPacks bounds the packs built at the same time.
 	DefaultMaxConcurrentPacks = 4
+	// DefaultMaxRequestsPerKey is Config.MaxRequestsPerKey when unset.
+	DefaultMaxRequestsPerKey = 2
+	// DefaultIdleWriteTimeout is Config.IdleWriteTimeout when unset.
+	DefaultIdleWriteTimeout = 30 * time.Second
+	// maxBufferedAnswer is how much of an answer is kept in memory; the rest is
+	// spilled to a temporary file.
+	maxBufferedAnswer = 32 << 20
 	// DefaultRealm is the basic-auth realm of a 401 answer.
 	DefaultRealm = "outpost"
 	// DefaultMaxReachableWalk bounds the commits walked to check that a want
@@ -65,8 +72,18 @@ type Config struct {
 	// Default DefaultMaxRequestBytes.
 	MaxRequestBytes int64
 	// MaxConcurrentPacks bounds the packs built at the same time; more requests
-	// wait. Default DefaultMaxConcurrentPacks.
+	// wait. A slot is held while the answer is built, never while it is sent, so a slow
+	// reader cannot keep one. Default DefaultMaxConcurrentPacks.
 	MaxConcurrentPacks int
+	// Key names the credential of a request, for MaxRequestsPerKey (e.g. the
+	// cluster of an agent token). Nil: no per-key limit.
+	Key func(r *http.Request) string
+	// MaxRequestsPerKey bounds the upload-pack requests of one key in flight at once,
+	// building or sending; more are answered 429. Default DefaultMaxRequestsPerKey.
+	MaxRequestsPerKey int
+	// IdleWriteTimeout cuts a client that has not taken the next chunk of an answer
+	// for this long. Default DefaultIdleWriteTimeout.
+	IdleWriteTimeout time.Duration
 	// Realm is the basic-auth realm sent with a 401. Default DefaultRealm.
 	Realm string
 }
@@ -83,6 +100,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxConcurrentPacks <= 0 {
 		c.MaxConcurrentPacks = DefaultMaxConcurrentPacks
+	}
+	if c.MaxRequestsPerKey <= 0 {
+		c.MaxRequestsPerKey = DefaultMaxRequestsPerKey
+	}
+	if c.IdleWriteTimeout <= 0 {
+		c.IdleWriteTimeout = DefaultIdleWriteTimeout
 	}
 	if c.Realm == "" {
 		c.Realm = DefaultRealm
@@ -115,6 +138,7 @@ type Handler struct {
 	cfg   Config
 	log   *slog.Logger
 	packs chan struct{} // semaphore of MaxConcurrentPacks
+	keys  *keySlots     // upload-pack requests in flight per Config.Key
 }
 
 // New returns a Handler. log receives one line per request at debug level
@@ -127,7 +151,7 @@ func New(cfg Config, log *slog.Logger) (*Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{cfg: cfg, log: log, packs: make(chan struct{}, cfg.MaxConcurrentPacks)}, nil
+	return &Handler{cfg: cfg, log: log, packs: make(chan struct{}, cfg.MaxConcurrentPacks), keys: &keySlots{held: map[string]int{}}}, nil
 }
 
 // ServeHTTP routes by the end of the path, so the handler can be mounted under
@@ -303,31 +327,69 @@ func (h *Handler) uploadPack(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if h.cfg.Key != nil {
+		key := h.cfg.Key(r)
+		if !h.keys.acquire(key, h.cfg.MaxRequestsPerKey) {
+			http.Error(w, "too many fetches in flight with this credential; retry later", http.StatusTooManyRequests)
+			return
+		}
+		defer h.keys.release(key)
+	}
+	// Build the whole answer while holding a pack slot, release the slot, then send:
+	// a slow reader holds only its own connection.
+	answer := &spillBuffer{}
+	defer answer.Close()
 	select {
 	case h.packs <- struct{}{}:
-		defer func() { <-h.packs }()
 	case <-r.Context().Done():
 		return
 	}
-	st := h.storage()
-	ctx := r.Context()
-	if err := h.checkWants(ctx, st, req.wants); err != nil {
-		h.log.Debug("refused wants", "err", err, "remote", r.RemoteAddr)
+	n, err := h.buildAnswer(r, req, answer)
+	<-h.packs
+	log := h.log.With("wants", len(req.wants), "haves", len(req.haves), "done", req.done,
+		"depth", req.depth, "objects", n, "remote", r.RemoteAddr)
+	if err != nil {
+		var refused *refusedError
+		if errors.As(err, &refused) {
+			log.Debug("refused wants", "err", refused.err)
+			writeErrLine(w, refused.err)
+			return
+		}
+		log.Warn("upload-pack failed", "err", err)
 		writeErrLine(w, err)
 		return
 	}
-	lines, common := negotiate(req, func(hash plumbing.Hash) bool { return st.HasEncodedObject(hash) == nil })
-	var sel *selection
-	if req.done || req.depth > 0 {
-		if sel, err = selectObjects(ctx, st, req, common); err != nil {
-			h.log.Warn("select objects", "err", err)
-			writeErrLine(w, fmt.Errorf("cannot compute the pack: %w", err))
-			return
-		}
-	}
 	w.Header().Set("Content-Type", "application/x-git-upload-pack-result")
 	w.Header().Set("Cache-Control", "no-cache")
-	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := h.send(w, answer); err != nil {
+		log.Debug("upload-pack: sending failed", "err", err, "duration", time.Since(start))
+		return
+	}
+	log.Debug("upload-pack", "bytes", answer.size, "duration", time.Since(start))
+}
+
+// refusedError is a request whose wants are refused: answered with an ERR line.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+
+// buildAnswer writes the answer to req (shallow update, ACK/NAK lines, the pack when
+// the client is done) into out and returns the number of objects packed.
+func (h *Handler) buildAnswer(r *http.Request, req *uploadRequest, out io.Writer) (int, error) {
+	st := h.storage()
+	ctx := r.Context()
+	if err := h.checkWants(ctx, st, req.wants); err != nil {
+		return 0, &refusedError{err}
+	}
+	lines, common := negotiate(req, func(hash plumbing.Hash) bool { return st.HasEncodedObject(hash) == nil })
+	var sel *selection
+	var err error
+	if req.done || req.depth > 0 {
+		if sel, err = selectObjects(ctx, st, req, common); err != nil {
+			return 0, fmt.Errorf("cannot compute the pack: %w", err)
+		}
+	}
+	bw := bufio.NewWriterSize(out, 64<<10)
 	e := pktline.NewEncoder(bw)
 	if req.depth > 0 {
 		for _, s := range sel.shallow {
@@ -346,14 +408,39 @@ func (h *Handler) uploadPack(w http.ResponseWriter, r *http.Request) {
 		n = len(sel.objects)
 		err = h.writePack(st, bw, req, sel.objects)
 	}
-	err = firstErr(err, bw.Flush())
-	log := h.log.With("wants", len(req.wants), "haves", len(req.haves), "common", len(common), "done", req.done,
-		"depth", req.depth, "objects", n, "duration", time.Since(start), "remote", r.RemoteAddr)
+	return n, firstErr(err, bw.Flush())
+}
+
+// send streams the built answer in chunks, giving the client IdleWriteTimeout for
+// each: a client that stops reading is cut instead of holding the connection until
+// the hub's Git timeout.
+func (h *Handler) send(w http.ResponseWriter, answer *spillBuffer) error {
+	rc := http.NewResponseController(w)
+	rd, err := answer.Reader()
 	if err != nil {
-		log.Debug("upload-pack failed", "err", err)
-		return
+		return err
 	}
-	log.Debug("upload-pack")
+	buf := make([]byte, 64<<10)
+	for {
+		k, rerr := rd.Read(buf)
+		if k > 0 {
+			if err := rc.SetWriteDeadline(time.Now().Add(h.cfg.IdleWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+				return err
+			}
+			if _, err := w.Write(buf[:k]); err != nil {
+				return err
+			}
+			if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+				return err
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
 }
 
 // errTooBig is returned when a decompressed request passes MaxRequestBytes.
