@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
@@ -34,6 +36,7 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, c *caller) error {
 		return err
 	}
 	a.metrics.reported(r.Context(), len(res.Stored), len(res.Stale))
+	a.forgetApps(r.Context(), rep.Cluster, now)
 	out := apiv1.ReportResponse{Stored: res.Stored, Stale: res.Stale}
 	if out.Stored == nil {
 		out.Stored = []string{}
@@ -98,4 +101,50 @@ func extendDeadlines(w http.ResponseWriter, d time.Duration) {
 	deadline := time.Now().Add(d)
 	_ = rc.SetReadDeadline(deadline)
 	_ = rc.SetWriteDeadline(deadline)
+}
+
+// forgetClock remembers when each cluster's stale apps were last forgotten.
+type forgetClock struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// due reports whether cluster's turn has come, and takes it.
+func (f *forgetClock) due(cluster string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if now.Sub(f.last[cluster]) < forgetEvery {
+		return false
+	}
+	f.last[cluster] = now
+	return true
+}
+
+// forgetApps removes, at most once a minute per cluster, the status of the cluster's
+// apps that left its apps.yaml (or never were in it: names an agent token made up) and
+// were not reported for UndesiredAppRetention, and of any app not reported for
+// StaleAppRetention. A failure is logged: the report itself was stored.
+func (a *API) forgetApps(ctx context.Context, cluster string, now time.Time) {
+	if !a.forgotten.due(cluster, now) {
+		return
+	}
+	snap, err := a.cfg.Git.Snapshot(ctx, "")
+	if err != nil {
+		a.log.Warn("forget stale apps: read the desired state", "cluster", cluster, "err", err)
+		return
+	}
+	desired := map[string]bool{}
+	if gc := snap.Cluster(cluster); gc != nil {
+		for _, app := range gc.Apps {
+			desired[app.Name] = true
+		}
+	}
+	gone, err := a.cfg.Store.ForgetApps(ctx, cluster, desired, now.Add(-a.cfg.UndesiredAppRetention), now.Add(-a.cfg.StaleAppRetention))
+	if err != nil {
+		a.log.Warn("forget stale apps", "cluster", cluster, "err", err)
+		return
+	}
+	if len(gone) > 0 {
+		a.log.Info("forgot the status of apps no longer deployed or reported", "cluster", cluster, "apps", gone)
+	}
 }

@@ -52,6 +52,12 @@ const (
 	DefaultAuthFailureBurst = 20
 	// DefaultAuthFailureRefill is Config.AuthFailureRefill when unset.
 	DefaultAuthFailureRefill = time.Second
+	// DefaultUndesiredAppRetention is Config.UndesiredAppRetention when unset.
+	DefaultUndesiredAppRetention = time.Hour
+	// DefaultStaleAppRetention is Config.StaleAppRetention when unset.
+	DefaultStaleAppRetention = 7 * 24 * time.Hour
+	// forgetEvery is how often, at most, the reports of one cluster trigger ForgetApps.
+	forgetEvery = time.Minute
 	// tooManyRetryAfter is the Retry-After of a 429, in seconds.
 	tooManyRetryAfter = "5"
 )
@@ -182,6 +188,13 @@ type Config struct {
 	// AuthFailureRefill is how often a source address regains one failed
 	// authentication. Default DefaultAuthFailureRefill.
 	AuthFailureRefill time.Duration
+	// UndesiredAppRetention is how long the status of an app that is not in its
+	// cluster's apps.yaml is kept after its last report. Default
+	// DefaultUndesiredAppRetention.
+	UndesiredAppRetention time.Duration
+	// StaleAppRetention is how long the status of any app is kept after its last
+	// report. Default DefaultStaleAppRetention.
+	StaleAppRetention time.Duration
 	// Logger receives the API's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -233,6 +246,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.AuthFailureRefill <= 0 {
 		c.AuthFailureRefill = DefaultAuthFailureRefill
 	}
+	if c.UndesiredAppRetention <= 0 {
+		c.UndesiredAppRetention = DefaultUndesiredAppRetention
+	}
+	if c.StaleAppRetention <= 0 {
+		c.StaleAppRetention = DefaultStaleAppRetention
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -278,6 +297,7 @@ type API struct {
 	streams    *slots        // dashboard event streams, per admin token
 	anonymous  *slots        // dashboard event streams without a token (one key)
 	authFails  *authLimiter  // nil: no limit
+	forgotten  *forgetClock  // when each cluster's stale apps were last forgotten
 
 	// draining ends when the hub shuts down: held long-polls answer at once.
 	draining context.Context
@@ -314,6 +334,7 @@ func New(cfg Config) (*API, error) {
 	a.draining, a.drain = context.WithCancel(context.Background())
 	a.webhooks = make(chan struct{}, cfg.MaxWebhooks)
 	a.deliveries = newReplayMemory(webhookMemory)
+	a.forgotten = &forgetClock{last: map[string]time.Time{}}
 	a.longPolls = newSlots(cfg.MaxLongPollsPerCluster)
 	a.streams = newSlots(cfg.MaxStreamsPerToken)
 	a.anonymous = newSlots(cfg.MaxPublicStreams)

@@ -141,3 +141,32 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestAttackMadeUpAppsAreForgotten: an agent token that reports app names its
+// cluster's apps.yaml does not list (up to 1000 per report) cannot grow the hub's store
+// for ever: their rows go once not reported for the retention, while the cluster's real
+// apps stay (security review L1).
+func TestAttackMadeUpAppsAreForgotten(t *testing.T) {
+	h := newTestHub(t, t.TempDir(), withAppRetention(time.Nanosecond))
+	tok := h.register(t, "prod-eu")
+	rep := report("prod-eu", "web", "1.4.1", 1, apiv1.PhaseSynced)
+	for i := range 50 {
+		fake := rep.Apps[0]
+		fake.App = "made-up-" + strings.Repeat("x", i%5) + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		rep.Apps = append(rep.Apps, fake)
+	}
+	decode[apiv1.ReportResponse](t, h.do(t, "POST", apiv1.ReportPath, tok, rep), http.StatusOK)
+	time.Sleep(10 * time.Millisecond)
+	h.api.forgotten.last = map[string]time.Time{} // the next report's turn has come
+	decode[apiv1.ReportResponse](t, h.do(t, "POST", apiv1.ReportPath, tok, report("prod-eu", "web", "1.4.1", 2, apiv1.PhaseSynced)), http.StatusOK)
+	cs := decode[apiv1.ClusterStatus](t, h.do(t, "GET", "/api/v1/clusters/prod-eu/status", janeToken, nil), http.StatusOK)
+	var names []string
+	for _, a := range cs.Apps {
+		if !a.ReceivedAt.IsZero() {
+			names = append(names, a.App)
+		}
+	}
+	if len(names) != 1 || names[0] != "web" {
+		t.Errorf("apps with a stored status: %v, want only web", names)
+	}
+}

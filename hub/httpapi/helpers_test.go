@@ -41,6 +41,7 @@ type hubSetup struct {
 	hold          time.Duration
 	quiet         bool
 	logOut        io.Writer
+	appRetention  time.Duration
 }
 
 type hubOption func(*hubSetup)
@@ -58,6 +59,9 @@ func withMetrics() hubOption { return func(s *hubSetup) { s.metrics = true } }
 
 // withLogOutput writes the hub's logs (text, info and up) to w as well.
 func withLogOutput(w io.Writer) hubOption { return func(s *hubSetup) { s.logOut = w } }
+
+// withAppRetention sets Config.UndesiredAppRetention.
+func withAppRetention(d time.Duration) hubOption { return func(s *hubSetup) { s.appRetention = d } }
 
 // withQuietLog discards the hub's logs (fuzzing).
 func withQuietLog() hubOption { return func(s *hubSetup) { s.quiet = true } }
@@ -122,6 +126,7 @@ func newTestHub(t testing.TB, dir string, opts ...hubOption) *testHub {
 	if s.hold > 0 {
 		cfg.LongPollHold = s.hold
 	}
+	cfg.UndesiredAppRetention = s.appRetention
 	if s.remote == nil {
 		cfg.GitServer, err = gitserve.New(gitserve.Config{Dir: gs.Dir(), Refs: gs, Authorize: gitserve.AllowAll}, log)
 		if err != nil {

@@ -281,3 +281,45 @@ func sameDrift(a, b map[string][]byte) bool {
 	}
 	return true
 }
+
+// ForgetApps removes the status and drift of cluster's apps that are stale (events
+// stay, bounded per cluster): last reported before staleBefore, or not in desired (nil: none is) and
+// last reported before undesiredBefore. It returns the apps removed. An app that left
+// apps.yaml, or a name an agent token made up, does not stay in the store for ever.
+func (s *SQLite) ForgetApps(ctx context.Context, cluster string, desired map[string]bool, undesiredBefore, staleBefore time.Time) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT app, received_at FROM app_status WHERE cluster = ? AND received_at < ?`,
+		cluster, max(undesiredBefore.UnixNano(), staleBefore.UnixNano()))
+	if err != nil {
+		return nil, fmt.Errorf("forget apps of %q: %w", cluster, err)
+	}
+	var gone []string
+	for rows.Next() {
+		var app string
+		var at int64
+		if err := rows.Scan(&app, &at); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("forget apps of %q: %w", cluster, err)
+		}
+		if at < staleBefore.UnixNano() || (!desired[app] && at < undesiredBefore.UnixNano()) {
+			gone = append(gone, app)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(gone) == 0 {
+		return nil, err
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, app := range gone {
+			for _, table := range []string{"app_status", "app_status_doc", "drift"} {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE cluster = ? AND app = ?`, cluster, app); err != nil {
+					return fmt.Errorf("%s: %w", table, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("forget apps of %q: %w", cluster, err)
+	}
+	return gone, nil
+}

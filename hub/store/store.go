@@ -55,6 +55,9 @@ type Statuses interface {
 	ClusterSummaries(ctx context.Context) (map[string]apiv1.ClusterSummary, error)
 	// Events returns the events matching q, newest first.
 	Events(ctx context.Context, q EventQuery) ([]apiv1.Event, error)
+	// ForgetApps removes the status and drift of cluster's apps last reported before
+	// staleBefore, or not in desired and last reported before undesiredBefore.
+	ForgetApps(ctx context.Context, cluster string, desired map[string]bool, undesiredBefore, staleBefore time.Time) ([]string, error)
 }
 
 // ErrNotFound is returned (wrapped) when a cluster does not exist.

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -564,5 +566,41 @@ func TestAttackFrozenStatusThawsOnNextReport(t *testing.T) {
 	}
 	if got := statusOf(t, s, "prod-eu", "web"); got.Status.Version != "1.0.0" {
 		t.Errorf("version %s, want the real report's 1.0.0", got.Status.Version)
+	}
+}
+
+// TestForgetApps: stale apps go (not reported for the stale age; or not desired and
+// not reported for the shorter retention), the rest stay with their drift.
+func TestForgetApps(t *testing.T) {
+	s := openTest(t, Config{})
+	register(t, s, "prod-eu")
+	ctx := context.Background()
+	at := func(h int, apps ...string) {
+		var st []apiv1.AppStatus
+		for _, a := range apps {
+			st = append(st, synced(a, int64(h+1), "1.0.0"))
+		}
+		if _, err := s.ApplyReport(ctx, report(t, "prod-eu", st), t0.Add(time.Duration(h)*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at(0, "old-desired", "old-gone")
+	at(10, "new-gone", "web")
+	gone, err := s.ForgetApps(ctx, "prod-eu", map[string]bool{"web": true, "old-desired": true, "new-gone": false},
+		t0.Add(5*time.Hour), t0.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(gone)
+	if !slices.Equal(gone, []string{"old-gone"}) {
+		t.Errorf("forgot %v, want [old-gone]", gone)
+	}
+	gone, err = s.ForgetApps(ctx, "prod-eu", map[string]bool{"web": true}, t0.Add(5*time.Hour), t0.Add(time.Hour))
+	if err != nil || !slices.Equal(gone, []string{"old-desired"}) {
+		t.Errorf("stale: forgot %v, %v, want [old-desired]", gone, err)
+	}
+	recs, err := s.Status(ctx, StatusQuery{Cluster: "prod-eu"})
+	if err != nil || len(recs) != 2 {
+		t.Errorf("left %d records (%v), want new-gone and web", len(recs), err)
 	}
 }
