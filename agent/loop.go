@@ -272,7 +272,7 @@ func (l *loop) syncCycle(ctx context.Context, p pending) {
 	if !moved && !p.full && len(p.apps) == 0 {
 		return // neither Git nor the cluster changed: no request at all
 	}
-	req := engine.Request{Root: rev.Dir, Revision: rev.SHA, Cluster: l.cfg.ClusterName}
+	req := engine.Request{Root: rev.Dir, Revision: rev.Source, Cluster: l.cfg.ClusterName}
 	if !moved && !p.full {
 		req.Apps = p.apps
 	}
@@ -280,7 +280,7 @@ func (l *loop) syncCycle(ctx context.Context, p pending) {
 	if ctx.Err() != nil {
 		// Shutting down mid-sync: the apply was aborted between objects, which the
 		// inventory makes safe; the next leader resumes. Nothing is reported as failed.
-		l.log.Info("sync aborted by shutdown", "revision", rev.SHA)
+		l.log.Info("sync aborted by shutdown", "revision", rev.Source)
 		return
 	}
 	l.m.syncDuration.Record(ctx, time.Since(start).Seconds())
@@ -444,7 +444,7 @@ func (l *loop) sourceUnavailable(err error) {
 // clusterFailed reports a failure to load the cluster's desired state (e.g. a broken
 // apps.yaml) on every known app; nothing was applied or pruned.
 func (l *loop) clusterFailed(rev *source.Revision, err error) {
-	l.log.Error("cluster desired state not loadable; nothing applied or pruned", "revision", rev.SHA, "err", err)
+	l.log.Error("cluster desired state not loadable; nothing applied or pruned", "revision", rev.Source, "err", err)
 	l.markAll(apiv1.PhaseFailed, engine.StageRender, err)
 }
 

@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var gitServer http.Handler
 	if cfg.GitURL == "" {
 		// httpapi authorizes every request to /git/ before it reaches the handler.
-		if gitServer, err = gitserve.New(gitserve.Config{Dir: gs.Dir(), Refs: gs, Authorize: gitserve.AllowAll, Key: gitserve.TokenKey}, log); err != nil {
+		if gitServer, err = gitserve.New(gitserve.Config{Dir: gs.Dir(), Refs: gs, Authorize: gitserve.AllowAll, Key: gitserve.TokenKey, View: gitserve.ViewOf}, log); err != nil {
 			return err
 		}
 	}

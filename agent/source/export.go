@@ -68,7 +68,8 @@ func (s *Source) export(ctx context.Context, sha string) (*Revision, error) {
 		}
 	}
 	revision := func(slot string) *Revision {
-		return &Revision{SHA: sha, Dir: filepath.Join(root, slot), Time: commit.Committer.When, Message: firstLine(commit.Message)}
+		return &Revision{SHA: sha, Dir: filepath.Join(root, slot), Time: commit.Committer.When, Message: firstLine(commit.Message),
+			Source: sourceCommit(commit)}
 	}
 	states := map[string]*slotState{slotA: readState(root, slotA), slotB: readState(root, slotB)}
 	for _, slot := range []string{slotA, slotB} {
@@ -97,6 +98,22 @@ func (s *Source) export(ctx context.Context, sha string) (*Revision, error) {
 		return nil, fmt.Errorf("git source: exporting %s: %w", sha, err)
 	}
 	return revision(slot), nil
+}
+
+// viewTrailer ends the message of a view commit the hub made of a source commit for
+// this cluster (internal/gitserve.SourceTrailer).
+const viewTrailer = "Outpost-Source-Commit: "
+
+// sourceCommit returns the commit a view commit was made of (its last viewTrailer
+// line; only parentless commits are views), or the commit's own hash.
+func sourceCommit(c *object.Commit) string {
+	if len(c.ParentHashes) == 0 {
+		lines := strings.Split(strings.TrimRight(c.Message, "\n"), "\n")
+		if src, ok := strings.CutPrefix(lines[len(lines)-1], viewTrailer); ok && plumbing.IsHash(src) {
+			return src
+		}
+	}
+	return c.Hash.String()
 }
 
 // fill brings dir from the tree recorded in old (nil: unknown) to tree and returns the

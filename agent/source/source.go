@@ -68,6 +68,10 @@ type Revision struct {
 	Time time.Time `json:"time"`
 	// Message is the commit message's first line.
 	Message string `json:"message"`
+	// Source is the commit of the GitOps repository this revision shows: SHA, or,
+	// when the hub served this cluster's view of the repository (a commit made for
+	// it), the commit the view was made of. It is what the agent reports.
+	Source string `json:"source"`
 }
 
 // UnavailableError means the remote could not be reached or refused the request after

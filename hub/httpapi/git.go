@@ -14,8 +14,10 @@ import (
 func basicOrBearer(r *http.Request) (string, bool) { return gitserve.Token(r) }
 
 // serveGit serves the repository read-only at /git/<cluster>.git to the agent of that
-// cluster (or an admin). Every cluster's URL serves the same repository: Git cannot
-// serve part of a tree, so the URL scopes the token, not the content.
+// cluster (or an admin). An agent token gets its cluster's view (gitserve.WithView):
+// everything outside clusters/ and clusters/<cluster>/ alone, one parentless commit
+// per branch head naming the source commit, so no other cluster's files or history
+// can be fetched with it. An admin token gets the whole repository.
 func (a *API) serveGit(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if a.cfg.GitServer == nil {
 		return newError(apiv1.CodeNotFound, "", "this hub does not serve Git: the repository is remote")
@@ -33,6 +35,9 @@ func (a *API) serveGit(w http.ResponseWriter, r *http.Request, c *caller) error 
 	// A pack may take longer than the server's WriteTimeout to send.
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.GitTimeout)
 	defer cancel()
+	if !c.admin {
+		ctx = gitserve.WithView(ctx, cluster)
+	}
 	extendDeadlines(w, a.cfg.GitTimeout)
 	a.cfg.GitServer.ServeHTTP(w, r.WithContext(ctx))
 	return nil

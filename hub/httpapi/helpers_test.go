@@ -128,7 +128,7 @@ func newTestHub(t testing.TB, dir string, opts ...hubOption) *testHub {
 	}
 	cfg.UndesiredAppRetention = s.appRetention
 	if s.remote == nil {
-		cfg.GitServer, err = gitserve.New(gitserve.Config{Dir: gs.Dir(), Refs: gs, Authorize: gitserve.AllowAll}, log)
+		cfg.GitServer, err = gitserve.New(gitserve.Config{Dir: gs.Dir(), Refs: gs, Authorize: gitserve.AllowAll, View: gitserve.ViewOf}, log)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -153,11 +153,16 @@ func TestGitServedToItsClusterOnly(t *testing.T) {
 		t.Fatalf("clone with its own token: %v", err)
 	}
 	head, err := r.Head()
-	if err != nil || head.Hash().String() != h.git.Head() {
-		t.Errorf("cloned head %v (%v), want %s", head, err, h.git.Head())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := clone("prod-eu.git", janeToken); err != nil {
+	if c, err := r.CommitObject(head.Hash()); err != nil || !strings.HasSuffix(c.Message, "Outpost-Source-Commit: "+h.git.Head()+"\n") {
+		t.Errorf("cloned head %v (%v): want prod-eu's view of %s", c, err, h.git.Head())
+	}
+	if full, err := clone("prod-eu.git", janeToken); err != nil {
 		t.Errorf("clone as an admin: %v", err)
+	} else if head, err := full.Head(); err != nil || head.Hash().String() != h.git.Head() {
+		t.Errorf("admin clone head %v (%v), want the repository's %s", head, err, h.git.Head())
 	}
 	if _, err := clone("prod-eu.git", tokB); err == nil {
 		t.Error("staging's token cloned prod-eu's repository")

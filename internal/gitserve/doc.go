@@ -38,6 +38,20 @@
 // (git-receive-pack, advertisement or POST) are refused with 403: desired state
 // changes through the hub's API, which commits with an author. Request bodies
 // are bounded after gzip decompression (Config.MaxRequestBytes) and packs are
-// built at most Config.MaxConcurrentPacks at a time. Wants must be reachable
-// from an advertised ref.
+// built at most Config.MaxConcurrentPacks at a time: an answer is built whole (in
+// memory, spilled to a temporary file past 32 MiB) under a slot, and sent after the
+// slot is released, each chunk within Config.IdleWriteTimeout; Config.Key bounds the
+// requests in flight per credential. Wants must be reachable from an advertised ref.
+//
+// # Per-cluster views
+//
+// A request for which Config.View names a cluster (the hub sets it, with WithView,
+// for agent tokens) is served that cluster's view of the repository: each advertised
+// ref points at a parentless commit made for the cluster (same author, committer and
+// message, ending with the line "Outpost-Source-Commit: <commit>") whose tree is the
+// commit's with clusters/ holding only clusters/<cluster>/; every other subtree is the
+// repository's own object, so a fetch of the next view sends only what changed. View
+// objects live in a bounded in-memory cache, where the agent's previous view is found
+// again when it says it has it. Only the view's objects are reachable from its refs,
+// so no want can name another cluster's files or the repository's history.
 package gitserve

@@ -20,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/pktline"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
@@ -75,6 +76,9 @@ type Config struct {
 	// wait. A slot is held while the answer is built, never while it is sent, so a slow
 	// reader cannot keep one. Default DefaultMaxConcurrentPacks.
 	MaxConcurrentPacks int
+	// View names the cluster whose view a request is served (see WithView), or "" for
+	// the whole repository. Nil: every request gets the whole repository.
+	View func(r *http.Request) string
 	// Key names the credential of a request, for MaxRequestsPerKey (e.g. the
 	// cluster of an agent token). Nil: no per-key limit.
 	Key func(r *http.Request) string
@@ -139,6 +143,7 @@ type Handler struct {
 	log   *slog.Logger
 	packs chan struct{} // semaphore of MaxConcurrentPacks
 	keys  *keySlots     // upload-pack requests in flight per Config.Key
+	views *viewCache    // objects of per-cluster views
 }
 
 // New returns a Handler. log receives one line per request at debug level
@@ -151,7 +156,7 @@ func New(cfg Config, log *slog.Logger) (*Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{cfg: cfg, log: log, packs: make(chan struct{}, cfg.MaxConcurrentPacks), keys: &keySlots{held: map[string]int{}}}, nil
+	return &Handler{cfg: cfg, log: log, packs: make(chan struct{}, cfg.MaxConcurrentPacks), keys: &keySlots{held: map[string]int{}}, views: newViewCache()}, nil
 }
 
 // ServeHTTP routes by the end of the path, so the handler can be mounted under
@@ -241,9 +246,32 @@ func (h *Handler) refs(ctx context.Context, st *filesystem.Storage) (head *plumb
 	return head, refs, nil
 }
 
+// tips returns what a request is served: HEAD, the references to advertise and the
+// objects to read. For a request with a view (Config.View), every reference points at
+// the view of its commit and the objects are the view's over the repository's.
+func (h *Handler) tips(r *http.Request, st *filesystem.Storage) (*plumbing.Reference, []*plumbing.Reference, storer.EncodedObjectStorer, error) {
+	head, refs, err := h.refs(r.Context(), st)
+	if err != nil || h.cfg.View == nil {
+		return head, refs, st, err
+	}
+	cluster := h.cfg.View(r)
+	if cluster == "" {
+		return head, refs, st, nil
+	}
+	viewed := make([]*plumbing.Reference, 0, len(refs))
+	for _, ref := range refs {
+		v, err := h.views.view(st, ref.Hash(), cluster)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		viewed = append(viewed, plumbing.NewHashReference(ref.Name(), v))
+	}
+	return head, viewed, &overlay{EncodedObjectStorer: st, views: h.views}, nil
+}
+
 // advertise answers info/refs for git-upload-pack.
 func (h *Handler) advertise(w http.ResponseWriter, r *http.Request) {
-	head, refs, err := h.refs(r.Context(), h.storage())
+	head, refs, _, err := h.tips(r, h.storage())
 	if err != nil {
 		h.log.Warn("list references", "err", err)
 		http.Error(w, "cannot list references", http.StatusInternalServerError)
@@ -376,14 +404,16 @@ func (e *refusedError) Error() string { return e.err.Error() }
 // buildAnswer writes the answer to req (shallow update, ACK/NAK lines, the pack when
 // the client is done) into out and returns the number of objects packed.
 func (h *Handler) buildAnswer(r *http.Request, req *uploadRequest, out io.Writer) (int, error) {
-	st := h.storage()
 	ctx := r.Context()
-	if err := h.checkWants(ctx, st, req.wants); err != nil {
+	_, refs, st, err := h.tips(r, h.storage())
+	if err != nil {
+		return 0, fmt.Errorf("list references: %w", err)
+	}
+	if err := h.checkWants(ctx, st, refs, req.wants); err != nil {
 		return 0, &refusedError{err}
 	}
 	lines, common := negotiate(req, func(hash plumbing.Hash) bool { return st.HasEncodedObject(hash) == nil })
 	var sel *selection
-	var err error
 	if req.done || req.depth > 0 {
 		if sel, err = selectObjects(ctx, st, req, common); err != nil {
 			return 0, fmt.Errorf("cannot compute the pack: %w", err)
@@ -484,11 +514,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 }
 
 // checkWants refuses a want that is not reachable from an advertised ref.
-func (h *Handler) checkWants(ctx context.Context, st *filesystem.Storage, wants []plumbing.Hash) error {
-	_, refs, err := h.refs(ctx, st)
-	if err != nil {
-		return err
-	}
+func (h *Handler) checkWants(ctx context.Context, st storer.EncodedObjectStorer, refs []*plumbing.Reference, wants []plumbing.Hash) error {
 	tips := map[plumbing.Hash]bool{}
 	for _, r := range refs {
 		tips[r.Hash()] = true
@@ -534,7 +560,7 @@ func (h *Handler) checkWants(ctx context.Context, st *filesystem.Storage, wants 
 
 // writePack writes the pack of objects, multiplexed on side-band 1 when the
 // client asked for a side band.
-func (h *Handler) writePack(st *filesystem.Storage, w io.Writer, req *uploadRequest, objects []plumbing.Hash) error {
+func (h *Handler) writePack(st storer.EncodedObjectStorer, w io.Writer, req *uploadRequest, objects []plumbing.Hash) error {
 	out := w
 	var mux *sideband.Muxer
 	switch {

@@ -1,0 +1,134 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-git/go-billy/v5/memfs"
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/outpost-gitops/outpost/hub/gitstore"
+	"github.com/outpost-gitops/outpost/internal/testenv"
+)
+
+// uploadPackWant sends a hand-made upload-pack request for want and returns the answer.
+func (h *testHub) uploadPackWant(t *testing.T, cluster, token, want string) string {
+	t.Helper()
+	pkt := func(l string) string { return fmt.Sprintf("%04x%s", len(l)+4, l) }
+	body := pkt("want "+want+" side-band-64k ofs-delta\n") + "0000" + pkt("done\n")
+	r := h.do(t, "POST", "/git/"+cluster+".git/git-upload-pack", token, body, "Content-Type", "application/x-git-upload-pack-request")
+	return string(r.body)
+}
+
+// TestAttackAgentTokenReadsOnlyItsClusterView: an agent token gets its cluster's view
+// of the repository (security review M4): no other cluster's directory, no history, and
+// a hand-made want of any object outside the view (the real head commit, another
+// cluster's apps.yaml blob) is refused. The git CLI accepts the view, clones it and
+// fetches the next commit incrementally; the agent reports the source commit.
+func TestAttackAgentTokenReadsOnlyItsClusterView(t *testing.T) {
+	h := newTestHub(t, t.TempDir())
+	tok := h.register(t, "prod-eu")
+	r, err := git.CloneContext(context.Background(), memory.NewStorage(), memfs.New(),
+		&git.CloneOptions{URL: h.url + "/git/prod-eu.git", Auth: &githttp.BasicAuth{Username: "agent", Password: tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := r.Head()
+	c, err := r.CommitObject(head.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.ParentHashes) != 0 {
+		t.Errorf("view commit has parents %v: history is served", c.ParentHashes)
+	}
+	tree, _ := c.Tree()
+	var files []string
+	_ = tree.Files().ForEach(func(f *object.File) error { files = append(files, f.Name); return nil })
+	joined := strings.Join(files, " ")
+	if strings.Contains(joined, "clusters/staging") || !strings.Contains(joined, "clusters/prod-eu/apps.yaml") || !strings.Contains(joined, "apps/web/") {
+		t.Errorf("view files: %v, want apps/ and clusters/prod-eu/ only among clusters", files)
+	}
+	if n, _ := r.CommitObjects(); n != nil {
+		count := 0
+		_ = n.ForEach(func(*object.Commit) error { count++; return nil })
+		if count != 1 {
+			t.Errorf("%d commits fetched, want the view's one", count)
+		}
+	}
+
+	// Objects outside the view cannot be wanted.
+	snapTree := realTree(t, h)
+	staging, err := snapTree.File("clusters/staging/apps.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"the real head commit": h.git.Head(), "staging's apps.yaml": staging.Hash.String()} {
+		if ans := h.uploadPackWant(t, "prod-eu", tok, want); !strings.Contains(ans, "ERR ") || strings.Contains(ans, "PACK") {
+			t.Errorf("want of %s: %q, want an ERR line and no pack", name, ans[:min(len(ans), 120)])
+		}
+	}
+	// An admin still may.
+	if ans := h.uploadPackWant(t, "prod-eu", janeToken, h.git.Head()); strings.Contains(ans, "ERR ") {
+		t.Errorf("admin want of the head: %q", ans[:min(len(ans), 120)])
+	}
+
+	// The git CLI clones the view, and fetches the next commit by its difference.
+	gitBin, err := testenv.GitCLI()
+	if err != nil {
+		t.Skip("git CLI not installed")
+	}
+	dir := t.TempDir()
+	url := strings.Replace(h.url, "http://", "http://agent:"+tok+"@", 1) + "/git/prod-eu.git"
+	run := func(args ...string) string {
+		cmd := exec.Command(gitBin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("clone", "--depth=1", url, "view")
+	if _, err := os.Stat(filepath.Join(dir, "view", "clusters", "staging")); err == nil {
+		t.Error("git CLI clone holds clusters/staging")
+	}
+	res, err := h.git.SetVersion(context.Background(), "prod-eu", "web", "9.9.9", gitstore.Author{Name: "Jane", Email: "j@example.com"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(dir, "view")
+	run("fetch", "--depth=1", "origin")
+	log := run("log", "-1", "--format=%B", "origin/main")
+	if !strings.Contains(log, "Outpost-Source-Commit: "+res.Revision) {
+		t.Errorf("fetched view of the next commit: %q, want it to name %s", log, res.Revision)
+	}
+	run("fsck", "--no-dangling")
+}
+
+// realTree returns the root tree of the hub's head, read from its repository.
+func realTree(t *testing.T, h *testHub) *object.Tree {
+	t.Helper()
+	repo, err := git.PlainOpen(h.git.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(h.git.Head()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree
+}
