@@ -392,3 +392,19 @@ func TestAttackFutureEpochCannotFreezeStatus(t *testing.T) {
 		t.Errorf("web = %s %s, want the real agent's Failed 1.4.1", web.Phase, web.Version)
 	}
 }
+
+// TestAttackRegisterExistingClusterKeepsItsApps: registering a name whose directory
+// is in Git already creates only its token: no commit, its apps.yaml untouched (the
+// old remove-and-add committed apps: [] over it; security review H3).
+func TestAttackRegisterExistingClusterKeepsItsApps(t *testing.T) {
+	h := newTestHub(t, t.TempDir())
+	head := h.git.Head()
+	_, before := commitAt(t, h.git.Dir(), head, "clusters/staging/apps.yaml")
+	h.register(t, "staging")
+	if h.git.Head() != head {
+		t.Errorf("registering a cluster Git has moved the head")
+	}
+	if _, after := commitAt(t, h.git.Dir(), h.git.Head(), "clusters/staging/apps.yaml"); after != before || !strings.Contains(after, "web") {
+		t.Errorf("apps.yaml after registering:\n%s\nwant unchanged:\n%s", after, before)
+	}
+}
