@@ -71,10 +71,10 @@ func (a *API) desired(w http.ResponseWriter, r *http.Request, c *caller) error {
 		return &apiError{resp: apiv1.ErrorResponse{Code: apiv1.CodeUnavailable, Message: "the hub is shutting down"}, retryAfter: "5"}
 	}
 	// Each long-poll holds a connection: one cluster's token gets a few at once.
-	if !a.longPolls.acquire(c.key) {
+	if !a.longPolls.Acquire(c.key) {
 		return tooMany(fmt.Sprintf("cluster %s holds %d long-polls already", cluster, a.cfg.MaxLongPollsPerCluster))
 	}
-	defer a.longPolls.release(c.key)
+	defer a.longPolls.Release(c.key)
 	extendDeadlines(w, a.cfg.LongPollHold+longPollMargin)
 	ctx, cancel := contextUntil(r.Context(), a.draining)
 	defer cancel()

@@ -21,6 +21,7 @@ import (
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/hub/gitstore"
 	"github.com/outpost-gitops/outpost/hub/store"
+	"github.com/outpost-gitops/outpost/internal/slots"
 )
 
 // Defaults of Config, in one place.
@@ -293,9 +294,9 @@ type API struct {
 
 	webhooks   chan struct{} // one per webhook being handled
 	deliveries *replayMemory // webhook deliveries handled
-	longPolls  *slots        // per cluster
-	streams    *slots        // dashboard event streams, per admin token
-	anonymous  *slots        // dashboard event streams without a token (one key)
+	longPolls  *slots.Slots  // per cluster
+	streams    *slots.Slots  // dashboard event streams, per admin token
+	anonymous  *slots.Slots  // dashboard event streams without a token (one key)
 	authFails  *authLimiter  // nil: no limit
 	forgotten  *forgetClock  // when each cluster's stale apps were last forgotten
 
@@ -335,9 +336,9 @@ func New(cfg Config) (*API, error) {
 	a.webhooks = make(chan struct{}, cfg.MaxWebhooks)
 	a.deliveries = newReplayMemory(webhookMemory)
 	a.forgotten = &forgetClock{last: map[string]time.Time{}}
-	a.longPolls = newSlots(cfg.MaxLongPollsPerCluster)
-	a.streams = newSlots(cfg.MaxStreamsPerToken)
-	a.anonymous = newSlots(cfg.MaxPublicStreams)
+	a.longPolls = slots.New(cfg.MaxLongPollsPerCluster)
+	a.streams = slots.New(cfg.MaxStreamsPerToken)
+	a.anonymous = slots.New(cfg.MaxPublicStreams)
 	if cfg.AuthFailureBurst > 0 {
 		a.authFails = newAuthLimiter(cfg.AuthFailureBurst, cfg.AuthFailureRefill, cfg.Now)
 	}
@@ -594,14 +595,14 @@ func (a *API) serveDashboard(w http.ResponseWriter, r *http.Request, c *caller) 
 	if r.URL.Path == "/events/stream" && a.dashboard != nil {
 		// Each event stream holds a connection and polls the store: bounded per admin
 		// token, and for all anonymous viewers of a public dashboard together.
-		slots, key := a.streams, c.key
+		pool, key := a.streams, c.key
 		if key == "" {
-			slots, key = a.anonymous, "public"
+			pool, key = a.anonymous, "public"
 		}
-		if !slots.acquire(key) {
+		if !pool.Acquire(key) {
 			return tooMany("too many dashboard event streams are open with this token (or, without a token, in all)")
 		}
-		defer slots.release(key)
+		defer pool.Release(key)
 	}
 	if a.dashboard == nil {
 		if r.URL.Path == "/" {

@@ -10,38 +10,6 @@ import (
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 )
 
-// slots bounds how many requests of one key (a token, a cluster) are in flight at
-// once: long-polls and dashboard event streams, which each hold a connection.
-type slots struct {
-	mu    sync.Mutex
-	limit int
-	held  map[string]int
-}
-
-func newSlots(limit int) *slots { return &slots{limit: limit, held: map[string]int{}} }
-
-// acquire takes one of key's slots; false when key holds limit already. A taken slot
-// is given back with release.
-func (s *slots) acquire(key string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.held[key] >= s.limit {
-		return false
-	}
-	s.held[key]++
-	return true
-}
-
-func (s *slots) release(key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.held[key] <= 1 {
-		delete(s.held, key)
-		return
-	}
-	s.held[key]--
-}
-
 // authLimiter is a token bucket of failed authentications per source address: an
 // address may fail burst times at once and once more every refill after that; while
 // its bucket is empty, its requests are refused before any token is checked. The map

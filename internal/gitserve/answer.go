@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sync"
 )
 
 // TokenKey is a Config.Key: the request's credential (basic-auth password or bearer
@@ -67,31 +66,4 @@ func (b *spillBuffer) Close() {
 		_ = b.file.Close()
 		_ = os.Remove(name)
 	}
-}
-
-// keySlots counts requests in flight per key.
-type keySlots struct {
-	mu   sync.Mutex
-	held map[string]int
-}
-
-// acquire takes one of key's limit slots; false when all are taken.
-func (k *keySlots) acquire(key string, limit int) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.held[key] >= limit {
-		return false
-	}
-	k.held[key]++
-	return true
-}
-
-func (k *keySlots) release(key string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.held[key] <= 1 {
-		delete(k.held, key)
-		return
-	}
-	k.held[key]--
 }

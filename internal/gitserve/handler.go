@@ -22,6 +22,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/outpost-gitops/outpost/internal/slots"
 )
 
 // Defaults of Config, in one place.
@@ -142,7 +144,7 @@ type Handler struct {
 	cfg   Config
 	log   *slog.Logger
 	packs chan struct{} // semaphore of MaxConcurrentPacks
-	keys  *keySlots     // upload-pack requests in flight per Config.Key
+	keys  *slots.Slots  // upload-pack requests in flight per Config.Key
 	views *viewCache    // objects of per-cluster views
 }
 
@@ -156,7 +158,7 @@ func New(cfg Config, log *slog.Logger) (*Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{cfg: cfg, log: log, packs: make(chan struct{}, cfg.MaxConcurrentPacks), keys: &keySlots{held: map[string]int{}}, views: newViewCache()}, nil
+	return &Handler{cfg: cfg, log: log, packs: make(chan struct{}, cfg.MaxConcurrentPacks), keys: slots.New(cfg.MaxRequestsPerKey), views: newViewCache()}, nil
 }
 
 // ServeHTTP routes by the end of the path, so the handler can be mounted under
@@ -357,11 +359,11 @@ func (h *Handler) uploadPack(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.cfg.Key != nil {
 		key := h.cfg.Key(r)
-		if !h.keys.acquire(key, h.cfg.MaxRequestsPerKey) {
+		if !h.keys.Acquire(key) {
 			http.Error(w, "too many fetches in flight with this credential; retry later", http.StatusTooManyRequests)
 			return
 		}
-		defer h.keys.release(key)
+		defer h.keys.Release(key)
 	}
 	// Build the whole answer while holding a pack slot, release the slot, then send:
 	// a slow reader holds only its own connection.
