@@ -297,8 +297,12 @@ func (l *loop) syncCycle(ctx context.Context, p pending) {
 	}
 	for i := range res.Removed {
 		ar := &res.Removed[i]
-		if err := l.watch.SetDesired(ctx, ar.App, nil); err != nil {
-			l.log.Warn("stopping the drift watch of a removed app failed", "app", ar.App, "err", err)
+		// An app whose prune was refused (an empty apps.yaml without allowEmpty, a
+		// failed delete) keeps its objects: keep watching them for drift.
+		if ar.Phase == engine.PhaseRemoved {
+			if err := l.watch.SetDesired(ctx, ar.App, nil); err != nil {
+				l.log.Warn("stopping the drift watch of a removed app failed", "app", ar.App, "err", err)
+			}
 		}
 		ok = l.appDone(ctx, ar, fetch) && ok
 	}
