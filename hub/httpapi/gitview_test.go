@@ -76,6 +76,12 @@ func TestAttackAgentTokenReadsOnlyItsClusterView(t *testing.T) {
 			t.Errorf("want of %s: %q, want an ERR line and no pack", name, ans[:min(len(ans), 120)])
 		}
 	}
+	// A have of another cluster's blob is not acknowledged: it would tell that it exists.
+	pkt := func(l string) string { return fmt.Sprintf("%04x%s", len(l)+4, l) }
+	probe := pkt("want "+head.Hash().String()+" multi_ack_detailed\n") + "0000" + pkt("have "+staging.Hash.String()+"\n") + "0000"
+	if ans := string(h.do(t, "POST", "/git/prod-eu.git/git-upload-pack", tok, probe, "Content-Type", "application/x-git-upload-pack-request").body); strings.Contains(ans, "ACK "+staging.Hash.String()) || !strings.Contains(ans, "NAK") {
+		t.Errorf("have of staging's blob answered %q, want a NAK", ans)
+	}
 	// An admin still may.
 	if ans := h.uploadPackWant(t, "prod-eu", janeToken, h.git.Head()); strings.Contains(ans, "ERR ") {
 		t.Errorf("admin want of the head: %q", ans[:min(len(ans), 120)])

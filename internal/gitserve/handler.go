@@ -414,7 +414,16 @@ func (h *Handler) buildAnswer(r *http.Request, req *uploadRequest, out io.Writer
 	if err := h.checkWants(ctx, st, refs, req.wants); err != nil {
 		return 0, &refusedError{err}
 	}
-	lines, common := negotiate(req, func(hash plumbing.Hash) bool { return st.HasEncodedObject(hash) == nil })
+	has := func(hash plumbing.Hash) bool { return st.HasEncodedObject(hash) == nil }
+	if o, ok := st.(*overlay); ok {
+		// A view acknowledges only view commits (the client's previous views): an ACK
+		// of any other object would tell whether it exists, e.g. another cluster's file.
+		has = func(hash plumbing.Hash) bool {
+			obj := o.views.get(hash)
+			return obj != nil && obj.Type() == plumbing.CommitObject
+		}
+	}
+	lines, common := negotiate(req, has)
 	var sel *selection
 	if req.done || req.depth > 0 {
 		if sel, err = selectObjects(ctx, st, req, common); err != nil {
