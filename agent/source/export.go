@@ -15,6 +15,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 )
 
 // The two export directories (cache/rev/a and cache/rev/b): each revision is written
@@ -100,16 +102,13 @@ func (s *Source) export(ctx context.Context, sha string) (*Revision, error) {
 	return revision(slot), nil
 }
 
-// viewTrailer ends the message of a view commit the hub made of a source commit for
-// this cluster (internal/gitserve.SourceTrailer).
-const viewTrailer = "Outpost-Source-Commit: "
-
-// sourceCommit returns the commit a view commit was made of (its last viewTrailer
-// line; only parentless commits are views), or the commit's own hash.
+// sourceCommit returns the commit a view commit was made of (its last line is
+// apiv1.ViewSourceTrailer and a hash; only parentless commits are views), or the
+// commit's own hash.
 func sourceCommit(c *object.Commit) string {
 	if len(c.ParentHashes) == 0 {
 		lines := strings.Split(strings.TrimRight(c.Message, "\n"), "\n")
-		if src, ok := strings.CutPrefix(lines[len(lines)-1], viewTrailer); ok && plumbing.IsHash(src) {
+		if src, ok := strings.CutPrefix(lines[len(lines)-1], apiv1.ViewSourceTrailer); ok && plumbing.IsHash(src) {
 			return src
 		}
 	}

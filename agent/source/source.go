@@ -123,7 +123,7 @@ func New(cfg Config) (*Source, error) {
 	if cfg.URL == "" || cfg.CacheDir == "" {
 		return nil, errors.New("git source: URL and cache directory are required")
 	}
-	if err := PrepareCacheDir(cfg.CacheDir); err != nil {
+	if err := prepareCacheDir(cfg.CacheDir); err != nil {
 		return nil, err
 	}
 	cfg.URL, cfg.Auth = splitUserinfo(cfg.URL, cfg.Auth)
@@ -147,11 +147,11 @@ func (e *CacheDirError) Error() string {
 	return fmt.Sprintf("cache directory %s: %s (use a directory only the agent's user can write, or let the agent create it: --cache-dir)", e.Dir, e.Reason)
 }
 
-// PrepareCacheDir creates dir (and missing parents) with mode 0700, and refuses an
+// prepareCacheDir creates dir (and missing parents) with mode 0700, and refuses an
 // existing one that is not a directory, is owned by another user, or is writable by
 // group or others: another local user could otherwise plant manifests the agent renders
 // with its credentials.
-func PrepareCacheDir(dir string) error {
+func prepareCacheDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("git source: %w", err)
 	}

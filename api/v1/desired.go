@@ -16,3 +16,8 @@ type DesiredRevision struct {
 	// Changed is true when the cluster's desired state changed after since.
 	Changed bool `json:"changed"`
 }
+
+// ViewSourceTrailer starts the last line of the message of a commit the hub made for
+// one cluster's view of the repository (served to agent tokens at /git/<cluster>.git);
+// the source commit's hash follows it. The agent reports that source commit.
+const ViewSourceTrailer = "Outpost-Source-Commit: "

@@ -16,17 +16,25 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
 
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/hub/gitstore"
 	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
-// uploadPackWant sends a hand-made upload-pack request for want and returns the answer.
-func (h *testHub) uploadPackWant(t *testing.T, cluster, token, want string) string {
+// pkt encodes one pkt-line.
+func pkt(l string) string { return fmt.Sprintf("%04x%s", len(l)+4, l) }
+
+// uploadPack sends a hand-made upload-pack request body and returns the answer.
+func (h *testHub) uploadPack(t *testing.T, cluster, token, body string) string {
 	t.Helper()
-	pkt := func(l string) string { return fmt.Sprintf("%04x%s", len(l)+4, l) }
-	body := pkt("want "+want+" side-band-64k ofs-delta\n") + "0000" + pkt("done\n")
 	r := h.do(t, "POST", "/git/"+cluster+".git/git-upload-pack", token, body, "Content-Type", "application/x-git-upload-pack-request")
 	return string(r.body)
+}
+
+// uploadPackWant asks for want in one round (want, flush, done) and returns the answer.
+func (h *testHub) uploadPackWant(t *testing.T, cluster, token, want string) string {
+	t.Helper()
+	return h.uploadPack(t, cluster, token, pkt("want "+want+" side-band-64k ofs-delta\n")+"0000"+pkt("done\n"))
 }
 
 // TestAttackAgentTokenReadsOnlyItsClusterView: an agent token gets its cluster's view
@@ -77,9 +85,8 @@ func TestAttackAgentTokenReadsOnlyItsClusterView(t *testing.T) {
 		}
 	}
 	// A have of another cluster's blob is not acknowledged: it would tell that it exists.
-	pkt := func(l string) string { return fmt.Sprintf("%04x%s", len(l)+4, l) }
 	probe := pkt("want "+head.Hash().String()+" multi_ack_detailed\n") + "0000" + pkt("have "+staging.Hash.String()+"\n") + "0000"
-	if ans := string(h.do(t, "POST", "/git/prod-eu.git/git-upload-pack", tok, probe, "Content-Type", "application/x-git-upload-pack-request").body); strings.Contains(ans, "ACK "+staging.Hash.String()) || !strings.Contains(ans, "NAK") {
+	if ans := h.uploadPack(t, "prod-eu", tok, probe); strings.Contains(ans, "ACK "+staging.Hash.String()) || !strings.Contains(ans, "NAK") {
 		t.Errorf("have of staging's blob answered %q, want a NAK", ans)
 	}
 	// An admin still may.
@@ -115,7 +122,7 @@ func TestAttackAgentTokenReadsOnlyItsClusterView(t *testing.T) {
 	dir = filepath.Join(dir, "view")
 	run("fetch", "--depth=1", "origin")
 	log := run("log", "-1", "--format=%B", "origin/main")
-	if !strings.Contains(log, "Outpost-Source-Commit: "+res.Revision) {
+	if !strings.Contains(log, apiv1.ViewSourceTrailer+res.Revision) {
 		t.Errorf("fetched view of the next commit: %q, want it to name %s", log, res.Revision)
 	}
 	run("fsck", "--no-dangling")

@@ -156,7 +156,7 @@ func TestGitServedToItsClusterOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, err := r.CommitObject(head.Hash()); err != nil || !strings.HasSuffix(c.Message, "Outpost-Source-Commit: "+h.git.Head()+"\n") {
+	if c, err := r.CommitObject(head.Hash()); err != nil || !strings.HasSuffix(c.Message, apiv1.ViewSourceTrailer+h.git.Head()+"\n") {
 		t.Errorf("cloned head %v (%v): want prod-eu's view of %s", c, err, h.git.Head())
 	}
 	if full, err := clone("prod-eu.git", janeToken); err != nil {
