@@ -11,13 +11,14 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 )
 
-// SourceTrailer names, in a view commit's message, the commit the view was made of.
-const SourceTrailer = "Outpost-Source-Commit: "
-
-// maxViewObjects bounds the view objects kept; past it the cache starts afresh.
-const maxViewObjects = 1 << 14
+// maxViewObjects bounds the view objects kept (three per view: commit, root tree,
+// clusters/ tree, each a few hundred bytes); past it the cache starts afresh. It holds
+// two heads' views of a 10 000-cluster fleet.
+const maxViewObjects = 1 << 16
 
 type viewKey struct{}
 
@@ -42,7 +43,14 @@ type viewCache struct {
 	mu      sync.Mutex
 	objects map[plumbing.Hash]plumbing.EncodedObject
 	views   map[viewID]plumbing.Hash
+	// dirs indexes decoded clusters/ trees by hash: after a commit every cluster's
+	// agent asks for its view of the same head, and decoding a fleet's clusters/ tree
+	// (one entry per cluster) for each of them would cost O(fleet²).
+	dirs map[plumbing.Hash]map[string]object.TreeEntry
 }
+
+// maxClusterDirs bounds the clusters/ trees indexed (a few recent heads).
+const maxClusterDirs = 8
 
 type viewID struct {
 	commit  plumbing.Hash
@@ -50,7 +58,8 @@ type viewID struct {
 }
 
 func newViewCache() *viewCache {
-	return &viewCache{objects: map[plumbing.Hash]plumbing.EncodedObject{}, views: map[viewID]plumbing.Hash{}}
+	return &viewCache{objects: map[plumbing.Hash]plumbing.EncodedObject{}, views: map[viewID]plumbing.Hash{},
+		dirs: map[plumbing.Hash]map[string]object.TreeEntry{}}
 }
 
 func (c *viewCache) get(h plumbing.Hash) plumbing.EncodedObject {
@@ -68,7 +77,7 @@ func (c *viewCache) view(st storer.EncodedObjectStorer, commit plumbing.Hash, cl
 	if ok {
 		return h, nil
 	}
-	objs, h, err := makeView(st, commit, cluster)
+	objs, h, err := makeView(st, commit, cluster, c.clusterDirs)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -84,11 +93,37 @@ func (c *viewCache) view(st storer.EncodedObjectStorer, commit plumbing.Hash, cl
 	return h, nil
 }
 
+// clusterDirs returns the entries of the clusters/ tree h by name, decoding it once.
+func (c *viewCache) clusterDirs(st storer.EncodedObjectStorer, h plumbing.Hash) (map[string]object.TreeEntry, error) {
+	c.mu.Lock()
+	idx, ok := c.dirs[h]
+	c.mu.Unlock()
+	if ok {
+		return idx, nil
+	}
+	t, err := object.GetTree(st, h)
+	if err != nil {
+		return nil, err
+	}
+	idx = make(map[string]object.TreeEntry, len(t.Entries))
+	for _, e := range t.Entries {
+		idx[e.Name] = e
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.dirs) >= maxClusterDirs {
+		c.dirs = map[plumbing.Hash]map[string]object.TreeEntry{}
+	}
+	c.dirs[h] = idx
+	return idx, nil
+}
+
 // makeView builds the view of commit for cluster: its root tree with clusters/ holding
 // only <cluster> (no clusters/ at all when the cluster has no directory), every other
 // entry shared with the commit, in a parentless commit by the same author and committer
-// whose message ends with SourceTrailer and commit's hash.
-func makeView(st storer.EncodedObjectStorer, commit plumbing.Hash, cluster string) ([]plumbing.EncodedObject, plumbing.Hash, error) {
+// whose message ends with apiv1.ViewSourceTrailer and commit's hash.
+func makeView(st storer.EncodedObjectStorer, commit plumbing.Hash, cluster string,
+	dirs func(storer.EncodedObjectStorer, plumbing.Hash) (map[string]object.TreeEntry, error)) ([]plumbing.EncodedObject, plumbing.Hash, error) {
 	c, err := object.GetCommit(st, commit)
 	if err != nil {
 		return nil, plumbing.ZeroHash, fmt.Errorf("view of %s for %s: %w", commit, cluster, err)
@@ -114,19 +149,15 @@ func makeView(st storer.EncodedObjectStorer, commit plumbing.Hash, cluster strin
 			view.Entries = append(view.Entries, e)
 			continue
 		}
-		sub, err := object.GetTree(st, e.Hash)
+		idx, err := dirs(st, e.Hash)
 		if err != nil {
 			return nil, plumbing.ZeroHash, fmt.Errorf("view of %s for %s: clusters/: %w", commit, cluster, err)
 		}
-		mine := &object.Tree{}
-		for _, ce := range sub.Entries {
-			if ce.Name == cluster {
-				mine.Entries = append(mine.Entries, ce)
-			}
-		}
-		if len(mine.Entries) == 0 {
+		ce, ok := idx[cluster]
+		if !ok {
 			continue
 		}
+		mine := &object.Tree{Entries: []object.TreeEntry{ce}}
 		h, err := encode(mine)
 		if err != nil {
 			return nil, plumbing.ZeroHash, err
@@ -138,7 +169,7 @@ func makeView(st storer.EncodedObjectStorer, commit plumbing.Hash, cluster strin
 		return nil, plumbing.ZeroHash, err
 	}
 	vc := &object.Commit{Author: c.Author, Committer: c.Committer, TreeHash: treeHash,
-		Message: c.Message + "\n" + SourceTrailer + commit.String() + "\n"}
+		Message: c.Message + "\n" + apiv1.ViewSourceTrailer + commit.String() + "\n"}
 	h, err := encode(vc)
 	return objs, h, err
 }
