@@ -11,6 +11,7 @@ import (
 	"github.com/outpost-gitops/outpost/sync/apply"
 	"github.com/outpost-gitops/outpost/sync/health"
 	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // cacheLister answers apply's resourceVersion look-ups from the drift watch's caches,
@@ -20,11 +21,11 @@ type cacheLister struct {
 	fallback apply.LiveLister
 }
 
-func (l cacheLister) LiveVersions(ctx context.Context, app string, entries []inventory.Entry) (map[inventory.Ref]string, error) {
-	out := make(map[inventory.Ref]string, len(entries))
+func (l cacheLister) LiveVersions(ctx context.Context, app string, entries []inventory.Entry) (map[object.Ref]string, error) {
+	out := make(map[object.Ref]string, len(entries))
 	var rest []inventory.Entry
 	for _, e := range entries {
-		obj, ok, err := l.watch.Get(driftwatch.Ref{Group: e.Group, Kind: e.Kind, Namespace: e.Namespace, Name: e.Name})
+		obj, ok, err := l.watch.Get(e.Ref)
 		switch {
 		case err != nil:
 			rest = append(rest, e)
@@ -52,14 +53,13 @@ type cacheGetter struct {
 	fallback health.Getter
 }
 
-func (g cacheGetter) Get(ctx context.Context, ref health.ObjectRef) (*unstructured.Unstructured, error) {
-	gv, _ := schema.ParseGroupVersion(ref.APIVersion)
-	obj, ok, err := g.watch.Get(driftwatch.Ref{Group: gv.Group, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name})
+func (g cacheGetter) Get(ctx context.Context, ref object.Ref) (*unstructured.Unstructured, error) {
+	obj, ok, err := g.watch.Get(ref)
 	switch {
 	case err != nil:
 		return g.fallback.Get(ctx, ref)
 	case !ok:
-		return nil, apierrors.NewNotFound(schema.GroupResource{Group: gv.Group, Resource: ref.Kind}, ref.Name)
+		return nil, apierrors.NewNotFound(schema.GroupResource{Group: ref.Group, Resource: ref.Kind}, ref.Name)
 	}
 	return obj, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/outpost-gitops/outpost/sync/engine"
 	"github.com/outpost-gitops/outpost/sync/health"
 	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/object"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
@@ -42,7 +43,8 @@ type loop struct {
 	log    *slog.Logger
 	watch  *driftwatch.Watcher
 	eng    *engine.Engine
-	epoch  int64 // when this replica became active, in Unix ms (api/v1 Generation)
+	owner  object.Owner // who Outpost is: built once, given to render, apply and the watcher
+	epoch  int64        // when this replica became active, in Unix ms (api/v1 Generation)
 
 	mu      sync.Mutex
 	next    pending
@@ -58,13 +60,14 @@ func newLoop(cfg Config, d *deps, m *metrics, tracer trace.Tracer, log *slog.Log
 	l := &loop{
 		cfg: cfg, d: d, m: m, tracer: tracer, log: log.With("cluster", cfg.ClusterName),
 		epoch:   time.Now().UnixMilli(),
+		owner:   object.DefaultOwner(),
 		wake:    make(chan struct{}, 1),
 		results: map[string]*engine.AppResult{},
 		seq:     map[string]int64{},
 		synced:  map[string]time.Time{},
 		healthy: map[string]time.Time{},
 	}
-	l.watch = driftwatch.New(driftwatch.Config{Client: d.dynamic, Mapper: d.mapper, Logger: l.log, OnEvent: l.onDrift, Namespaced: len(cfg.Namespaces) > 0})
+	l.watch = driftwatch.New(driftwatch.Config{Client: d.dynamic, Mapper: d.mapper, Owner: l.owner, Logger: l.log, OnEvent: l.onDrift, Namespaced: len(cfg.Namespaces) > 0})
 	return l
 }
 
@@ -133,10 +136,10 @@ func (l *loop) onDrift(ev driftwatch.Event) {
 // run is the leader's loop; it returns when ctx ends, after flushing reports.
 func (l *loop) run(ctx context.Context, ready *atomic.Bool) {
 	l.watch.Start(ctx)
-	inventories := inventory.NewStore(l.d.client, inventory.StoreOptions{Namespace: l.cfg.InventoryNamespace, Logger: l.log})
+	inventories := inventory.NewStore(l.d.client, inventory.StoreOptions{Namespace: l.cfg.InventoryNamespace, Logger: l.log, Owner: l.owner})
 	syncer, err := apply.New(apply.Config{
 		Client: l.d.client, Logger: l.log, Concurrency: l.cfg.ApplyConcurrency, Store: inventories, Tracer: l.tracer,
-		Lister: cacheLister{watch: l.watch, fallback: apply.NewAPILister(l.d.client)},
+		Owner: l.owner, Lister: cacheLister{watch: l.watch, fallback: apply.NewAPILister(l.d.client, l.owner)},
 	})
 	if err != nil {
 		l.log.Error("cannot create the apply engine", "err", err)
@@ -151,7 +154,7 @@ func (l *loop) run(ctx context.Context, ready *atomic.Bool) {
 		Syncer: syncer, Health: cacheGetter{watch: l.watch, fallback: getter},
 		Inventories: inventories,
 		Concurrency: l.cfg.Concurrency, Logger: l.log, Tracer: l.tracer, Namespaces: l.cfg.Namespaces,
-		IsNamespaced: l.isNamespaced,
+		IsNamespaced: l.isNamespaced, Owner: l.owner,
 	})
 	if err != nil {
 		l.log.Error("cannot create the sync engine", "err", err)
@@ -404,10 +407,7 @@ func (l *loop) followHealth(ctx context.Context) {
 		if ar == nil {
 			continue
 		}
-		refs := make([]health.ObjectRef, len(ar.Objects))
-		for i, o := range ar.Objects {
-			refs[i] = health.RefOf(o)
-		}
+		refs := object.RefsOf(ar.Objects)
 		h, err := health.Check(ctx, cacheGetter{watch: l.watch, fallback: notWatched{}}, refs)
 		if err != nil {
 			continue
@@ -434,7 +434,7 @@ func (l *loop) followHealth(ctx context.Context) {
 // requests).
 type notWatched struct{}
 
-func (notWatched) Get(_ context.Context, ref health.ObjectRef) (*unstructured.Unstructured, error) {
+func (notWatched) Get(_ context.Context, ref object.Ref) (*unstructured.Unstructured, error) {
 	return nil, errors.New(ref.String() + ": not in the watch cache")
 }
 

@@ -5,13 +5,12 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
-
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/sync/apply"
 	"github.com/outpost-gitops/outpost/sync/drift"
 	"github.com/outpost-gitops/outpost/sync/engine"
 	"github.com/outpost-gitops/outpost/sync/health"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // appStatus converts an engine result into the wire status of one app. fetch is the
@@ -96,7 +95,7 @@ func appHealth(h health.AppHealth) apiv1.Health {
 		out.Status = apiv1.HealthUnknown
 	}
 	if h.Failing != nil {
-		ref := objectRef(h.Failing.Ref.APIVersion, h.Failing.Ref.Kind, h.Failing.Ref.Namespace, h.Failing.Ref.Name)
+		ref := wireRef(h.Failing.Ref, "")
 		out.Object = &ref
 	}
 	return out
@@ -122,9 +121,7 @@ func changes(cs apply.ChangeSet, desired int) (apiv1.Counts, []apiv1.ObjectChang
 			omitted++
 			continue
 		}
-		out = append(out, apiv1.ObjectChange{Action: action, ObjectRef: apiv1.ObjectRef{
-			Group: e.Group, Version: e.Version, Kind: e.Kind, Namespace: e.Namespace, Name: e.Name,
-		}})
+		out = append(out, apiv1.ObjectChange{Action: action, ObjectRef: wireRef(e.Ref, e.Version)})
 	}
 	return counts, out, omitted
 }
@@ -153,7 +150,7 @@ func driftEntries(app string, reports []*drift.Report, corrected bool) []apiv1.D
 	for _, r := range reports {
 		d := apiv1.Drift{
 			App:        app,
-			Object:     objectRef(r.Object.APIVersion, r.Object.Kind, r.Object.Namespace, r.Object.Name),
+			Object:     wireRef(r.Object, r.Version),
 			Deleted:    r.Deleted,
 			ObservedAt: r.ObservedAt,
 			Corrected:  corrected,
@@ -173,9 +170,10 @@ func driftEntries(app string, reports []*drift.Report, corrected bool) []apiv1.D
 	return out
 }
 
-func objectRef(apiVersion, kind, namespace, name string) apiv1.ObjectRef {
-	gv, _ := schema.ParseGroupVersion(apiVersion)
-	return apiv1.ObjectRef{Group: gv.Group, Version: gv.Version, Kind: kind, Namespace: namespace, Name: name}
+// wireRef maps the engine's object identity, at an API version ("" when not known),
+// to the wire's: the one place the two shapes meet.
+func wireRef(ref object.Ref, version string) apiv1.ObjectRef {
+	return apiv1.ObjectRef{Group: ref.Group, Version: version, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}
 }
 
 // jsonValue encodes a field value, replacing one too large for the hub by a marker.

@@ -35,6 +35,7 @@ import (
 	"github.com/outpost-gitops/outpost/internal/hubtest"
 	"github.com/outpost-gitops/outpost/sync/apply"
 	"github.com/outpost-gitops/outpost/sync/inventory"
+	outpostobject "github.com/outpost-gitops/outpost/sync/object"
 )
 
 // The RBAC tests install the built manifests' ServiceAccount, Role, ClusterRoles and
@@ -424,7 +425,7 @@ subjects:
 	}
 	for app, want := range map[string][]string{
 		"escape": {"ConfigMap/" + other + "/escape", `namespace "` + other + `" is not allowed`, tenant},
-		"global": {"ClusterRole/outpost-test-" + ns, "cluster-scoped objects are not allowed", tenant},
+		"global": {"ClusterRole.rbac.authorization.k8s.io/outpost-test-" + ns, "cluster-scoped objects are not allowed", tenant},
 	} {
 		st := waitApp(t, h, app, func(st apiv1.AppStatus, _ []apiv1.Drift) error {
 			if st.Phase != apiv1.PhaseFailed || st.Error == nil {
@@ -523,7 +524,7 @@ func checkConfined(t *testing.T, rc *rest.Config, ns, tenant, other string) {
 	escape.SetGroupVersionKind(configMapGVK)
 	escape.SetNamespace(other)
 	escape.SetName("escape")
-	escape.SetLabels(inventory.OwnershipLabels("probe"))
+	escape.SetLabels(outpostobject.DefaultOwner().Labels("probe"))
 	_, err = syncer.SyncApp(ctx, "probe", []*unstructured.Unstructured{escape}, apply.Options{})
 	var oe *apply.ObjectError
 	if !errors.As(err, &oe) || oe.Reason != metav1.StatusReasonForbidden || oe.Object.Namespace != other || oe.Object.Name != "escape" {

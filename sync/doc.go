@@ -3,6 +3,8 @@
 // (no HTTP, no Git remotes). It holds no code; each step is a subpackage, so no
 // package named sync shadows the standard library's:
 //
+//	object     one object identity (Ref) and who Outpost is (Owner), shared by all
+//	field      one field-path model: paths, equality, list matching, secret policy
 //	repo       load and validate the repository contract (clusters/, apps/)
 //	render     kustomize build + substitution of one app for one cluster
 //	plan       pair desired objects with live ones, field-level diff

@@ -21,10 +21,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/outpost-gitops/outpost/sync/drift"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
-
-// DefaultSelector selects the objects Outpost manages.
-const DefaultSelector = "app.kubernetes.io/managed-by=outpost"
 
 // lastApplied is kubectl's client-side apply annotation: large, never Outpost's, and
 // dropped from the cache to save memory.
@@ -45,8 +43,10 @@ type Config struct {
 	Client dynamic.Interface
 	// Mapper maps kinds to resources; it is reset when a kind is unknown (a new CRD).
 	Mapper meta.ResettableRESTMapper
-	// Selector limits the watch to Outpost's objects. Default DefaultSelector.
-	Selector string
+	// Owner is who Outpost is: the watch selects the objects its labels mark, and a
+	// field its field manager owns with another value is Outpost's own apply in flight,
+	// not drift. Pass the Owner apply uses. Default object.DefaultOwner().
+	Owner object.Owner
 	// OnEvent receives drift events. It is called from informer goroutines and must
 	// not block for long.
 	OnEvent func(Event)
@@ -58,16 +58,6 @@ type Config struct {
 	// agents whose RBAC is limited to some namespaces (cluster-scoped objects are then
 	// not watched).
 	Namespaced bool
-}
-
-// objKey identifies an object independent of its API version.
-type objKey struct {
-	group, kind, namespace, name string
-}
-
-func keyOf(u *unstructured.Unstructured) objKey {
-	gvk := u.GroupVersionKind()
-	return objKey{gvk.Group, gvk.Kind, u.GetNamespace(), u.GetName()}
 }
 
 type desiredObj struct {
@@ -92,19 +82,17 @@ type Watcher struct {
 	ctx context.Context // lifetime of the informers, set by Start
 
 	mu        sync.RWMutex
-	desired   map[objKey]desiredObj
-	byApp     map[string][]objKey
+	desired   map[object.Ref]desiredObj
+	byApp     map[string][]object.Ref
 	resources map[schema.GroupKind]schema.GroupVersionResource
 	informers map[informerKey]*informer
-	state     map[objKey]string // fingerprint of the last emitted drift; absent = none
-	current   map[objKey]*drift.Report
+	state     map[object.Ref]string // fingerprint of the last emitted drift; absent = none
+	current   map[object.Ref]*drift.Report
 }
 
 // New returns a Watcher; it watches nothing until Start and SetDesired.
 func New(cfg Config) *Watcher {
-	if cfg.Selector == "" {
-		cfg.Selector = DefaultSelector
-	}
+	cfg.Owner = cfg.Owner.WithDefaults()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -116,12 +104,12 @@ func New(cfg Config) *Watcher {
 	}
 	return &Watcher{
 		cfg:       cfg,
-		desired:   map[objKey]desiredObj{},
-		byApp:     map[string][]objKey{},
+		desired:   map[object.Ref]desiredObj{},
+		byApp:     map[string][]object.Ref{},
 		resources: map[schema.GroupKind]schema.GroupVersionResource{},
 		informers: map[informerKey]*informer{},
-		state:     map[objKey]string{},
-		current:   map[objKey]*drift.Report{},
+		state:     map[object.Ref]string{},
+		current:   map[object.Ref]*drift.Report{},
 	}
 }
 
@@ -166,9 +154,9 @@ func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructur
 			delete(w.current, k)
 		}
 	}
-	keys := make([]objKey, 0, len(objs))
+	keys := make([]object.Ref, 0, len(objs))
 	for _, o := range objs {
-		k := keyOf(o)
+		k := object.RefOf(o)
 		keys = append(keys, k)
 		w.desired[k] = desiredObj{app: app, obj: o}
 	}
@@ -191,7 +179,7 @@ func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructur
 	// Objects already in the cache are compared against the new desired state now:
 	// the informer only calls back on the next change.
 	for _, o := range objs {
-		if live, ok, _ := w.Get(keyRef(keyOf(o))); ok {
+		if live, ok, _ := w.Get(object.RefOf(o)); ok {
 			w.observe(live)
 		}
 	}
@@ -233,7 +221,7 @@ func (w *Watcher) startInformer(key informerKey) cache.SharedIndexInformer {
 	ctx, stop := context.WithCancel(w.ctx)
 	gvr := key.gvr
 	f := dynamicinformer.NewFilteredDynamicInformer(w.cfg.Client, gvr, key.namespace, 0, cache.Indexers{},
-		func(o *metav1.ListOptions) { o.LabelSelector = w.cfg.Selector })
+		func(o *metav1.ListOptions) { o.LabelSelector = w.cfg.Owner.Selector() })
 	inf := f.Informer()
 	_ = inf.SetTransform(dropLastApplied)
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -253,7 +241,7 @@ func (w *Watcher) startInformer(key informerKey) cache.SharedIndexInformer {
 func (w *Watcher) stopUnused() {
 	used := map[informerKey]bool{}
 	for k := range w.desired {
-		used[w.informerKeyFor(w.resources[schema.GroupKind{Group: k.group, Kind: k.kind}], k.namespace)] = true
+		used[w.informerKeyFor(w.resources[k.GroupKind()], k.Namespace)] = true
 	}
 	for key, inf := range w.informers {
 		if !used[key] {
@@ -282,28 +270,28 @@ func (w *Watcher) observeAny(obj any) {
 // observe compares a live object with its desired state and emits an Event when its
 // drift state changed.
 func (w *Watcher) observe(live *unstructured.Unstructured) {
-	k := keyOf(live)
+	k := object.RefOf(live)
 	w.mu.RLock()
 	d, ok := w.desired[k]
 	w.mu.RUnlock()
 	if !ok {
 		return
 	}
-	rep, err := drift.Detect(d.obj, live, w.cfg.Now())
+	rep, err := drift.Detect(w.cfg.Owner, d.obj, live, w.cfg.Now())
 	if err != nil {
-		w.cfg.Logger.Warn("drift detection failed", "app", d.app, "object", drift.RefOf(live).String(), "err", err)
+		w.cfg.Logger.Warn("drift detection failed", "app", d.app, "object", object.RefOf(live).String(), "err", err)
 		return
 	}
-	rep.Fields = outOfBand(rep.Fields)
+	rep.Fields = outOfBand(rep.Fields, w.cfg.Owner.FieldManager)
 	w.emit(k, d.app, rep)
 }
 
 // outOfBand keeps the drifted fields another manager caused (or removed); a field
 // Outpost still owns with another value is its own apply in flight.
-func outOfBand(fields []drift.FieldDrift) []drift.FieldDrift {
+func outOfBand(fields []drift.FieldDrift, manager string) []drift.FieldDrift {
 	out := fields[:0]
 	for _, f := range fields {
-		if f.Manager != drift.Manager {
+		if f.Manager != manager {
 			out = append(out, f)
 		}
 	}
@@ -318,14 +306,14 @@ func (w *Watcher) deleted(obj any) {
 	if !ok {
 		return
 	}
-	k := keyOf(u)
+	k := object.RefOf(u)
 	w.mu.RLock()
 	d, ok := w.desired[k]
 	w.mu.RUnlock()
 	if !ok {
 		return // pruned by Outpost, or never ours
 	}
-	rep, err := drift.Detect(d.obj, nil, w.cfg.Now())
+	rep, err := drift.Detect(w.cfg.Owner, d.obj, nil, w.cfg.Now())
 	if err != nil {
 		return
 	}
@@ -333,7 +321,7 @@ func (w *Watcher) deleted(obj any) {
 }
 
 // emit sends an Event if the drift fingerprint of k changed.
-func (w *Watcher) emit(k objKey, app string, rep *drift.Report) {
+func (w *Watcher) emit(k object.Ref, app string, rep *drift.Report) {
 	fp := fingerprint(rep)
 	w.mu.Lock()
 	if d, ok := w.desired[k]; !ok || d.app != app || w.state[k] == fp {
@@ -394,25 +382,11 @@ func (w *Watcher) DriftedObjects() int {
 	return len(w.current)
 }
 
-// Ref names an object for Get.
-type Ref struct {
-	// Group is the API group ("" for core).
-	Group string
-	// Kind is the object's kind.
-	Kind string
-	// Namespace is empty for cluster-scoped objects.
-	Namespace string
-	// Name is the object's name.
-	Name string
-}
-
-func keyRef(k objKey) Ref { return Ref{k.group, k.kind, k.namespace, k.name} }
-
 // Get returns an object from the watch cache. ok is false when the object does not
 // exist; an error means its kind is not watched (no app wants it).
-func (w *Watcher) Get(ref Ref) (*unstructured.Unstructured, bool, error) {
+func (w *Watcher) Get(ref object.Ref) (*unstructured.Unstructured, bool, error) {
 	w.mu.RLock()
-	gvr, known := w.resources[schema.GroupKind{Group: ref.Group, Kind: ref.Kind}]
+	gvr, known := w.resources[ref.GroupKind()]
 	inf := w.informers[w.informerKeyFor(gvr, ref.Namespace)]
 	w.mu.RUnlock()
 	if !known || inf == nil {

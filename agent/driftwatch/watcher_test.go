@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 var env *testenv.Cluster
@@ -82,7 +83,7 @@ func TestDriftEventsFromAnotherManager(t *testing.T) {
 	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := w.Get(Ref{Group: "apps", Kind: "Deployment", Namespace: ns, Name: "web"}); !ok || err != nil {
+	if _, ok, err := w.Get(object.Ref{Group: "apps", Kind: "Deployment", Namespace: ns, Name: "web"}); !ok || err != nil {
 		t.Fatalf("Get from watch cache: ok=%v err=%v", ok, err)
 	}
 	select {

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fluxcd/cli-utils/pkg/object"
+	ssaobject "github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/fluxcd/pkg/ssa/utils"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/outpost-gitops/outpost/sync/object"
 
 	"github.com/outpost-gitops/outpost/sync/inventory"
 	"github.com/outpost-gitops/outpost/sync/plan"
@@ -36,7 +38,7 @@ const (
 )
 
 // stageOf returns the stage of an object of the given kind.
-func stageOf(ref inventory.Ref, version string) int {
+func stageOf(ref object.Ref, version string) int {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(schema.GroupVersionKind{Group: ref.Group, Version: version, Kind: ref.Kind})
 	switch {
@@ -158,7 +160,7 @@ func (s *Syncer) applyOne(ctx context.Context, app string, it *plan.Item, opts O
 		}
 		return s.applied(it, ActionCreated, created, nil)
 	}
-	if err := mayTake(app, it, live, opts); err != nil {
+	if err := mayTake(s.cfg.Owner, app, it, live, opts); err != nil {
 		return Change{Ref: it.Ref, Version: it.Version, Action: ActionFailed, Error: err.Error(),
 			Err: &ObjectError{Object: it.Ref, Op: OpAdopt, Err: err}}
 	}
@@ -188,13 +190,13 @@ func (s *Syncer) applyOne(ctx context.Context, app string, it *plan.Item, opts O
 // inventory recorded stays the app's even if someone removed its label; one listed
 // there unconfirmed (the inventory is saved before the apply) does not count, or a
 // refused adoption would succeed on the next cycle.
-func mayTake(app string, it *plan.Item, live *unstructured.Unstructured, opts Options) error {
-	owner := live.GetLabels()[inventory.LabelApp]
+func mayTake(owner object.Owner, app string, it *plan.Item, live *unstructured.Unstructured, opts Options) error {
+	other := owner.AppOf(live.GetLabels())
 	switch {
-	case owner == app:
+	case other == app:
 		return nil
-	case owner != "":
-		return &OwnershipError{Object: it.Ref, App: app, Owner: owner}
+	case other != "":
+		return &OwnershipError{Object: it.Ref, App: app, Owner: other}
 	case !it.Recorded.IsZero():
 		return nil // applied by this app before: its own object
 	case opts.Adopt || it.Object.GetAnnotations()[AdoptAnnotation] == "true":
@@ -214,7 +216,7 @@ func (s *Syncer) applied(it *plan.Item, action Action, after *unstructured.Unstr
 // with a single request each (one created by someone else in the meantime is
 // adopted by that apply). A kind that cannot be listed (not served yet, or
 // forbidden) is left out: its objects are read one by one.
-func (s *Syncer) absentObjects(ctx context.Context, items []*plan.Item) map[inventory.Ref]bool {
+func (s *Syncer) absentObjects(ctx context.Context, items []*plan.Item) map[object.Ref]bool {
 	byKey := map[listKey][]*plan.Item{}
 	for _, it := range items {
 		switch it.Reason {
@@ -223,7 +225,7 @@ func (s *Syncer) absentObjects(ctx context.Context, items []*plan.Item) map[inve
 			byKey[k] = append(byKey[k], it)
 		}
 	}
-	absent := map[inventory.Ref]bool{}
+	absent := map[object.Ref]bool{}
 	for k, its := range byKey {
 		exists := map[string]bool{}
 		err := listMetadata(ctx, s.cfg.Client, k, its[0].Version, listPageSize, nil, func(pm *metav1.PartialObjectMetadata) {
@@ -248,9 +250,9 @@ func (s *Syncer) absentObjects(ctx context.Context, items []*plan.Item) map[inve
 func (s *Syncer) serverApply(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	out := obj.DeepCopy()
 	err := s.cfg.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(out),
-		client.FieldOwner(s.cfg.FieldManager), client.ForceOwnership)
+		client.FieldOwner(s.cfg.Owner.FieldManager), client.ForceOwnership)
 	if err != nil {
-		return nil, fmt.Errorf("apply %s: %w", inventory.RefOf(obj), err)
+		return nil, fmt.Errorf("apply %s: %w", object.RefOf(obj), err)
 	}
 	return out, nil
 }
@@ -302,11 +304,11 @@ func (s *Syncer) whenServed(ctx context.Context, retry bool, fn func() error) er
 // their resourceVersion as it is after the apiserver set their status. A CRD that
 // does not get Established is marked failed.
 func (s *Syncer) waitForCRDs(ctx context.Context, changes []Change) {
-	var set object.ObjMetadataSet
+	var set ssaobject.ObjMetadataSet
 	var idx []int
 	for i, ch := range changes {
 		if ch.Action != ActionFailed && ch.Group == crdGroupKind.Group && ch.Kind == crdGroupKind.Kind {
-			set = append(set, object.ObjMetadata{GroupKind: crdGroupKind, Name: ch.Name})
+			set = append(set, ssaobject.ObjMetadata{GroupKind: crdGroupKind, Name: ch.Name})
 			idx = append(idx, i)
 		}
 	}
@@ -332,7 +334,7 @@ func (s *Syncer) waitForCRDs(ctx context.Context, changes []Change) {
 }
 
 // metadataVersion reads an object's resourceVersion with a metadata-only GET.
-func (s *Syncer) metadataVersion(ctx context.Context, ref inventory.Ref, version string) (string, error) {
+func (s *Syncer) metadataVersion(ctx context.Context, ref object.Ref, version string) (string, error) {
 	pm := &metav1.PartialObjectMetadata{}
 	pm.SetGroupVersionKind(schema.GroupVersionKind{Group: ref.Group, Version: version, Kind: ref.Kind})
 	if err := s.cfg.Client.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, pm); err != nil {

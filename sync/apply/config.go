@@ -13,11 +13,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/object"
 	"github.com/outpost-gitops/outpost/sync/plan"
 )
-
-// OwnerGroup prefixes the labels fluxcd/pkg/ssa's ResourceManager knows Outpost by.
-const OwnerGroup = "outpost.dev"
 
 // InventoryStore persists app inventories; *inventory.Store keeps them in the cluster.
 type InventoryStore interface {
@@ -64,8 +62,10 @@ type Config struct {
 	// Logger receives one Info line per sync and Debug lines per object; default
 	// discards.
 	Logger *slog.Logger
-	// FieldManager is the server-side apply field manager; default "outpost".
-	FieldManager string
+	// Owner is the field manager Outpost applies with and the ownership labels every
+	// desired object must carry (render sets them) and prune checks before deleting;
+	// default object.DefaultOwner(). Pass the same Owner to drift detection.
+	Owner object.Owner
 	// Store persists inventories; default inventory.NewStore(Client) in namespace
 	// outpost-system.
 	Store InventoryStore
@@ -97,14 +97,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.FieldManager == "" {
-		cfg.FieldManager = plan.DefaultFieldManager
-	}
+	cfg.Owner = cfg.Owner.WithDefaults()
 	if cfg.Store == nil {
-		cfg.Store = inventory.NewStore(cfg.Client, inventory.StoreOptions{Logger: cfg.Logger})
+		cfg.Store = inventory.NewStore(cfg.Client, inventory.StoreOptions{Logger: cfg.Logger, Owner: cfg.Owner})
 	}
 	if cfg.Lister == nil {
-		cfg.Lister = NewAPILister(cfg.Client)
+		cfg.Lister = NewAPILister(cfg.Client, cfg.Owner)
 	}
 	if cfg.Concurrency < 1 {
 		cfg.Concurrency = 16
@@ -157,13 +155,13 @@ func New(cfg Config) (*Syncer, error) {
 		return nil, err
 	}
 	differ, err := plan.NewDiffer(cfg.Client, plan.DifferOptions{
-		FieldManager: cfg.FieldManager, MaskKey: cfg.MaskKey, Concurrency: cfg.Concurrency,
+		FieldManager: cfg.Owner.FieldManager, MaskKey: cfg.MaskKey, Concurrency: cfg.Concurrency,
 	})
 	if err != nil {
 		return nil, err
 	}
 	poller := polling.NewStatusPoller(cfg.Client, cfg.Client.RESTMapper(), polling.Options{})
-	rm := ssa.NewResourceManager(cfg.Client, poller, ssa.Owner{Field: cfg.FieldManager, Group: OwnerGroup})
+	rm := ssa.NewResourceManager(cfg.Client, poller, ssa.Owner{Field: cfg.Owner.FieldManager, Group: object.LabelGroup})
 	rm.SetConcurrency(cfg.Concurrency)
 	return &Syncer{cfg: cfg, differ: differ, rm: rm}, nil
 }

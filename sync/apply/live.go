@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // LiveLister is the cluster view a sync compares its records with.
@@ -18,7 +19,7 @@ type LiveLister interface {
 	// LiveVersions returns the resourceVersion of each object of entries that
 	// exists and carries app's ownership labels. Objects missing from the map are
 	// re-applied.
-	LiveVersions(ctx context.Context, app string, entries []inventory.Entry) (map[inventory.Ref]string, error)
+	LiveVersions(ctx context.Context, app string, entries []inventory.Entry) (map[object.Ref]string, error)
 }
 
 // listPageSize bounds the objects one LIST page returns.
@@ -28,11 +29,15 @@ const listPageSize = 500
 // kind and namespace, selected by the app's ownership labels.
 type APILister struct {
 	c        client.Client
+	owner    object.Owner
 	pageSize int64
 }
 
-// NewAPILister returns an APILister reading through c.
-func NewAPILister(c client.Client) *APILister { return &APILister{c: c, pageSize: listPageSize} }
+// NewAPILister returns an APILister reading through c the objects owner's labels
+// mark as an app's.
+func NewAPILister(c client.Client, owner object.Owner) *APILister {
+	return &APILister{c: c, owner: owner.WithDefaults(), pageSize: listPageSize}
+}
 
 type listKey struct {
 	gk        schema.GroupKind
@@ -41,7 +46,7 @@ type listKey struct {
 
 // LiveVersions implements LiveLister. A kind the apiserver does not serve (its CRD
 // is gone) has no live objects.
-func (l *APILister) LiveVersions(ctx context.Context, app string, entries []inventory.Entry) (map[inventory.Ref]string, error) {
+func (l *APILister) LiveVersions(ctx context.Context, app string, entries []inventory.Entry) (map[object.Ref]string, error) {
 	versions := map[listKey]string{}
 	for _, e := range entries {
 		k := listKey{gk: schema.GroupKind{Group: e.Group, Kind: e.Kind}, namespace: e.Namespace}
@@ -49,7 +54,7 @@ func (l *APILister) LiveVersions(ctx context.Context, app string, entries []inve
 			versions[k] = e.Version
 		}
 	}
-	live := make(map[inventory.Ref]string, len(entries))
+	live := make(map[object.Ref]string, len(entries))
 	for k, version := range versions {
 		if err := l.list(ctx, app, k, version, live); err != nil {
 			return nil, err
@@ -58,9 +63,9 @@ func (l *APILister) LiveVersions(ctx context.Context, app string, entries []inve
 	return live, nil
 }
 
-func (l *APILister) list(ctx context.Context, app string, k listKey, version string, into map[inventory.Ref]string) error {
-	err := listMetadata(ctx, l.c, k, version, l.pageSize, inventory.OwnershipLabels(app), func(item *metav1.PartialObjectMetadata) {
-		ref := inventory.Ref{Group: k.gk.Group, Kind: k.gk.Kind, Namespace: item.Namespace, Name: item.Name}
+func (l *APILister) list(ctx context.Context, app string, k listKey, version string, into map[object.Ref]string) error {
+	err := listMetadata(ctx, l.c, k, version, l.pageSize, l.owner.Labels(app), func(item *metav1.PartialObjectMetadata) {
+		ref := object.Ref{Group: k.gk.Group, Kind: k.gk.Kind, Namespace: item.Namespace, Name: item.Name}
 		into[ref] = item.ResourceVersion
 	})
 	if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/outpost-gitops/outpost/internal/testenv"
 	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 var env *testenv.Cluster
@@ -56,10 +57,20 @@ func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 	return h
 }
 
+// owned returns copies of objs with app's ownership labels, as render gives them.
+func owned(app string, objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		out[i] = o.DeepCopy()
+		object.DefaultOwner().SetLabels(out[i], app)
+	}
+	return out
+}
+
 // sync runs SyncApp and fails the test on error.
 func (h *harness) sync(t testing.TB, desired []*unstructured.Unstructured, opts Options) *Result {
 	t.Helper()
-	res, err := h.s.SyncApp(t.Context(), h.app, desired, opts)
+	res, err := h.s.SyncApp(t.Context(), h.app, owned(h.app, desired), opts)
 	if err != nil {
 		t.Fatalf("SyncApp: %v", err)
 	}

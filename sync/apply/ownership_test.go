@@ -7,7 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // ownershipErr returns the OwnershipError of the object named name in res, or nil.
@@ -24,7 +24,7 @@ func ownershipErr(res *Result, name string) *OwnershipError {
 // syncAs runs SyncApp as app and returns the result, whatever the error.
 func (h *harness) syncAs(t *testing.T, app string, desired []*unstructured.Unstructured, opts Options) *Result {
 	t.Helper()
-	res, _ := h.s.SyncApp(t.Context(), app, desired, opts)
+	res, _ := h.s.SyncApp(t.Context(), app, owned(app, desired), opts)
 	if res == nil {
 		t.Fatalf("SyncApp as %s returned no result", app)
 	}
@@ -48,8 +48,8 @@ func TestAttackAppTakesOverAnotherAppsObject(t *testing.T) {
 		t.Fatalf("A's sync: %+v, want an ownership conflict naming app-b and no prune", res.Changes)
 	}
 	live := h.live(t, mine)
-	if live.GetLabels()[inventory.LabelApp] != "app-b" {
-		t.Errorf("label now %q, want app-b", live.GetLabels()[inventory.LabelApp])
+	if live.GetLabels()[object.LabelApp] != "app-b" {
+		t.Errorf("label now %q, want app-b", live.GetLabels()[object.LabelApp])
 	}
 	if v, _, _ := unstructured.NestedString(live.Object, "data", "owner"); v != "b" {
 		t.Errorf("data.owner = %q, want b's value", v)
@@ -78,7 +78,7 @@ func TestAttackAppAdoptsUnmanagedObject(t *testing.T) {
 		if oe := ownershipErr(res, ns.GetName()); oe == nil || oe.Owner != "" {
 			t.Fatalf("cycle %d: %+v, want a conflict: not managed by Outpost", cycle, res.Changes)
 		}
-		if got := h.live(t, ns).GetLabels()[inventory.LabelApp]; got != "" {
+		if got := h.live(t, ns).GetLabels()[object.LabelApp]; got != "" {
 			t.Fatalf("cycle %d: unmanaged Namespace labelled %q", cycle, got)
 		}
 	}
@@ -95,7 +95,7 @@ func TestAttackAppAdoptsUnmanagedObject(t *testing.T) {
 	if f := res.Changes.Failed(); len(f) != 0 {
 		t.Fatalf("adopt by annotation: %+v", f)
 	}
-	if got := h.live(t, ns).GetLabels()[inventory.LabelApp]; got != h.app {
+	if got := h.live(t, ns).GetLabels()[object.LabelApp]; got != h.app {
 		t.Errorf("adopted Namespace labelled %q, want %s", got, h.app)
 	}
 	// Now it is the app's: leaving the app prunes it.
@@ -120,7 +120,7 @@ func TestAdoptOptionTakesExistingObjects(t *testing.T) {
 	if oe := ownershipErr(res, "owned"); oe == nil || oe.Owner != "other" {
 		t.Errorf("adopt: another app's object: %+v, want a conflict", res.Changes)
 	}
-	if got := h.live(t, cm).GetLabels()[inventory.LabelApp]; got != h.app {
+	if got := h.live(t, cm).GetLabels()[object.LabelApp]; got != h.app {
 		t.Errorf("legacy labelled %q after adopt, want %s", got, h.app)
 	}
 }

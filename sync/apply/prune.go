@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/outpost-gitops/outpost/sync/inventory"
 	"github.com/outpost-gitops/outpost/sync/plan"
 )
 
@@ -83,7 +82,7 @@ func (s *Syncer) pruneOne(ctx context.Context, app string, it plan.Item) Change 
 		return done(ActionDeleted)
 	case err != nil:
 		return failed(it.Ref, it.Version, OpGet, fmt.Errorf("prune %s: %w", it.Ref, err))
-	case !inventory.Owned(pm.Labels, app):
+	case !s.cfg.Owner.Owns(pm.Labels, app):
 		return done(ActionDisowned)
 	case pm.DeletionTimestamp != nil:
 		return done(ActionDeleted)

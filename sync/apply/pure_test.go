@@ -4,10 +4,11 @@ import (
 	"testing"
 
 	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 func TestNextEntries(t *testing.T) {
-	ref := func(name string) inventory.Ref { return inventory.Ref{Kind: "ConfigMap", Namespace: "n", Name: name} }
+	ref := func(name string) object.Ref { return object.Ref{Kind: "ConfigMap", Namespace: "n", Name: name} }
 	old := inventory.Record{Hash: "old", ResourceVersion: "1"}
 	applied := inventory.Record{Hash: "new", ResourceVersion: "2"}
 	entry := func(name string, rec inventory.Record) inventory.Entry {
@@ -57,16 +58,16 @@ func TestNextEntries(t *testing.T) {
 
 func TestStageOf(t *testing.T) {
 	tests := map[string]struct {
-		ref     inventory.Ref
+		ref     object.Ref
 		version string
 		want    int
 	}{
-		"crd":          {inventory.Ref{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition", Name: "x"}, "v1", stageDefinitions},
-		"namespace":    {inventory.Ref{Kind: "Namespace", Name: "x"}, "v1", stageDefinitions},
-		"cluster role": {inventory.Ref{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "x"}, "v1", stageDefinitions},
-		"class":        {inventory.Ref{Group: "storage.k8s.io", Kind: "StorageClass", Name: "x"}, "v1", stageClasses},
-		"deployment":   {inventory.Ref{Group: "apps", Kind: "Deployment", Namespace: "n", Name: "x"}, "v1", stageResources},
-		"custom":       {inventory.Ref{Group: "example.com", Kind: "Widget", Namespace: "n", Name: "x"}, "v1", stageResources},
+		"crd":          {object.Ref{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition", Name: "x"}, "v1", stageDefinitions},
+		"namespace":    {object.Ref{Kind: "Namespace", Name: "x"}, "v1", stageDefinitions},
+		"cluster role": {object.Ref{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "x"}, "v1", stageDefinitions},
+		"class":        {object.Ref{Group: "storage.k8s.io", Kind: "StorageClass", Name: "x"}, "v1", stageClasses},
+		"deployment":   {object.Ref{Group: "apps", Kind: "Deployment", Namespace: "n", Name: "x"}, "v1", stageResources},
+		"custom":       {object.Ref{Group: "example.com", Kind: "Widget", Namespace: "n", Name: "x"}, "v1", stageResources},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -78,7 +79,7 @@ func TestStageOf(t *testing.T) {
 }
 
 func TestNewChangeSetCounts(t *testing.T) {
-	ref := func(name string) inventory.Ref { return inventory.Ref{Kind: "ConfigMap", Namespace: "n", Name: name} }
+	ref := func(name string) object.Ref { return object.Ref{Kind: "ConfigMap", Namespace: "n", Name: name} }
 	cs := newChangeSet([]Change{
 		{Ref: ref("c"), Action: ActionCreated}, {Ref: ref("a"), Action: ActionSkipped},
 		{Ref: ref("b"), Action: ActionFailed}, {Ref: ref("d"), Action: ActionDeleted},

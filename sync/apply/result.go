@@ -8,6 +8,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/outpost-gitops/outpost/sync/object"
+
 	"github.com/outpost-gitops/outpost/sync/inventory"
 	"github.com/outpost-gitops/outpost/sync/plan"
 )
@@ -40,7 +42,7 @@ const (
 
 // Change is what a sync did to one object.
 type Change struct {
-	inventory.Ref
+	object.Ref
 	// Version is the API version used.
 	Version string `json:"version"`
 	// Action is what was done.
@@ -118,7 +120,7 @@ func (cs ChangeSet) Failed() []Change {
 }
 
 // Get returns the change of the object ref, if any.
-func (cs ChangeSet) Get(ref inventory.Ref) (Change, bool) {
+func (cs ChangeSet) Get(ref object.Ref) (Change, bool) {
 	for _, e := range cs.Entries {
 		if e.Ref == ref {
 			return e, true
@@ -180,7 +182,7 @@ const (
 // to adopt it. The object is neither applied nor, later, pruned by this app.
 type OwnershipError struct {
 	// Object is the object.
-	Object inventory.Ref
+	Object object.Ref
 	// App is the app that wanted it.
 	App string
 	// Owner is the app that owns it; empty when Outpost does not manage it.
@@ -198,7 +200,7 @@ func (e *OwnershipError) Error() string {
 // ObjectError is the failure of one object; the other objects of the sync went on.
 type ObjectError struct {
 	// Object is the object that failed.
-	Object inventory.Ref
+	Object object.Ref
 	// Op is the request that failed.
 	Op Op
 	// Reason is the apiserver's reason (Invalid, Conflict, NotFound, Forbidden, …);
@@ -210,7 +212,7 @@ type ObjectError struct {
 	Err error
 }
 
-func newObjectError(ref inventory.Ref, op Op, err error) *ObjectError {
+func newObjectError(ref object.Ref, op Op, err error) *ObjectError {
 	return &ObjectError{Object: ref, Op: op, Reason: apierrors.ReasonForError(err),
 		Immutable: plan.IsImmutable(err), Err: err}
 }
@@ -228,7 +230,7 @@ func (e *ObjectError) Error() string {
 func (e *ObjectError) Unwrap() error { return e.Err }
 
 // failed returns a failed change for err.
-func failed(ref inventory.Ref, version string, op Op, err error) Change {
+func failed(ref object.Ref, version string, op Op, err error) Change {
 	oe := newObjectError(ref, op, err)
 	return Change{Ref: ref, Version: version, Action: ActionFailed, Error: oe.Error(),
 		Immutable: oe.Immutable, Err: oe}

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/outpost-gitops/outpost/sync/object"
+
 	"github.com/outpost-gitops/outpost/sync/inventory"
 	"github.com/outpost-gitops/outpost/sync/plan"
 )
@@ -122,7 +124,7 @@ func (s *Syncer) Plan(ctx context.Context, app string, desired []*unstructured.U
 
 // build observes the live versions of recorded objects and pairs.
 func (s *Syncer) build(ctx context.Context, app string, objs []*unstructured.Unstructured, inv *inventory.Inventory) (*plan.Plan, error) {
-	var live map[inventory.Ref]string
+	var live map[object.Ref]string
 	if observable := plan.Observable(objs, inv.Entries); len(observable) > 0 {
 		var err error
 		if live, err = s.cfg.Lister.LiveVersions(ctx, app, observable); err != nil {
@@ -132,9 +134,10 @@ func (s *Syncer) build(ctx context.Context, app string, objs []*unstructured.Uns
 	return plan.Build(plan.Input{App: app, Desired: objs, Inventory: inv.Entries, Live: live})
 }
 
-// prepare returns copies of the desired objects as they will be applied: with the
-// app's ownership labels, no namespace on cluster-scoped kinds, and no invalid
-// caBundle on CRDs.
+// prepare returns copies of the desired objects as they will be applied: no namespace
+// on cluster-scoped kinds, and no invalid caBundle on CRDs. It refuses an object
+// without the app's ownership labels: render sets them (the one step that does), and
+// an object applied without them could never be pruned.
 func (s *Syncer) prepare(app string, desired []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	if errs := validation.IsValidLabelValue(app); app == "" || len(errs) > 0 {
 		return nil, fmt.Errorf("app name %q is not a valid label value: %v", app, errs)
@@ -145,15 +148,10 @@ func (s *Syncer) prepare(app string, desired []*unstructured.Unstructured) ([]*u
 		if d == nil {
 			return nil, fmt.Errorf("app %q: desired object %d is nil", app, i)
 		}
+		if !s.cfg.Owner.Owns(d.GetLabels(), app) {
+			return nil, fmt.Errorf("app %q: %s lacks the ownership labels %v (render sets them): refusing to apply an object prune could not recognise", app, object.RefOf(d), s.cfg.Owner.Labels(app))
+		}
 		obj := d.DeepCopy()
-		labels := obj.GetLabels()
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		for k, v := range inventory.OwnershipLabels(app) {
-			labels[k] = v
-		}
-		obj.SetLabels(labels)
 		utils.RemoveCABundleFromCRD(obj)
 		gvk := obj.GroupVersionKind()
 		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
@@ -161,7 +159,7 @@ func (s *Syncer) prepare(app string, desired []*unstructured.Unstructured) ([]*u
 		case meta.IsNoMatchError(err):
 			// Not served yet, typically defined by a CRD of this app: keep as rendered.
 		case err != nil:
-			return nil, fmt.Errorf("app %q: map kind of %s: %w", app, inventory.RefOf(obj), err)
+			return nil, fmt.Errorf("app %q: map kind of %s: %w", app, object.RefOf(obj), err)
 		case mapping.Scope.Name() == meta.RESTScopeNameRoot:
 			obj.SetNamespace("")
 		}
@@ -223,7 +221,7 @@ func desiredEntries(p *plan.Plan) []inventory.Entry {
 // apply, with the records of successful applies, minus the objects pruned or
 // disowned. Failed objects keep their previous entry, so they are retried.
 func nextEntries(union []inventory.Entry, applied, pruned ChangeSet) []inventory.Entry {
-	idx := make(map[inventory.Ref]int, len(union))
+	idx := make(map[object.Ref]int, len(union))
 	out := make([]inventory.Entry, len(union))
 	copy(out, union)
 	for i, e := range out {
@@ -239,7 +237,7 @@ func nextEntries(union []inventory.Entry, applied, pruned ChangeSet) []inventory
 			out[i].Version, out[i].Record = ch.Version, ch.record
 		}
 	}
-	gone := map[inventory.Ref]bool{}
+	gone := map[object.Ref]bool{}
 	for _, ch := range pruned.Entries {
 		if ch.Action == ActionDeleted || ch.Action == ActionDisowned {
 			gone[ch.Ref] = true

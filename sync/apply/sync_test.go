@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/outpost-gitops/outpost/sync/object"
+
 	"github.com/outpost-gitops/outpost/sync/inventory"
 	"github.com/outpost-gitops/outpost/sync/plan"
 )
@@ -80,11 +82,11 @@ func TestSyncAppChangeUpdatesOnlyThatObject(t *testing.T) {
 		}
 	}
 
-	cm, _ := res.Changes.Get(inventory.RefOf(byName(changed, "cm-4")))
+	cm, _ := res.Changes.Get(object.RefOf(byName(changed, "cm-4")))
 	if len(cm.Diff) != 1 || cm.Diff[0].Path != "data.index" || cm.Diff[0].New != "changed" {
 		t.Errorf("ConfigMap diff %v, want data.index → changed", cm.Diff)
 	}
-	sec, _ := res.Changes.Get(inventory.RefOf(byName(changed, "secret-5")))
+	sec, _ := res.Changes.Get(object.RefOf(byName(changed, "secret-5")))
 	out, _ := json.Marshal(res)
 	if len(sec.Diff) != 1 || sec.Diff[0].Path != "data.password" ||
 		strings.Contains(string(out), "new-password") || strings.Contains(string(out), "pw-5") {
@@ -121,7 +123,7 @@ func TestSyncAppDoesNotPruneAfterFailedApply(t *testing.T) {
 	kept := byName(desired, "svc-2")
 	invalid := fromYAML(t, h.ns, `{apiVersion: v1, kind: ConfigMap, metadata: {name: bad}, data: {"not a key!": x}}`)
 	next := append(without(desired, "svc-2"), invalid)
-	res, err := h.s.SyncApp(t.Context(), h.app, next, Options{})
+	res, err := h.s.SyncApp(t.Context(), h.app, owned(h.app, next), Options{})
 	var oe *ObjectError
 	if !errors.As(err, &oe) || oe.Object.Name != "bad" || oe.Immutable || oe.Reason != metav1.StatusReasonInvalid {
 		t.Fatalf("err = %v, want an *ObjectError for ConfigMap bad (Invalid)", err)
@@ -141,7 +143,7 @@ func TestSyncAppDoesNotPruneAfterFailedApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := h.s.build(t.Context(), h.app, mustPrepare(t, h, next), inv)
+	p, err := h.s.build(t.Context(), h.app, mustPrepare(t, h, owned(h.app, next)), inv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +170,31 @@ func mustPrepare(t *testing.T, h *harness, objs []*unstructured.Unstructured) []
 		t.Fatal(err)
 	}
 	return out
+}
+
+// An object without the app's ownership labels could be applied but never pruned (prune
+// deletes only what carries them): apply refuses it before any request, naming it.
+func TestSyncAppRefusesObjectsWithoutOwnershipLabels(t *testing.T) {
+	tests := map[string]func(u *unstructured.Unstructured){
+		"no labels":       func(u *unstructured.Unstructured) { u.SetLabels(nil) },
+		"another app":     func(u *unstructured.Unstructured) { object.DefaultOwner().SetLabels(u, "other") },
+		"another manager": func(u *unstructured.Unstructured) { object.Owner{ManagedBy: "helm"}.WithDefaults().SetLabels(u, "x") },
+	}
+	for name, edit := range tests {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t)
+			desired := owned(h.app, objects(t, h.ns, 2))
+			edit(desired[1])
+			h.req.Reset()
+			_, err := h.s.SyncApp(t.Context(), h.app, desired, Options{})
+			if err == nil || !strings.Contains(err.Error(), object.RefOf(desired[1]).String()) || !strings.Contains(err.Error(), "ownership labels") {
+				t.Fatalf("err = %v, want a refusal naming %s and the ownership labels", err, object.RefOf(desired[1]))
+			}
+			if writes, _, _ := h.req.Counts(); writes != 0 {
+				t.Errorf("refused sync wrote: %s", joined(h.req.Writes()))
+			}
+		})
+	}
 }
 
 func TestSyncAppRefusesToEmptyAnApp(t *testing.T) {
@@ -261,7 +288,7 @@ func TestSyncAppKilledBetweenApplyAndInventoryWrite(t *testing.T) {
 	// Run 2 drops svc-2, adds cm-4, and is killed after applying.
 	killAt = StepApplied
 	run2 := append(without(all[:4], "svc-2"), byName(all, "cm-4"))
-	if _, err := h.s.SyncApp(t.Context(), h.app, run2, Options{}); !errors.Is(err, errKilled) {
+	if _, err := h.s.SyncApp(t.Context(), h.app, owned(h.app, run2), Options{}); !errors.Is(err, errKilled) {
 		t.Fatalf("run 2: err = %v, want killed", err)
 	}
 	if h.live(t, byName(all, "cm-4")) == nil || h.live(t, byName(all, "svc-2")) == nil {
@@ -296,7 +323,7 @@ func TestSyncAppKilledBetweenApplyAndInventoryWrite(t *testing.T) {
 	// Killed right after the union was written, before any apply: the next run with
 	// the new object removed again deletes nothing it should keep.
 	killAt = StepUnionSaved
-	if _, err := h.s.SyncApp(t.Context(), h.app, append(run3, byName(all, "svc-2")), Options{}); !errors.Is(err, errKilled) {
+	if _, err := h.s.SyncApp(t.Context(), h.app, owned(h.app, append(run3, byName(all, "svc-2"))), Options{}); !errors.Is(err, errKilled) {
 		t.Fatalf("run 4: err = %v, want killed", err)
 	}
 	killAt = ""
@@ -333,7 +360,7 @@ spec:
 	deploy2 := fromYAML(t, h.ns, deploymentYAML("web", "api", "nginx:1"))
 	next := []*unstructured.Unstructured{cm2, deploy2, job("m:2")}
 
-	res, err := h.s.SyncApp(t.Context(), h.app, next, Options{})
+	res, err := h.s.SyncApp(t.Context(), h.app, owned(h.app, next), Options{})
 	if err == nil {
 		t.Fatal("immutable changes applied without force")
 	}
@@ -377,7 +404,7 @@ func TestSyncAppLeavesDisownedObjects(t *testing.T) {
 	// A person takes svc-2 over for another app.
 	taken := h.live(t, byName(desired, "svc-2"))
 	labels := taken.GetLabels()
-	labels[inventory.LabelApp] = "someone-else"
+	labels[object.LabelApp] = "someone-else"
 	taken.SetLabels(labels)
 	if err := h.c.Update(t.Context(), taken); err != nil {
 		t.Fatal(err)
@@ -446,7 +473,7 @@ func TestPlanPreviewChangesNothing(t *testing.T) {
 	_ = unstructured.SetNestedField(next[0].Object, "x", "data", "index")
 
 	h.req.Reset()
-	p, err := h.s.Plan(t.Context(), h.app, next)
+	p, err := h.s.Plan(t.Context(), h.app, owned(h.app, next))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,9 +494,10 @@ func TestAPIListerPagesAndSelects(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l := &APILister{c: h.c, pageSize: 3}
+	l := NewAPILister(h.c, object.DefaultOwner())
+	l.pageSize = 3
 	entries := h.inventory(t)
-	entries = append(entries, inventory.Entry{Ref: inventory.Ref{Group: "example.com", Kind: "Gone", Namespace: h.ns, Name: "x"}, Version: "v1"})
+	entries = append(entries, inventory.Entry{Ref: object.Ref{Group: "example.com", Kind: "Gone", Namespace: h.ns, Name: "x"}, Version: "v1"})
 	live, err := l.LiveVersions(t.Context(), h.app, entries)
 	if err != nil {
 		t.Fatal(err)
@@ -478,7 +506,7 @@ func TestAPIListerPagesAndSelects(t *testing.T) {
 		t.Errorf("LiveVersions found %d objects, want the app's 28 (pages of 3; unlabelled and unserved kinds left out)", len(live))
 	}
 	for _, o := range desired {
-		if rv := live[inventory.RefOf(o)]; rv == "" || rv != h.live(t, o).GetResourceVersion() {
+		if rv := live[object.RefOf(o)]; rv == "" || rv != h.live(t, o).GetResourceVersion() {
 			t.Errorf("%s: live version %q", o.GetName(), rv)
 		}
 	}

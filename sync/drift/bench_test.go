@@ -1,6 +1,10 @@
 package drift
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/outpost-gitops/outpost/sync/object"
+)
 
 // BenchmarkDetect measures one Detect call, as the agent makes on every watch event.
 func BenchmarkDetect(b *testing.B) {
@@ -9,7 +13,7 @@ func BenchmarkDetect(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := Detect(desired, live, observedAt); err != nil {
+				if _, err := Detect(object.DefaultOwner(), desired, live, observedAt); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -13,6 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
+
+	"github.com/outpost-gitops/outpost/sync/field"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // resourceFor maps the kinds these tests use to their resources.
@@ -117,7 +120,7 @@ func (k *kube) detect(desired *unstructured.Unstructured) *Report {
 	if err != nil {
 		k.t.Fatal(err)
 	}
-	report, err := Detect(desired, live, time.Now().UTC().Truncate(time.Second))
+	report, err := Detect(object.DefaultOwner(), desired, live, time.Now().UTC().Truncate(time.Second))
 	if err != nil {
 		k.t.Fatal(err)
 	}
@@ -226,7 +229,7 @@ webhooks:
 		t.Run(name, func(t *testing.T) {
 			k := &kube{t: t, dc: k.dc, ns: k.ns}
 			desired := k.object(m)
-			k.apply(desired, Manager)
+			k.apply(desired, object.DefaultFieldManager)
 			wantNoDrift(t, k.detect(desired))
 			if desired.GetKind() == "ConfigMap" {
 				k.patch("ConfigMap", desired.GetName(), "cleanup", `{"metadata":{"finalizers":null}}`)
@@ -238,7 +241,7 @@ webhooks:
 func TestClusterScaleAndEdit(t *testing.T) {
 	k := newKube(t)
 	desired := k.object(webDeployment)
-	k.apply(desired, Manager)
+	k.apply(desired, object.DefaultFieldManager)
 	// kubectl scale deployment web --replicas=5: an Update through the scale subresource.
 	k.patch("Deployment", "web", "kubectl", `{"spec":{"replicas":5}}`, "scale")
 	// kubectl edit: the image changes in a PUT by manager kubectl-edit.
@@ -258,7 +261,7 @@ func TestClusterScaleAndEdit(t *testing.T) {
 	}
 	replicas := got["spec.replicas"]
 	if replicas.Manager != "kubectl" || replicas.Operation != "Update" || replicas.Subresource != "scale" ||
-		!equal(replicas.Desired, 3) || !equal(replicas.Live, 5) {
+		!field.Equal(replicas.Desired, 3) || !field.Equal(replicas.Live, 5) {
 		t.Errorf("spec.replicas: got %+v, want 3 -> 5 by kubectl (Update, scale)", replicas)
 	}
 	if replicas.Time.IsZero() || (replicas.TimeObserved && !replicas.Time.Equal(report.ObservedAt)) {
@@ -274,7 +277,7 @@ func TestClusterScaleAndEdit(t *testing.T) {
 	}
 
 	// Outpost applies again (self-heal): ownership returns, drift is gone.
-	k.apply(desired, Manager)
+	k.apply(desired, object.DefaultFieldManager)
 	wantNoDrift(t, k.detect(desired))
 }
 
@@ -284,7 +287,7 @@ func TestClusterFieldsOutpostNeverSet(t *testing.T) {
 	if _, found, _ := unstructured.NestedInt64(desired.Object, "spec", "replicas"); found {
 		t.Fatal("the manifest still sets replicas")
 	}
-	k.apply(desired, Manager)
+	k.apply(desired, object.DefaultFieldManager)
 	// An HPA scales through the scale subresource.
 	k.patch("Deployment", "web", "hpa-controller", `{"spec":{"replicas":7}}`, "scale")
 	// Someone labels the object and annotates the pod template.
@@ -304,7 +307,7 @@ webhooks:
     clientConfig:
       service: {name: validator, namespace: shop, path: /validate}
 `)
-	k.apply(hook, Manager)
+	k.apply(hook, object.DefaultFieldManager)
 	t.Cleanup(func() { _ = k.resource(hook.GetKind()).Delete(t.Context(), hook.GetName(), metav1.DeleteOptions{}) })
 	k.update(hook.GetKind(), hook.GetName(), "cainjector", func(u *unstructured.Unstructured) {
 		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
@@ -319,7 +322,7 @@ webhooks:
 func TestClusterRemovedAndSecretFields(t *testing.T) {
 	k := newKube(t)
 	deploy := k.object(webDeployment)
-	k.apply(deploy, Manager)
+	k.apply(deploy, object.DefaultFieldManager)
 	// kubectl edit removes a label Outpost set and an env var.
 	k.update("Deployment", "web", "kubectl-edit", func(u *unstructured.Unstructured) {
 		labels := u.GetLabels()
@@ -355,7 +358,7 @@ type: Opaque
 data: {password: aHVudGVyMg==}
 stringData: {user: admin}
 `)
-	k.apply(secret, Manager)
+	k.apply(secret, object.DefaultFieldManager)
 	k.patch("Secret", "creds", "kubectl-edit", `{"data":{"password":"bGV0bWVpbg==","user":"cm9vdA=="}}`)
 	report := k.detect(secret)
 	out, err := json.Marshal(report)
@@ -378,7 +381,7 @@ stringData: {user: admin}
 func TestClusterDeleted(t *testing.T) {
 	k := newKube(t)
 	desired := k.object(`{apiVersion: v1, kind: ConfigMap, metadata: {name: settings}, data: {mode: fast}}`)
-	k.apply(desired, Manager)
+	k.apply(desired, object.DefaultFieldManager)
 	wantNoDrift(t, k.detect(desired))
 	if err := k.resource("ConfigMap").Delete(t.Context(), "settings", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -405,7 +408,7 @@ metadata:
 type: Opaque
 data: {password: aHVudGVyMg==}
 `)
-	k.apply(secret, Manager)
+	k.apply(secret, object.DefaultFieldManager)
 	k.patch("Secret", "migrated", "kubectl-edit", `{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"data\":{\"password\":\"bGV0bWVpbg==\"}}"}}}`)
 	report := k.detect(secret)
 	out, err := json.Marshal(report)

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
-	"sigs.k8s.io/structured-merge-diff/v6/value"
+
+	"github.com/outpost-gitops/outpost/sync/field"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // Detect reports the drift of one object: the fields of desired (what Outpost applied)
-// that Outpost no longer owns in live's managedFields, or whose live value differs. A
+// that owner's field manager no longer owns in live's managedFields, or whose live value differs. A
 // nil live means the object was deleted. observedAt is when the caller saw live; it
 // dates changes whose managedFields entry has no time.
 //
@@ -22,26 +23,26 @@ import (
 // the report shares no memory with them. A desired object without namespace takes
 // live's. It fails when desired is nil, when the two objects are not the same object,
 // or when live has no managedFields (ErrNoManagedFields).
-func Detect(desired, live *unstructured.Unstructured, observedAt time.Time) (*Report, error) {
+func Detect(owner object.Owner, desired, live *unstructured.Unstructured, observedAt time.Time) (*Report, error) {
 	if desired == nil {
 		return nil, fmt.Errorf("detect drift: desired object is nil")
 	}
-	ref := RefOf(desired)
-	report := &Report{Object: ref, ObservedAt: observedAt}
+	ref := object.RefOf(desired)
+	report := &Report{Object: ref, Version: desired.GroupVersionKind().Version, ObservedAt: observedAt}
 	if live == nil {
 		report.Deleted = true
 		return report, nil
 	}
-	lref := RefOf(live)
+	lref := object.RefOf(live)
 	if ref.Namespace == "" {
 		// A manifest may leave the namespace to the apply step's default.
 		ref.Namespace = lref.Namespace
 		report.Object = ref
 	}
-	if lref.Kind != ref.Kind || lref.Name != ref.Name || lref.Namespace != ref.Namespace {
+	if lref != ref {
 		return nil, fmt.Errorf("detect drift of %s: live object is %s", ref, lref)
 	}
-	entries, own, err := readEntries(live.Object)
+	entries, own, err := readEntries(live.Object, owner.WithDefaults().FieldManager)
 	if err != nil {
 		return nil, fmt.Errorf("detect drift of %s: %w", ref, err)
 	}
@@ -49,8 +50,9 @@ func Detect(desired, live *unstructured.Unstructured, observedAt time.Time) (*Re
 		entries:    entries,
 		own:        own,
 		observedAt: observedAt,
-		secret:     isSecret(ref),
-		path:       make([]pathElem, 0, initialDepth),
+		ref:        ref,
+		secret:     ref.IsSecret(),
+		path:       make(field.Path, 0, initialDepth),
 	}
 	// One backing array for the fieldsV1 nodes of the usual depths.
 	backing := make([]map[string]any, initialDepth*len(entries))
@@ -69,18 +71,15 @@ func Detect(desired, live *unstructured.Unstructured, observedAt time.Time) (*Re
 // initialDepth is the path depth preallocated for a walk; deeper paths still work.
 const initialDepth = 16
 
-func isSecret(ref ObjectRef) bool {
-	return ref.APIVersion == "v1" && ref.Kind == "Secret"
-}
-
 // walker holds the state of one Detect call.
 type walker struct {
 	entries    []entry
 	own        int
 	observedAt time.Time
+	ref        object.Ref
 	secret     bool
 	// path is the current path from the root.
-	path []pathElem
+	path field.Path
 	// scratch holds one slice of fieldsV1 nodes per depth, reused across siblings.
 	scratch [][]map[string]any
 	out     []FieldDrift
@@ -112,13 +111,13 @@ func (w *walker) walkRoot(desired, live map[string]any) {
 			dm, _ := d.(map[string]any)
 			lm, _ := live["metadata"].(map[string]any)
 			children := w.children(1, nodes, "metadata")
-			w.path = append(w.path, pathElem{kind: fieldElem, name: "metadata"})
+			w.path = append(w.path, field.Field("metadata"))
 			for mk, dv := range dm {
 				if !appliedMetadata(mk) {
 					continue
 				}
 				lv, present := lm[mk]
-				w.path = append(w.path, pathElem{kind: fieldElem, name: mk})
+				w.path = append(w.path, field.Field(mk))
 				w.walk(2, w.children(2, children, mk), dv, lv, present)
 				w.path = w.path[:len(w.path)-1]
 			}
@@ -126,7 +125,7 @@ func (w *walker) walkRoot(desired, live map[string]any) {
 			continue
 		}
 		lv, present := live[k]
-		w.path = append(w.path, pathElem{kind: fieldElem, name: k})
+		w.path = append(w.path, field.Field(k))
 		w.walk(1, w.children(1, nodes, k), d, lv, present)
 		w.path = w.path[:len(w.path)-1]
 	}
@@ -247,7 +246,7 @@ func (w *walker) walkMap(depth int, nodes []map[string]any, d map[string]any, l 
 	lm, _ := l.(map[string]any)
 	for k, dv := range d {
 		lv, present := lm[k]
-		w.path = append(w.path, pathElem{kind: fieldElem, name: k})
+		w.path = append(w.path, field.Field(k))
 		w.walk(depth+1, w.children(depth+1, nodes, k), dv, lv, present)
 		w.path = w.path[:len(w.path)-1]
 	}
@@ -256,11 +255,11 @@ func (w *walker) walkMap(depth int, nodes []map[string]any, d map[string]any, l 
 // walkList visits the elements of a granular list; it returns false when the nodes do
 // not describe a list (the caller then compares the list as a whole).
 func (w *walker) walkList(depth int, nodes []map[string]any, d []any, l any) bool {
-	kind, sample := listKind(nodes)
+	kind, sample := field.ListKind(nodes)
 	ll, _ := l.([]any)
 	switch kind {
 	case 'k':
-		names, err := keyNames(sample)
+		names, err := field.KeyNames(sample)
 		if err != nil {
 			return false
 		}
@@ -269,20 +268,20 @@ func (w *walker) walkList(depth int, nodes []map[string]any, d []any, l any) boo
 			if !ok {
 				continue
 			}
-			key, pe := resolveKey(nodes, names, dm)
-			le, present := findKeyed(ll, key)
-			w.path = append(w.path, pathElem{kind: keyElem, key: key})
+			key, pe := field.ResolveKey(nodes, names, dm)
+			le, present := field.FindKeyed(ll, key)
+			w.path = append(w.path, field.Key(key...))
 			w.walk(depth+1, w.childrenAt(depth+1, nodes, pe), de, le, present)
 			w.path = w.path[:len(w.path)-1]
 		}
 	case 'v':
 		for _, de := range d {
-			pe, err := fieldpath.SerializePathElement(fieldpath.PathElement{Value: ptr(value.NewValueInterface(de))})
+			pe, err := field.SerializeValue(de)
 			if err != nil {
 				continue
 			}
-			le, present := findValue(ll, de)
-			w.path = append(w.path, pathElem{kind: valueElem, value: de})
+			le, present := field.FindValue(ll, de)
+			w.path = append(w.path, field.Value(de))
 			w.walk(depth+1, w.childrenAt(depth+1, nodes, pe), de, le, present)
 			w.path = w.path[:len(w.path)-1]
 		}
@@ -293,7 +292,7 @@ func (w *walker) walkList(depth int, nodes []map[string]any, d []any, l any) boo
 			if present {
 				le = ll[i]
 			}
-			w.path = append(w.path, pathElem{kind: indexElem, index: i})
+			w.path = append(w.path, field.Index(i))
 			w.walk(depth+1, w.childrenAt(depth+1, nodes, "i:"+strconv.Itoa(i)), de, le, present)
 			w.path = w.path[:len(w.path)-1]
 		}
@@ -303,236 +302,14 @@ func (w *walker) walkList(depth int, nodes []map[string]any, d []any, l any) boo
 	return true
 }
 
-func ptr[T any](v T) *T { return &v }
-
-// listKind returns the element kind of a list's fieldsV1 nodes ('k', 'v' or 'i') and
-// one serialized element of that kind.
-func listKind(nodes []map[string]any) (byte, string) {
-	for _, n := range nodes {
-		for k := range n {
-			if len(k) > 2 && k[1] == ':' && k[0] != 'f' {
-				return k[0], k
-			}
-		}
-	}
-	return 0, ""
-}
-
-// keyNames returns the key field names of a serialized "k:{...}" element, sorted.
-func keyNames(pe string) ([]string, error) {
-	if names, ok := scanKeyNames(pe); ok {
-		return names, nil
-	}
-	e, err := fieldpath.DeserializePathElement(pe)
-	if err != nil || e.Key == nil {
-		return nil, fmt.Errorf("parse key %s: %w", pe, err)
-	}
-	names := make([]string, len(*e.Key))
-	for i, f := range *e.Key {
-		names[i] = f.Name
-	}
-	return names, nil
-}
-
-// scanKeyNames is keyNames' fast path for the usual keys: plain names with string,
-// number, boolean or null values, as managedFields writes them (sorted). It returns
-// false for anything else.
-func scanKeyNames(pe string) ([]string, bool) {
-	if !strings.HasPrefix(pe, "k:{") || !strings.HasSuffix(pe, "}") {
-		return nil, false
-	}
-	s := pe[3 : len(pe)-1]
-	names := make([]string, 0, 2)
-	for len(s) > 0 {
-		if s[0] != '"' {
-			return nil, false
-		}
-		end := strings.IndexByte(s[1:], '"')
-		if end < 0 {
-			return nil, false
-		}
-		name := s[1 : 1+end]
-		if strings.IndexByte(name, '\\') >= 0 || (len(names) > 0 && name <= names[len(names)-1]) {
-			return nil, false
-		}
-		names = append(names, name)
-		s = s[2+end:]
-		if len(s) == 0 || s[0] != ':' {
-			return nil, false
-		}
-		s = s[1:]
-		// Skip the value: a string without escapes, or a bare literal.
-		if len(s) > 0 && s[0] == '"' {
-			end := strings.IndexByte(s[1:], '"')
-			if end < 0 || strings.IndexByte(s[1:1+end], '\\') >= 0 {
-				return nil, false
-			}
-			s = s[2+end:]
-		} else {
-			end := strings.IndexByte(s, ',')
-			if end < 0 {
-				end = len(s)
-			}
-			if end == 0 || strings.ContainsAny(s[:end], "{}[]\"") {
-				return nil, false
-			}
-			s = s[end:]
-		}
-		if len(s) > 0 {
-			if s[0] != ',' {
-				return nil, false
-			}
-			s = s[1:]
-		}
-	}
-	return names, len(names) > 0
-}
-
-// resolveKey returns the key of a desired list element and its serialized form as
-// found in managedFields. When the element lacks a key field the server defaulted
-// (a port's protocol), the key is completed from the first managedFields element
-// whose other key fields match.
-func resolveKey(nodes []map[string]any, names []string, d map[string]any) ([]keyField, string) {
-	key := make([]keyField, 0, len(names))
-	complete := true
-	for _, n := range names {
-		v, ok := d[n]
-		if !ok {
-			complete = false
-			continue
-		}
-		key = append(key, keyField{name: n, value: v})
-	}
-	pe, err := serializeKey(key)
-	if complete && err == nil {
-		for _, n := range nodes {
-			if _, ok := n[pe]; ok {
-				return key, pe
-			}
-		}
-	}
-	// Slow path: compare with every keyed element of every entry.
-	for _, n := range nodes {
-		for k := range n {
-			if !strings.HasPrefix(k, "k:") {
-				continue
-			}
-			e, err := fieldpath.DeserializePathElement(k)
-			if err != nil || e.Key == nil || !keyMatches(*e.Key, d) {
-				continue
-			}
-			full := make([]keyField, len(*e.Key))
-			for i, f := range *e.Key {
-				full[i] = keyField{name: f.Name, value: f.Value.Unstructured()}
-			}
-			return full, k
-		}
-	}
-	return key, pe
-}
-
-// serializeKey renders a key as managedFields does, k:{"name":"web"}, with a fast path
-// for the usual keys: names and values made of plain ASCII, and integers.
-func serializeKey(key []keyField) (string, error) {
-	var b strings.Builder
-	b.WriteString("k:{")
-	for i, f := range key {
-		if !plainJSON(f.name) {
-			return serializeKeySlow(key)
-		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('"')
-		b.WriteString(f.name)
-		b.WriteString(`":`)
-		switch v := f.value.(type) {
-		case string:
-			if !plainJSON(v) {
-				return serializeKeySlow(key)
-			}
-			b.WriteByte('"')
-			b.WriteString(v)
-			b.WriteByte('"')
-		case int64:
-			b.WriteString(strconv.FormatInt(v, 10))
-		default:
-			return serializeKeySlow(key)
-		}
-	}
-	b.WriteByte('}')
-	return b.String(), nil
-}
-
-func serializeKeySlow(key []keyField) (string, error) {
-	fl := make(value.FieldList, len(key))
-	for i, f := range key {
-		fl[i] = value.Field{Name: f.name, Value: value.NewValueInterface(f.value)}
-	}
-	fl.Sort()
-	return fieldpath.SerializePathElement(fieldpath.PathElement{Key: &fl})
-}
-
-// plainJSON tells whether s needs no escaping in JSON (and no HTML escaping either).
-func plainJSON(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
-}
-
-// keyMatches tells whether every key field present in d equals the element's.
-func keyMatches(key value.FieldList, d map[string]any) bool {
-	for _, f := range key {
-		if v, ok := d[f.Name]; ok && !equal(v, f.Value.Unstructured()) {
-			return false
-		}
-	}
-	return true
-}
-
-// findKeyed returns the live list element whose key fields equal key.
-func findKeyed(l []any, key []keyField) (any, bool) {
-	for _, e := range l {
-		m, ok := e.(map[string]any)
-		if !ok {
-			continue
-		}
-		match := true
-		for _, f := range key {
-			if !equal(m[f.name], f.value) {
-				match = false
-				break
-			}
-		}
-		if match {
-			return e, true
-		}
-	}
-	return nil, false
-}
-
-// findValue returns the live set element equal to v.
-func findValue(l []any, v any) (any, bool) {
-	for _, e := range l {
-		if equal(e, v) {
-			return e, true
-		}
-	}
-	return nil, false
-}
-
 // leaf decides whether the desired leaf d drifted. granular is true when some entry
 // owns fields below this one (so d is an empty map or list whose members others may add).
 func (w *walker) leaf(nodes []map[string]any, d, l any, present, granular bool) {
 	if w.own >= 0 && owns(nodes[w.own]) {
-		if granular && isEmptyContainer(d) {
+		if granular && field.IsEmptyContainer(d) {
 			return // Outpost owns the (empty) container; members belong to others
 		}
-		if equalLeaf(d, l, present) {
+		if field.EqualLeaf(d, l, present) {
 			return
 		}
 		w.report(w.own, d, l, present)
@@ -542,7 +319,7 @@ func (w *walker) leaf(nodes []map[string]any, d, l any, present, granular bool) 
 		// The API server records stringData in managedFields but stores data, so
 		// another manager rewriting data never takes stringData from Outpost: only the
 		// value tells. The last writer of data is the one to blame.
-		if equalLeaf(d, l, present) {
+		if field.EqualLeaf(d, l, present) {
 			return
 		}
 		i := w.owner(nodes)
@@ -552,7 +329,7 @@ func (w *walker) leaf(nodes []map[string]any, d, l any, present, granular bool) 
 		w.report(i, d, l, present)
 		return
 	}
-	if !present && isEmptyContainer(d) {
+	if !present && field.IsEmptyContainer(d) {
 		// An empty map or list the server dropped: nothing to own, nothing changed.
 		return
 	}
@@ -562,11 +339,11 @@ func (w *walker) leaf(nodes []map[string]any, d, l any, present, granular bool) 
 // ownsStringData tells whether the current path is data.<key> of a Secret and
 // Outpost's Apply entry owns stringData.<key>.
 func (w *walker) ownsStringData() bool {
-	if !w.secret || w.own < 0 || len(w.path) != 2 || w.path[0].name != "data" || w.path[1].kind != fieldElem {
+	if !w.secret || w.own < 0 || len(w.path) != 2 || w.path[0].Name != "data" || w.path[1].Kind != field.FieldKind {
 		return false
 	}
 	sd, _ := w.entries[w.own].fields["f:stringData"].(map[string]any)
-	n, _ := sd["f:"+w.path[1].name].(map[string]any)
+	n, _ := sd["f:"+w.path[1].Name].(map[string]any)
 	return owns(n)
 }
 
@@ -589,7 +366,7 @@ func (w *walker) owner(nodes []map[string]any) int {
 
 // report appends a drifted field owned by entry i (-1: nobody).
 func (w *walker) report(i int, d, l any, present bool) {
-	fd := FieldDrift{Path: formatPath(w.path)}
+	fd := FieldDrift{Path: w.path.String()}
 	if i >= 0 {
 		e := &w.entries[i]
 		fd.Manager, fd.Operation, fd.Subresource = e.manager, e.operation, e.subresource
@@ -600,7 +377,7 @@ func (w *walker) report(i int, d, l any, present bool) {
 	if !present {
 		l = nil
 	}
-	if w.secret && secretValuePath(w.path) {
+	if field.SecretValue(w.ref, w.path) {
 		fd.Redacted = true
 		fd.Desired = Redacted
 		if l != nil {
@@ -613,27 +390,6 @@ func (w *walker) report(i int, d, l any, present bool) {
 		}
 	}
 	w.out = append(w.out, fd)
-}
-
-// lastAppliedAnnotation is kubectl's copy of the applied object: on a Secret it holds
-// the Secret's data.
-const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
-
-// secretValuePath reports whether a path of a Secret holds (a copy of) its values:
-// data, stringData, and the last-applied-configuration annotation.
-func secretValuePath(p []pathElem) bool {
-	if len(p) == 0 || p[0].kind != fieldElem {
-		return false
-	}
-	switch p[0].name {
-	case "data", "stringData":
-		return true
-	case "metadata":
-		// metadata.annotations as a whole, or the annotation itself.
-		return len(p) >= 2 && p[1].kind == fieldElem && p[1].name == "annotations" &&
-			(len(p) == 2 || (p[2].kind == fieldElem && p[2].name == lastAppliedAnnotation))
-	}
-	return false
 }
 
 // copyValue deep-copies a JSON-like value for a report, so the report does not share

@@ -13,6 +13,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/outpost-gitops/outpost/sync/field"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -87,7 +90,7 @@ func TestDetect(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			desired, live := loadPair(t, name)
-			report, err := Detect(desired, live, observedAt)
+			report, err := Detect(object.DefaultOwner(), desired, live, observedAt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +107,7 @@ func TestDetect(t *testing.T) {
 				if f.Manager != w.manager {
 					t.Errorf("%s: manager %q, want %q", path, f.Manager, w.manager)
 				}
-				if !equal(f.Desired, w.desired) || !equal(f.Live, w.live) {
+				if !field.Equal(f.Desired, w.desired) || !field.Equal(f.Live, w.live) {
 					t.Errorf("%s: %v -> %v, want %v -> %v", path, f.Desired, f.Live, w.desired, w.live)
 				}
 				if f.TimeObserved != w.observed {
@@ -156,7 +159,7 @@ func golden(t *testing.T, name string, report *Report) {
 
 func TestDetectSecretValuesNeverReported(t *testing.T) {
 	desired, live := loadPair(t, "secret")
-	report, err := Detect(desired, live, observedAt)
+	report, err := Detect(object.DefaultOwner(), desired, live, observedAt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,15 +179,15 @@ func TestDetectSecretValuesNeverReported(t *testing.T) {
 
 func TestDetectDeleted(t *testing.T) {
 	desired, _ := loadPair(t, "scale-and-edit")
-	report, err := Detect(desired, nil, observedAt)
+	report, err := Detect(object.DefaultOwner(), desired, nil, observedAt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !report.Deleted || !report.Drifted() || len(report.Fields) != 0 {
 		t.Fatalf("got %+v, want Deleted and no fields", report)
 	}
-	want := ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web"}
-	if report.Object != want || !report.ObservedAt.Equal(observedAt) {
+	want := object.Ref{Group: "apps", Kind: "Deployment", Namespace: "shop", Name: "web"}
+	if report.Object != want || report.Version != "v1" || !report.ObservedAt.Equal(observedAt) {
 		t.Fatalf("got object %v at %v, want %v at %v", report.Object, report.ObservedAt, want, observedAt)
 	}
 }
@@ -207,7 +210,7 @@ func TestDetectErrors(t *testing.T) {
 				l.SetName("api")
 				return d, l
 			},
-			wantIn: "Deployment/shop/web: live object is Deployment/shop/api",
+			wantIn: "Deployment.apps/shop/web: live object is Deployment.apps/shop/api",
 		},
 		"managedFields stripped": {
 			edit: func(d, l *unstructured.Unstructured) (*unstructured.Unstructured, *unstructured.Unstructured) {
@@ -215,7 +218,7 @@ func TestDetectErrors(t *testing.T) {
 				return d, l
 			},
 			wantErr: ErrNoManagedFields,
-			wantIn:  "Deployment/shop/web",
+			wantIn:  "Deployment.apps/shop/web",
 		},
 		"malformed fieldsV1": {
 			edit: func(d, l *unstructured.Unstructured) (*unstructured.Unstructured, *unstructured.Unstructured) {
@@ -229,7 +232,7 @@ func TestDetectErrors(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			desired, live := tc.edit(loadPair(t, "scale-and-edit"))
-			_, err := Detect(desired, live, observedAt)
+			_, err := Detect(object.DefaultOwner(), desired, live, observedAt)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -246,11 +249,11 @@ func TestDetectErrors(t *testing.T) {
 func TestDetectDoesNotModifyInputs(t *testing.T) {
 	desired, live := loadPair(t, "secret")
 	d0, l0 := desired.DeepCopy(), live.DeepCopy()
-	report, err := Detect(desired, live, observedAt)
+	report, err := Detect(object.DefaultOwner(), desired, live, observedAt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equal(desired.Object, d0.Object) || !equal(live.Object, l0.Object) {
+	if !field.Equal(desired.Object, d0.Object) || !field.Equal(live.Object, l0.Object) {
 		t.Fatal("Detect modified its inputs")
 	}
 	if len(report.Fields) == 0 {
@@ -261,7 +264,7 @@ func TestDetectDoesNotModifyInputs(t *testing.T) {
 func TestDetectDesiredWithoutNamespace(t *testing.T) {
 	desired, live := loadPair(t, "scale-and-edit")
 	desired.SetNamespace("")
-	report, err := Detect(desired, live, observedAt)
+	report, err := Detect(object.DefaultOwner(), desired, live, observedAt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ const (
 // readEntries returns the managedFields entries of an unstructured object without
 // converting them to typed values. own is the index of Outpost's Apply entry on the main
 // resource, -1 when there is none.
-func readEntries(obj map[string]any) (entries []entry, own int, err error) {
+func readEntries(obj map[string]any, manager string) (entries []entry, own int, err error) {
 	meta, _ := obj["metadata"].(map[string]any)
 	raw, _ := meta["managedFields"].([]any)
 	if len(raw) == 0 {
@@ -55,7 +55,7 @@ func readEntries(obj map[string]any) (entries []entry, own int, err error) {
 				return nil, -1, fmt.Errorf("managedFields[%d] (manager %q): fieldsV1: want an object, got %T", i, e.manager, f)
 			}
 		}
-		if e.manager == Manager && e.operation == operationApply && e.subresource == "" {
+		if e.manager == manager && e.operation == operationApply && e.subresource == "" {
 			own = len(entries)
 		}
 		entries = append(entries, e)

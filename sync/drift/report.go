@@ -1,48 +1,20 @@
 package drift
 
 import (
-	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
-
-// Manager is the field manager Outpost applies with; its Apply entry in managedFields
-// is the set of fields Outpost owns.
-const Manager = "outpost"
 
 // Redacted replaces the values of v1 Secret data and stringData in a report.
 const Redacted = "(redacted)"
 
-// ObjectRef names a Kubernetes object.
-type ObjectRef struct {
-	// APIVersion is group/version, "v1" for the core group.
-	APIVersion string `json:"apiVersion"`
-	// Kind is the object's kind.
-	Kind string `json:"kind"`
-	// Namespace is empty for cluster-scoped objects.
-	Namespace string `json:"namespace,omitempty"`
-	// Name is the object's name.
-	Name string `json:"name"`
-}
-
-// RefOf returns the reference of an object.
-func RefOf(u *unstructured.Unstructured) ObjectRef {
-	return ObjectRef{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
-}
-
-// String formats the reference as Kind/namespace/name (Kind/name when cluster-scoped).
-func (r ObjectRef) String() string {
-	if r.Namespace == "" {
-		return fmt.Sprintf("%s/%s", r.Kind, r.Name)
-	}
-	return fmt.Sprintf("%s/%s/%s", r.Kind, r.Namespace, r.Name)
-}
-
 // Report is the drift of one object.
 type Report struct {
 	// Object is the object compared.
-	Object ObjectRef `json:"object"`
+	Object object.Ref `json:"object"`
+	// Version is the API version of the desired object, the one Outpost applied.
+	Version string `json:"version,omitempty"`
 	// Fields are the drifted fields, sorted by path. Empty when nothing drifted.
 	Fields []FieldDrift `json:"fields,omitempty"`
 	// Deleted is true when the object no longer exists in the cluster.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/outpost-gitops/outpost/sync/apply"
 	"github.com/outpost-gitops/outpost/sync/health"
+	"github.com/outpost-gitops/outpost/sync/object"
 	"github.com/outpost-gitops/outpost/sync/render"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
@@ -55,6 +56,9 @@ type Config struct {
 	// Tracer records a span per app with render and health children (apply adds
 	// plan, apply and prune). Default: no tracing.
 	Tracer trace.Tracer
+	// Owner sets the ownership labels of rendered objects; pass the Owner the Syncer
+	// applies with. Default object.DefaultOwner().
+	Owner object.Owner
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -70,6 +74,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Tracer == nil {
 		c.Tracer = noop.NewTracerProvider().Tracer("outpost")
 	}
+	c.Owner = c.Owner.WithDefaults()
 	return c, nil
 }
 
@@ -109,7 +114,7 @@ func (e *Engine) SyncCluster(ctx context.Context, req Request) (*ClusterResult, 
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s at %s: %w", req.Cluster, short(req.Revision), err)
 	}
-	r, err := render.New(req.Root, render.Options{IsNamespaced: e.cfg.IsNamespaced})
+	r, err := render.New(req.Root, render.Options{IsNamespaced: e.cfg.IsNamespaced, Owner: e.cfg.Owner})
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s at %s: %w", req.Cluster, short(req.Revision), err)
 	}
@@ -245,10 +250,7 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 }
 
 func (e *Engine) health(ctx context.Context, app *repo.App, objs []*unstructured.Unstructured, wait bool) (health.AppHealth, error) {
-	refs := make([]health.ObjectRef, len(objs))
-	for i, o := range objs {
-		refs[i] = health.RefOf(o)
-	}
+	refs := object.RefsOf(objs)
 	if wait {
 		return health.Wait(ctx, e.cfg.Health, refs, health.WaitOptions{Timeout: app.Config.HealthTimeout.Duration, Logger: e.cfg.Logger})
 	}
@@ -317,8 +319,8 @@ func short(rev string) string {
 
 // NamespaceError is an object outside the namespaces the engine may write to.
 type NamespaceError struct {
-	// Object is "Kind/namespace/name" or, cluster-scoped, "Kind/name".
-	Object string
+	// Object is the refused object.
+	Object object.Ref
 	// Namespace is the object's namespace; empty when cluster-scoped.
 	Namespace string
 	// Allowed are the namespaces the engine may write to.
@@ -351,11 +353,11 @@ func checkNamespaces(objs []*unstructured.Unstructured, allowed []string, isName
 		namespaced, err := isNamespaced(o.GroupVersionKind())
 		switch {
 		case err != nil:
-			return &NamespaceError{Object: render.ObjectRef(o), Namespace: o.GetNamespace(), Allowed: allowed, Scope: err.Error()}
+			return &NamespaceError{Object: object.RefOf(o), Namespace: o.GetNamespace(), Allowed: allowed, Scope: err.Error()}
 		case !namespaced:
-			return &NamespaceError{Object: render.ObjectRef(o), Namespace: o.GetNamespace(), Allowed: allowed, Scope: "cluster-scoped"}
+			return &NamespaceError{Object: object.RefOf(o), Namespace: o.GetNamespace(), Allowed: allowed, Scope: "cluster-scoped"}
 		case !slices.Contains(allowed, o.GetNamespace()):
-			return &NamespaceError{Object: render.ObjectRef(o), Namespace: o.GetNamespace(), Allowed: allowed}
+			return &NamespaceError{Object: object.RefOf(o), Namespace: o.GetNamespace(), Allowed: allowed}
 		}
 	}
 	return nil

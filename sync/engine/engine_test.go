@@ -282,7 +282,7 @@ func TestObjectsOutsideAllowedNamespacesFailClearly(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"escape": `ConfigMap/kube-system/escape: namespace "kube-system" is not allowed`,
-		"global": "ClusterRole/outpost-test-global: cluster-scoped objects are not allowed",
+		"global": "ClusterRole.rbac.authorization.k8s.io/outpost-test-global: cluster-scoped objects are not allowed",
 	} {
 		ar := appByName(res, name)
 		if ar.Phase != PhaseFailed || ar.Error == nil || !strings.Contains(ar.Error.Message, want) || ar.Apply != nil {
@@ -355,7 +355,7 @@ func TestAttackClusterScopedObjectWithAllowedNamespace(t *testing.T) {
 	res := f.sync(t)
 	for name, want := range map[string]string{
 		"sneaky": `metadata.namespace "` + f.ns + `" is set on cluster-scoped kind ClusterRoleBinding.rbac.authorization.k8s.io`,
-		"plain":  "ClusterRoleBinding/outpost-test-plain: cluster-scoped objects are not allowed",
+		"plain":  "ClusterRoleBinding.rbac.authorization.k8s.io/outpost-test-plain: cluster-scoped objects are not allowed",
 	} {
 		ar := appByName(res, name)
 		if ar == nil || ar.Phase != PhaseFailed || ar.Error == nil || !strings.Contains(ar.Error.Message, want) || ar.Apply != nil {

@@ -141,7 +141,7 @@ func locate(stage Stage, err error) *Error {
 	}
 	var ne *NamespaceError
 	if errors.As(err, &ne) {
-		e.Object = ne.Object
+		e.Object = ne.Object.String()
 	}
 	return e
 }

@@ -10,10 +10,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // applyAll server-side applies manifests into ns as Outpost and returns their refs.
-func applyAll(t *testing.T, ns string, manifests ...string) []ObjectRef {
+func applyAll(t *testing.T, ns string, manifests ...string) []object.Ref {
 	t.Helper()
 	dc, err := dynamic.NewForConfig(env.RESTConfig())
 	if err != nil {
@@ -23,14 +25,14 @@ func applyAll(t *testing.T, ns string, manifests ...string) []ObjectRef {
 		"Deployment": {Group: "apps", Version: "v1", Resource: "deployments"},
 		"ConfigMap":  {Version: "v1", Resource: "configmaps"},
 	}
-	refs := make([]ObjectRef, 0, len(manifests))
+	refs := make([]object.Ref, 0, len(manifests))
 	for _, m := range manifests {
 		u := mustObject(t, m)
 		u.SetNamespace(ns)
 		if _, err := dc.Resource(gvrs[u.GetKind()]).Namespace(ns).Apply(t.Context(), u.GetName(), u, metav1.ApplyOptions{FieldManager: "outpost", Force: true}); err != nil {
-			t.Fatalf("apply %s: %v", RefOf(u), err)
+			t.Fatalf("apply %s: %v", object.RefOf(u), err)
 		}
-		refs = append(refs, RefOf(u))
+		refs = append(refs, object.RefOf(u))
 	}
 	return refs
 }
@@ -139,8 +141,8 @@ func TestClusterMissingObject(t *testing.T) {
 	ns := env.CreateNamespace(t)
 	refs := applyAll(t, ns, `{apiVersion: v1, kind: ConfigMap, metadata: {name: settings}}`)
 	refs = append(refs,
-		ObjectRef{APIVersion: "v1", Kind: "ConfigMap", Namespace: ns, Name: "gone"},
-		ObjectRef{APIVersion: "example.com/v1", Kind: "Widget", Namespace: ns, Name: "w"},
+		object.Ref{Kind: "ConfigMap", Namespace: ns, Name: "gone"},
+		object.Ref{Group: "example.com", Kind: "Widget", Namespace: ns, Name: "w"},
 	)
 	got, err := Check(t.Context(), getter(t), refs)
 	if err != nil {

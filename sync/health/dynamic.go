@@ -12,6 +12,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // DynamicGetter reads objects with a dynamic client, mapping kinds to resources with a
@@ -41,14 +43,15 @@ func NewDynamicGetterForConfig(cfg *rest.Config) (*DynamicGetter, error) {
 	return NewDynamicGetter(client, mapper), nil
 }
 
-// Get reads one object. A kind the mapper does not know is looked up again once, after
-// resetting the mapper (a CRD may just have been created).
-func (g *DynamicGetter) Get(ctx context.Context, ref ObjectRef) (*unstructured.Unstructured, error) {
-	gvk := ref.GroupVersionKind()
-	mapping, err := g.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+// Get reads one object at the version the cluster prefers for its kind (health does
+// not depend on the version: kstatus reads conditions and generations, the same at
+// every served version). A kind the mapper does not know is looked up again once,
+// after resetting the mapper (a CRD may just have been created).
+func (g *DynamicGetter) Get(ctx context.Context, ref object.Ref) (*unstructured.Unstructured, error) {
+	mapping, err := g.mapper.RESTMapping(ref.GroupKind())
 	if meta.IsNoMatchError(err) {
 		g.mapper.Reset()
-		mapping, err = g.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		mapping, err = g.mapper.RESTMapping(ref.GroupKind())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get %s: map kind: %w", ref, err)

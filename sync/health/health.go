@@ -5,7 +5,8 @@ import (
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // Status is the health of an object or an app.
@@ -50,40 +51,10 @@ func severity(s Status) int {
 	return 6 // an unexpected status is treated as not ready, better than Unknown
 }
 
-// ObjectRef names a Kubernetes object.
-type ObjectRef struct {
-	// APIVersion is group/version, "v1" for the core group.
-	APIVersion string `json:"apiVersion"`
-	// Kind is the object's kind.
-	Kind string `json:"kind"`
-	// Namespace is empty for cluster-scoped objects.
-	Namespace string `json:"namespace,omitempty"`
-	// Name is the object's name.
-	Name string `json:"name"`
-}
-
-// RefOf returns the reference of an object.
-func RefOf(u *unstructured.Unstructured) ObjectRef {
-	return ObjectRef{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
-}
-
-// GroupVersionKind returns the reference's GroupVersionKind.
-func (r ObjectRef) GroupVersionKind() schema.GroupVersionKind {
-	return schema.FromAPIVersionAndKind(r.APIVersion, r.Kind)
-}
-
-// String formats the reference as Kind/namespace/name (Kind/name when cluster-scoped).
-func (r ObjectRef) String() string {
-	if r.Namespace == "" {
-		return fmt.Sprintf("%s/%s", r.Kind, r.Name)
-	}
-	return fmt.Sprintf("%s/%s/%s", r.Kind, r.Namespace, r.Name)
-}
-
 // ObjectHealth is the health of one object.
 type ObjectHealth struct {
 	// Ref names the object.
-	Ref ObjectRef `json:"ref"`
+	Ref object.Ref `json:"ref"`
 	// Status is its kstatus status (or NotFound, Unknown).
 	Status Status `json:"status"`
 	// Message explains the status, from kstatus or the read error.
@@ -103,7 +74,7 @@ type AppHealth struct {
 }
 
 // Of computes the health of a live object with kstatus. A nil object is NotFound.
-func Of(ref ObjectRef, obj *unstructured.Unstructured) ObjectHealth {
+func Of(ref object.Ref, obj *unstructured.Unstructured) ObjectHealth {
 	if obj == nil {
 		return ObjectHealth{Ref: ref, Status: NotFound, Message: "object not found"}
 	}

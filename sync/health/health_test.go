@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
+
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 func mustObject(t testing.TB, y string) *unstructured.Unstructured {
@@ -115,25 +117,25 @@ status:
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			obj := mustObject(t, tc.obj)
-			got := Of(RefOf(obj), obj)
+			got := Of(object.RefOf(obj), obj)
 			if got.Status != tc.want {
 				t.Fatalf("status %s (%s), want %s", got.Status, got.Message, tc.want)
 			}
 			if !strings.Contains(got.Message, tc.wantInMsg) {
 				t.Fatalf("message %q does not contain %q", got.Message, tc.wantInMsg)
 			}
-			if got.Ref != RefOf(obj) {
-				t.Fatalf("ref %v, want %v", got.Ref, RefOf(obj))
+			if got.Ref != object.RefOf(obj) {
+				t.Fatalf("ref %v, want %v", got.Ref, object.RefOf(obj))
 			}
 		})
 	}
-	if got := Of(ObjectRef{Kind: "ConfigMap", Name: "gone"}, nil); got.Status != NotFound {
+	if got := Of(object.Ref{Kind: "ConfigMap", Name: "gone"}, nil); got.Status != NotFound {
 		t.Fatalf("nil object: status %s, want NotFound", got.Status)
 	}
 }
 
 func obj(kind, name string, s Status, msg string) ObjectHealth {
-	return ObjectHealth{Ref: ObjectRef{APIVersion: "v1", Kind: kind, Namespace: "shop", Name: name}, Status: s, Message: msg}
+	return ObjectHealth{Ref: object.Ref{Kind: kind, Namespace: "shop", Name: name}, Status: s, Message: msg}
 }
 
 func TestAggregate(t *testing.T) {
@@ -210,7 +212,7 @@ type scriptedGetter struct {
 	polls  atomic.Int64
 }
 
-func (g *scriptedGetter) Get(_ context.Context, ref ObjectRef) (*unstructured.Unstructured, error) {
+func (g *scriptedGetter) Get(_ context.Context, ref object.Ref) (*unstructured.Unstructured, error) {
 	step := g.script[min(int(g.polls.Load()), len(g.script)-1)]
 	for _, o := range step {
 		if o != nil && o.GetName() == ref.Name {
@@ -226,7 +228,7 @@ type pollingGetter struct {
 	first string
 }
 
-func (g pollingGetter) Get(ctx context.Context, ref ObjectRef) (*unstructured.Unstructured, error) {
+func (g pollingGetter) Get(ctx context.Context, ref object.Ref) (*unstructured.Unstructured, error) {
 	o, err := g.scriptedGetter.Get(ctx, ref)
 	if ref.Name == g.first {
 		defer g.polls.Add(1)
@@ -246,7 +248,7 @@ status:
   observedGeneration: 1
   conditions: [{type: Progressing, status: "False", reason: ProgressDeadlineExceeded}]
 `)
-	web := RefOf(available)
+	web := object.RefOf(available)
 	tests := map[string]struct {
 		script    [][]*unstructured.Unstructured
 		timeout   time.Duration
@@ -255,14 +257,14 @@ status:
 		wantInMsg string
 	}{
 		"becomes current":          {script: [][]*unstructured.Unstructured{{progressing}, {progressing}, {available}}, timeout: time.Minute, want: Current, wantPolls: 3},
-		"fails fast":               {script: [][]*unstructured.Unstructured{{progressing}, {failed}}, timeout: time.Minute, want: Failed, wantPolls: 2, wantInMsg: "Deployment/shop/web is Failed"},
-		"times out":                {script: [][]*unstructured.Unstructured{{progressing}}, timeout: 50 * time.Millisecond, want: Timeout, wantInMsg: "not Current after 50ms: Deployment/shop/web is InProgress"},
-		"missing object times out": {script: [][]*unstructured.Unstructured{{nil}}, timeout: 50 * time.Millisecond, want: Timeout, wantInMsg: "Deployment/shop/web is NotFound"},
+		"fails fast":               {script: [][]*unstructured.Unstructured{{progressing}, {failed}}, timeout: time.Minute, want: Failed, wantPolls: 2, wantInMsg: "Deployment.apps/shop/web is Failed"},
+		"times out":                {script: [][]*unstructured.Unstructured{{progressing}}, timeout: 50 * time.Millisecond, want: Timeout, wantInMsg: "not Current after 50ms: Deployment.apps/shop/web is InProgress"},
+		"missing object times out": {script: [][]*unstructured.Unstructured{{nil}}, timeout: 50 * time.Millisecond, want: Timeout, wantInMsg: "Deployment.apps/shop/web is NotFound"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			g := pollingGetter{scriptedGetter: &scriptedGetter{script: tc.script}, first: web.Name}
-			got, err := Wait(t.Context(), g, []ObjectRef{web}, WaitOptions{Timeout: tc.timeout, Interval: time.Millisecond})
+			got, err := Wait(t.Context(), g, []object.Ref{web}, WaitOptions{Timeout: tc.timeout, Interval: time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -287,7 +289,7 @@ func TestWaitContextEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	g := &scriptedGetter{script: [][]*unstructured.Unstructured{{progressing}}}
-	got, err := Wait(ctx, g, []ObjectRef{RefOf(progressing)}, WaitOptions{Timeout: time.Hour, Interval: time.Millisecond})
+	got, err := Wait(ctx, g, []object.Ref{object.RefOf(progressing)}, WaitOptions{Timeout: time.Hour, Interval: time.Millisecond})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v, want context.DeadlineExceeded", err)
 	}

@@ -8,12 +8,14 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // Getter reads one live object. A missing object is reported as (nil, nil) or as an
 // error for which apierrors.IsNotFound is true.
 type Getter interface {
-	Get(ctx context.Context, ref ObjectRef) (*unstructured.Unstructured, error)
+	Get(ctx context.Context, ref object.Ref) (*unstructured.Unstructured, error)
 }
 
 // WaitOptions configure Wait. The zero value is usable; defaults are set in withDefaults.
@@ -42,7 +44,7 @@ func (o WaitOptions) withDefaults() WaitOptions {
 
 // Check reads every object once and aggregates their health. A read error other than
 // NotFound makes that object Unknown; Check fails only when ctx ends.
-func Check(ctx context.Context, g Getter, refs []ObjectRef) (AppHealth, error) {
+func Check(ctx context.Context, g Getter, refs []object.Ref) (AppHealth, error) {
 	objects := make([]ObjectHealth, 0, len(refs))
 	for _, ref := range refs {
 		if err := ctx.Err(); err != nil {
@@ -66,7 +68,7 @@ func Check(ctx context.Context, g Getter, refs []ObjectRef) (AppHealth, error) {
 // Wait polls the objects until all are Current, any is Failed, or opts.Timeout passes;
 // it then returns the app's health, Timeout in the last case. It fails only when ctx
 // ends first, returning the last health seen with the error.
-func Wait(ctx context.Context, g Getter, refs []ObjectRef, opts WaitOptions) (AppHealth, error) {
+func Wait(ctx context.Context, g Getter, refs []object.Ref, opts WaitOptions) (AppHealth, error) {
 	opts = opts.withDefaults()
 	deadline := time.Now().Add(opts.Timeout)
 	timer := time.NewTimer(0)

@@ -26,7 +26,7 @@
 //
 // # Ownership
 //
-// Objects Outpost applies carry the labels LabelManagedBy=ManagedByValue and
-// LabelApp=<app>. Owned reports whether a live object still carries them for a given
-// app; prune deletes nothing that fails that test.
+// Objects Outpost applies carry the labels of an object.Owner (managed-by and
+// outpost.dev/app=<app>). Owner.Owns reports whether a live object still carries them
+// for a given app; prune (package sync/apply) deletes nothing that fails that test.
 package inventory

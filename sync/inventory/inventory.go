@@ -1,62 +1,12 @@
 package inventory
 
 import (
-	"cmp"
-	"fmt"
 	"slices"
+
+	"github.com/outpost-gitops/outpost/sync/object"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
-
-// Ownership labels set on every object Outpost applies.
-const (
-	// LabelManagedBy marks objects managed by Outpost; its value is ManagedByValue.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	// ManagedByValue is the value of LabelManagedBy on Outpost's objects.
-	ManagedByValue = "outpost"
-	// LabelApp names the app an object belongs to.
-	LabelApp = "outpost.dev/app"
-)
-
-// Ref identifies a Kubernetes object independently of the API version it is served at.
-type Ref struct {
-	// Group is the API group; empty for the core group.
-	Group string `json:"group,omitempty"`
-	// Kind is the object's kind, e.g. Deployment.
-	Kind string `json:"kind"`
-	// Namespace is empty for cluster-scoped objects.
-	Namespace string `json:"namespace,omitempty"`
-	// Name is the object's name.
-	Name string `json:"name"`
-}
-
-// RefOf returns the Ref of an object.
-func RefOf(u *unstructured.Unstructured) Ref {
-	gvk := u.GroupVersionKind()
-	return Ref{Group: gvk.Group, Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName()}
-}
-
-// String formats the ref as Kind[.group]/[namespace/]name, e.g. Deployment.apps/web/api.
-func (r Ref) String() string {
-	kind := r.Kind
-	if r.Group != "" {
-		kind += "." + r.Group
-	}
-	if r.Namespace == "" {
-		return kind + "/" + r.Name
-	}
-	return fmt.Sprintf("%s/%s/%s", kind, r.Namespace, r.Name)
-}
-
-// Compare orders refs by group, kind, namespace and name.
-func (r Ref) Compare(o Ref) int {
-	return cmp.Or(
-		cmp.Compare(r.Group, o.Group),
-		cmp.Compare(r.Kind, o.Kind),
-		cmp.Compare(r.Namespace, o.Namespace),
-		cmp.Compare(r.Name, o.Name),
-	)
-}
 
 // Record describes the last successful apply of an object.
 type Record struct {
@@ -71,7 +21,7 @@ func (r Record) IsZero() bool { return r.Hash == "" && r.ResourceVersion == "" }
 
 // Entry is one object of an app's inventory.
 type Entry struct {
-	Ref
+	object.Ref
 	// Version is the API version the object was (or is about to be) applied with.
 	Version string `json:"version"`
 	Record
@@ -79,7 +29,7 @@ type Entry struct {
 
 // EntryOf returns the entry of an object, with an empty record.
 func EntryOf(u *unstructured.Unstructured) Entry {
-	return Entry{Ref: RefOf(u), Version: u.GroupVersionKind().Version}
+	return Entry{Ref: object.RefOf(u), Version: u.GroupVersionKind().Version}
 }
 
 // Inventory is the set of objects Outpost applied for one app.
@@ -95,8 +45,8 @@ type Inventory struct {
 }
 
 // Index returns the entries keyed by Ref.
-func (inv *Inventory) Index() map[Ref]Entry {
-	m := make(map[Ref]Entry, len(inv.Entries))
+func (inv *Inventory) Index() map[object.Ref]Entry {
+	m := make(map[object.Ref]Entry, len(inv.Entries))
 	for _, e := range inv.Entries {
 		m[e.Ref] = e
 	}
@@ -112,7 +62,7 @@ func (inv *Inventory) WithEntries(entries []Entry) *Inventory {
 // Normalize returns the entries sorted by Ref with duplicates removed; of two
 // entries with the same Ref the later one is kept.
 func Normalize(entries []Entry) []Entry {
-	byRef := make(map[Ref]Entry, len(entries))
+	byRef := make(map[object.Ref]Entry, len(entries))
 	for _, e := range entries {
 		byRef[e.Ref] = e
 	}
@@ -129,7 +79,7 @@ func Normalize(entries []Entry) []Entry {
 // the last confirmed apply) and the desired version is taken.
 func Union(stored, desired []Entry) []Entry {
 	out := slices.Clone(stored)
-	idx := make(map[Ref]int, len(stored))
+	idx := make(map[object.Ref]int, len(stored))
 	for i, e := range out {
 		idx[e.Ref] = i
 	}
@@ -145,8 +95,8 @@ func Union(stored, desired []Entry) []Entry {
 
 // Stale returns the stored entries whose object is no longer desired: the
 // candidates for prune.
-func Stale(stored []Entry, desired []Ref) []Entry {
-	want := make(map[Ref]bool, len(desired))
+func Stale(stored []Entry, desired []object.Ref) []Entry {
+	want := make(map[object.Ref]bool, len(desired))
 	for _, r := range desired {
 		want[r] = true
 	}
@@ -161,13 +111,3 @@ func Stale(stored []Entry, desired []Ref) []Entry {
 
 // Equal reports whether two entry lists hold the same entries in the same order.
 func Equal(a, b []Entry) bool { return slices.Equal(a, b) }
-
-// Owned reports whether labels mark an object as applied by Outpost for app.
-func Owned(labels map[string]string, app string) bool {
-	return labels[LabelManagedBy] == ManagedByValue && labels[LabelApp] == app
-}
-
-// OwnershipLabels returns the labels that mark an object as applied by Outpost for app.
-func OwnershipLabels(app string) map[string]string {
-	return map[string]string{LabelManagedBy: ManagedByValue, LabelApp: app}
-}

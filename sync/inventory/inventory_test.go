@@ -3,39 +3,20 @@ package inventory
 import (
 	"testing"
 
+	"github.com/outpost-gitops/outpost/sync/object"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-func ref(kind, ns, name string) Ref { return Ref{Kind: kind, Namespace: ns, Name: name} }
+func ref(kind, ns, name string) object.Ref { return object.Ref{Kind: kind, Namespace: ns, Name: name} }
 
-func TestRefString(t *testing.T) {
-	tests := map[string]struct {
-		ref  Ref
-		want string
-	}{
-		"core namespaced": {ref("ConfigMap", "web", "cfg"), "ConfigMap/web/cfg"},
-		"grouped":         {Ref{Group: "apps", Kind: "Deployment", Namespace: "web", Name: "api"}, "Deployment.apps/web/api"},
-		"cluster-scoped":  {ref("Namespace", "", "web"), "Namespace/web"},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := tc.ref.String(); got != tc.want {
-				t.Errorf("String() = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestRefOf(t *testing.T) {
+func TestEntryOf(t *testing.T) {
 	u := &unstructured.Unstructured{}
 	u.SetAPIVersion("apps/v1")
 	u.SetKind("Deployment")
 	u.SetNamespace("web")
 	u.SetName("api")
-	want := Ref{Group: "apps", Kind: "Deployment", Namespace: "web", Name: "api"}
-	if got := RefOf(u); got != want {
-		t.Errorf("RefOf = %+v, want %+v", got, want)
-	}
+	want := object.Ref{Group: "apps", Kind: "Deployment", Namespace: "web", Name: "api"}
 	if e := EntryOf(u); e.Version != "v1" || e.Ref != want || !e.Record.IsZero() {
 		t.Errorf("EntryOf = %+v", e)
 	}
@@ -78,15 +59,15 @@ func TestStale(t *testing.T) {
 	a, b := ref("ConfigMap", "n", "a"), ref("ConfigMap", "n", "b")
 	tests := map[string]struct {
 		stored  []Entry
-		desired []Ref
-		want    []Ref
+		desired []object.Ref
+		want    []object.Ref
 	}{
-		"nothing stored":   {desired: []Ref{a}},
-		"all desired":      {stored: []Entry{{Ref: a}, {Ref: b}}, desired: []Ref{b, a}},
-		"one left":         {stored: []Entry{{Ref: a}, {Ref: b}}, desired: []Ref{a}, want: []Ref{b}},
-		"nothing desired":  {stored: []Entry{{Ref: a}, {Ref: b}}, want: []Ref{a, b}},
-		"other namespace":  {stored: []Entry{{Ref: a}}, desired: []Ref{ref("ConfigMap", "m", "a")}, want: []Ref{a}},
-		"other kind, same": {stored: []Entry{{Ref: a}}, desired: []Ref{ref("Secret", "n", "a")}, want: []Ref{a}},
+		"nothing stored":   {desired: []object.Ref{a}},
+		"all desired":      {stored: []Entry{{Ref: a}, {Ref: b}}, desired: []object.Ref{b, a}},
+		"one left":         {stored: []Entry{{Ref: a}, {Ref: b}}, desired: []object.Ref{a}, want: []object.Ref{b}},
+		"nothing desired":  {stored: []Entry{{Ref: a}, {Ref: b}}, want: []object.Ref{a, b}},
+		"other namespace":  {stored: []Entry{{Ref: a}}, desired: []object.Ref{ref("ConfigMap", "m", "a")}, want: []object.Ref{a}},
+		"other kind, same": {stored: []Entry{{Ref: a}}, desired: []object.Ref{ref("Secret", "n", "a")}, want: []object.Ref{a}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -109,25 +90,5 @@ func TestNormalize(t *testing.T) {
 	want := []Entry{{Ref: a, Version: "new"}, {Ref: b}}
 	if !Equal(got, want) {
 		t.Errorf("Normalize = %+v, want %+v", got, want)
-	}
-}
-
-func TestOwned(t *testing.T) {
-	tests := map[string]struct {
-		labels map[string]string
-		want   bool
-	}{
-		"owned":          {OwnershipLabels("web"), true},
-		"other app":      {OwnershipLabels("db"), false},
-		"no labels":      {nil, false},
-		"app label only": {map[string]string{LabelApp: "web"}, false},
-		"other manager":  {map[string]string{LabelApp: "web", LabelManagedBy: "helm"}, false},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := Owned(tc.labels, "web"); got != tc.want {
-				t.Errorf("Owned = %v, want %v", got, tc.want)
-			}
-		})
 	}
 }

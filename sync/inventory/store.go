@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 const (
@@ -20,7 +22,7 @@ const (
 	// NamePrefix prefixes the app name to form the inventory ConfigMap's name.
 	NamePrefix = "outpost-inv-"
 	// LabelInventory marks inventory ConfigMaps; its value is the app's name. It is
-	// deliberately not LabelApp: an inventory is not one of the app's objects.
+	// deliberately not object.LabelApp: an inventory is not one of the app's objects.
 	LabelInventory = "outpost.dev/inventory"
 	// dataKey is the ConfigMap key holding the JSON-encoded inventory.
 	dataKey = "inventory.json"
@@ -52,6 +54,9 @@ type StoreOptions struct {
 	Namespace string
 	// Logger receives debug logs; default discards.
 	Logger *slog.Logger
+	// Owner gives the managed-by label value of the inventory ConfigMaps. Default
+	// object.DefaultOwner().
+	Owner object.Owner
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -61,6 +66,7 @@ func (o StoreOptions) withDefaults() StoreOptions {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.Owner = o.Owner.WithDefaults()
 	return o
 }
 
@@ -130,7 +136,7 @@ func (s *Store) Save(ctx context.Context, inv *Inventory) error {
 			Namespace:       s.opts.Namespace,
 			Name:            ConfigMapName(inv.App),
 			ResourceVersion: inv.resourceVersion,
-			Labels:          map[string]string{LabelManagedBy: ManagedByValue, LabelInventory: inv.App},
+			Labels:          map[string]string{object.LabelManagedBy: s.opts.Owner.ManagedBy, LabelInventory: inv.App},
 		},
 		Data: map[string]string{dataKey: string(data)},
 	}
@@ -159,7 +165,7 @@ func (s *Store) create(ctx context.Context, cm *corev1.ConfigMap) error {
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name:   cm.Namespace,
-		Labels: map[string]string{LabelManagedBy: ManagedByValue},
+		Labels: map[string]string{object.LabelManagedBy: s.opts.Owner.ManagedBy},
 	}}
 	if err := s.c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create inventory namespace %s: %w", cm.Namespace, err)

@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 var env *testenv.Cluster
@@ -42,7 +43,7 @@ func TestStoreRoundTrip(t *testing.T) {
 	}
 	entries := []Entry{
 		{Ref: ref("ConfigMap", "web", "b"), Version: "v1", Record: Record{Hash: "h", ResourceVersion: "12"}},
-		{Ref: Ref{Group: "apps", Kind: "Deployment", Namespace: "web", Name: "a"}, Version: "v1"},
+		{Ref: object.Ref{Group: "apps", Kind: "Deployment", Namespace: "web", Name: "a"}, Version: "v1"},
 	}
 	inv = inv.WithEntries(entries)
 	if err := s.Save(ctx, inv); err != nil {
@@ -64,8 +65,8 @@ func TestStoreRoundTrip(t *testing.T) {
 	if err := c.Get(ctx, client.ObjectKey{Namespace: nsName, Name: "outpost-inv-web"}, &cm); err != nil {
 		t.Fatal(err)
 	}
-	if cm.Labels[LabelInventory] != "web" || cm.Labels[LabelApp] != "" {
-		t.Errorf("inventory labels = %v: want %s=web and no %s", cm.Labels, LabelInventory, LabelApp)
+	if cm.Labels[LabelInventory] != "web" || cm.Labels[object.LabelApp] != "" {
+		t.Errorf("inventory labels = %v: want %s=web and no %s", cm.Labels, LabelInventory, object.LabelApp)
 	}
 
 	// Save again from the loaded copy, then a save from the stale copy conflicts.

@@ -14,15 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
-
-// DefaultFieldManager is the server-side apply field manager of Outpost.
-const DefaultFieldManager = "outpost"
 
 // DifferOptions configure a Differ.
 type DifferOptions struct {
-	// FieldManager is the server-side apply field manager; default DefaultFieldManager.
+	// FieldManager is the server-side apply field manager; default
+	// object.DefaultFieldManager (apply passes its Owner's).
 	FieldManager string
 	// MaskKey keys the HMAC that masks secret values (see Mask); default: 32 random
 	// bytes drawn once per Differ, so masks are comparable within a process only.
@@ -33,7 +31,7 @@ type DifferOptions struct {
 
 func (o DifferOptions) withDefaults() (DifferOptions, error) {
 	if o.FieldManager == "" {
-		o.FieldManager = DefaultFieldManager
+		o.FieldManager = object.DefaultFieldManager
 	}
 	if o.Concurrency < 1 {
 		o.Concurrency = 8
@@ -73,7 +71,7 @@ func (d *Differ) Live(ctx context.Context, obj *unstructured.Unstructured) (*uns
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("get %s: %w", inventory.RefOf(obj), err)
+		return nil, fmt.Errorf("get %s: %w", object.RefOf(obj), err)
 	}
 	return live, nil
 }
@@ -84,7 +82,7 @@ func (d *Differ) DryRun(ctx context.Context, obj *unstructured.Unstructured) (*u
 	err := d.c.Apply(ctx, client.ApplyConfigurationFromUnstructured(merged),
 		client.FieldOwner(d.opts.FieldManager), client.ForceOwnership, client.DryRunAll)
 	if err != nil {
-		return nil, fmt.Errorf("dry-run apply %s: %w", inventory.RefOf(obj), err)
+		return nil, fmt.Errorf("dry-run apply %s: %w", object.RefOf(obj), err)
 	}
 	return merged, nil
 }

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/outpost-gitops/outpost/internal/testenv"
-	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 var env *testenv.Cluster
@@ -47,9 +47,9 @@ func fromYAML(t *testing.T, ns, doc string) *unstructured.Unstructured {
 func apply(t *testing.T, c client.Client, u *unstructured.Unstructured) {
 	t.Helper()
 	err := c.Apply(t.Context(), client.ApplyConfigurationFromUnstructured(u.DeepCopy()),
-		client.FieldOwner(DefaultFieldManager), client.ForceOwnership)
+		client.FieldOwner(object.DefaultFieldManager), client.ForceOwnership)
 	if err != nil {
-		t.Fatalf("apply %s: %v", inventory.RefOf(u), err)
+		t.Fatalf("apply %s: %v", object.RefOf(u), err)
 	}
 }
 
@@ -85,7 +85,7 @@ func TestDiffDefaultedFieldsAreNotChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		if od.Action != ActionCreate || od.Live != nil {
-			t.Fatalf("%s before apply: %s, want create", inventory.RefOf(u), od.Action)
+			t.Fatalf("%s before apply: %s, want create", object.RefOf(u), od.Action)
 		}
 		apply(t, c, u)
 		od, err = d.Diff(t.Context(), u)
@@ -94,7 +94,7 @@ func TestDiffDefaultedFieldsAreNotChanges(t *testing.T) {
 		}
 		if od.Action != ActionUnchanged || len(od.Changes) != 0 {
 			t.Errorf("%s after apply: %s %v, want unchanged (defaults are not changes)",
-				inventory.RefOf(u), od.Action, od.Changes)
+				object.RefOf(u), od.Action, od.Changes)
 		}
 	}
 

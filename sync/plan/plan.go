@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // Action is what a sync does to one object.
@@ -61,7 +62,7 @@ const (
 
 // Item is the plan for one object.
 type Item struct {
-	inventory.Ref
+	object.Ref
 	// Version is the API version to apply (or delete) the object with.
 	Version string `json:"version"`
 	// Action is what the sync does to the object.
@@ -123,8 +124,8 @@ func (p *Plan) Counts() Counts {
 }
 
 // Desired returns the Refs of the desired objects (every item but deletes).
-func (p *Plan) Desired() []inventory.Ref {
-	var out []inventory.Ref
+func (p *Plan) Desired() []object.Ref {
+	var out []object.Ref
 	for _, it := range p.Items {
 		if it.Action != ActionDelete {
 			out = append(out, it.Ref)
@@ -143,13 +144,13 @@ type Input struct {
 	Inventory []inventory.Entry
 	// Live maps each observed object that exists and carries the app's ownership
 	// labels to its resourceVersion. Nil means not observed: no object is skipped.
-	Live map[inventory.Ref]string
+	Live map[object.Ref]string
 }
 
 // DuplicateError reports two desired objects with the same identity.
 type DuplicateError struct {
 	// Ref is the duplicated identity.
-	Ref inventory.Ref
+	Ref object.Ref
 }
 
 // Error implements error.
@@ -168,14 +169,14 @@ func (e *DuplicateError) Error() string {
 // Create and update are provisional until a dry-run (Differ.Refine) or the apply
 // settles them. Build is pure.
 func Build(in Input) (*Plan, error) {
-	stored := make(map[inventory.Ref]inventory.Entry, len(in.Inventory))
+	stored := make(map[object.Ref]inventory.Entry, len(in.Inventory))
 	for _, e := range in.Inventory {
 		stored[e.Ref] = e
 	}
 	p := &Plan{App: in.App}
-	seen := make(map[inventory.Ref]bool, len(in.Desired))
+	seen := make(map[object.Ref]bool, len(in.Desired))
 	for _, obj := range in.Desired {
-		ref := inventory.RefOf(obj)
+		ref := object.RefOf(obj)
 		if ref.Kind == "" || ref.Name == "" || obj.GetAPIVersion() == "" {
 			return nil, fmt.Errorf("desired object %s: apiVersion, kind and name are required", ref)
 		}
@@ -202,7 +203,7 @@ func Build(in Input) (*Plan, error) {
 }
 
 // pair decides the provisional action of a desired object.
-func pair(e inventory.Entry, stored bool, hash string, live map[inventory.Ref]string) (Action, Reason) {
+func pair(e inventory.Entry, stored bool, hash string, live map[object.Ref]string) (Action, Reason) {
 	switch {
 	case !stored:
 		return ActionCreate, ReasonNew
@@ -243,7 +244,7 @@ func (p *Plan) DefinedKinds() map[schema.GroupKind]bool {
 func Hash(obj *unstructured.Unstructured) (string, error) {
 	b, err := json.Marshal(obj.Object)
 	if err != nil {
-		return "", fmt.Errorf("hash %s: %w", inventory.RefOf(obj), err)
+		return "", fmt.Errorf("hash %s: %w", object.RefOf(obj), err)
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16]), nil
@@ -252,9 +253,9 @@ func Hash(obj *unstructured.Unstructured) (string, error) {
 // Observable returns the inventory entries of desired objects that have a record:
 // the only objects whose live resourceVersion can let a sync skip them.
 func Observable(desired []*unstructured.Unstructured, stored []inventory.Entry) []inventory.Entry {
-	want := make(map[inventory.Ref]bool, len(desired))
+	want := make(map[object.Ref]bool, len(desired))
 	for _, obj := range desired {
-		want[inventory.RefOf(obj)] = true
+		want[object.RefOf(obj)] = true
 	}
 	var out []inventory.Entry
 	for _, e := range stored {

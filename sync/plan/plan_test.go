@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/outpost-gitops/outpost/sync/inventory"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 func configMap(name string, data map[string]any) *unstructured.Unstructured {
@@ -30,10 +31,10 @@ func mustHash(t *testing.T, u *unstructured.Unstructured) string {
 func TestBuild(t *testing.T) {
 	a := configMap("a", map[string]any{"k": "v"})
 	ha := mustHash(t, a)
-	refA := inventory.RefOf(a)
-	refB := inventory.Ref{Kind: "ConfigMap", Namespace: "ns", Name: "b"}
+	refA := object.RefOf(a)
+	refB := object.Ref{Kind: "ConfigMap", Namespace: "ns", Name: "b"}
 	recA := inventory.Record{Hash: ha, ResourceVersion: "5"}
-	entry := func(r inventory.Ref, rec inventory.Record) inventory.Entry {
+	entry := func(r object.Ref, rec inventory.Record) inventory.Entry {
 		return inventory.Entry{Ref: r, Version: "v1", Record: rec}
 	}
 	type want struct {
@@ -43,58 +44,58 @@ func TestBuild(t *testing.T) {
 	tests := map[string]struct {
 		desired []*unstructured.Unstructured
 		stored  []inventory.Entry
-		live    map[inventory.Ref]string
-		want    map[inventory.Ref]want
+		live    map[object.Ref]string
+		want    map[object.Ref]want
 	}{
 		"new object": {
 			desired: []*unstructured.Unstructured{a},
-			want:    map[inventory.Ref]want{refA: {ActionCreate, ReasonNew}},
+			want:    map[object.Ref]want{refA: {ActionCreate, ReasonNew}},
 		},
 		"in inventory without record (crashed before confirming)": {
 			desired: []*unstructured.Unstructured{a},
 			stored:  []inventory.Entry{entry(refA, inventory.Record{})},
-			live:    map[inventory.Ref]string{refA: "5"},
-			want:    map[inventory.Ref]want{refA: {ActionCreate, ReasonUnconfirmed}},
+			live:    map[object.Ref]string{refA: "5"},
+			want:    map[object.Ref]want{refA: {ActionCreate, ReasonUnconfirmed}},
 		},
 		"desired changed": {
 			desired: []*unstructured.Unstructured{a},
 			stored:  []inventory.Entry{entry(refA, inventory.Record{Hash: "other", ResourceVersion: "5"})},
-			live:    map[inventory.Ref]string{refA: "5"},
-			want:    map[inventory.Ref]want{refA: {ActionUpdate, ReasonDesiredChanged}},
+			live:    map[object.Ref]string{refA: "5"},
+			want:    map[object.Ref]want{refA: {ActionUpdate, ReasonDesiredChanged}},
 		},
 		"live changed": {
 			desired: []*unstructured.Unstructured{a},
 			stored:  []inventory.Entry{entry(refA, recA)},
-			live:    map[inventory.Ref]string{refA: "6"},
-			want:    map[inventory.Ref]want{refA: {ActionUpdate, ReasonLiveChanged}},
+			live:    map[object.Ref]string{refA: "6"},
+			want:    map[object.Ref]want{refA: {ActionUpdate, ReasonLiveChanged}},
 		},
 		"live missing or unlabelled": {
 			desired: []*unstructured.Unstructured{a},
 			stored:  []inventory.Entry{entry(refA, recA)},
-			live:    map[inventory.Ref]string{},
-			want:    map[inventory.Ref]want{refA: {ActionCreate, ReasonLiveMissing}},
+			live:    map[object.Ref]string{},
+			want:    map[object.Ref]want{refA: {ActionCreate, ReasonLiveMissing}},
 		},
 		"live not observed": {
 			desired: []*unstructured.Unstructured{a},
 			stored:  []inventory.Entry{entry(refA, recA)},
-			want:    map[inventory.Ref]want{refA: {ActionUpdate, ReasonLiveUnknown}},
+			want:    map[object.Ref]want{refA: {ActionUpdate, ReasonLiveUnknown}},
 		},
 		"unchanged: skipped": {
 			desired: []*unstructured.Unstructured{a},
 			stored:  []inventory.Entry{entry(refA, recA)},
-			live:    map[inventory.Ref]string{refA: "5"},
-			want:    map[inventory.Ref]want{refA: {ActionUnchanged, ReasonRecorded}},
+			live:    map[object.Ref]string{refA: "5"},
+			want:    map[object.Ref]want{refA: {ActionUnchanged, ReasonRecorded}},
 		},
 		"no longer desired": {
 			desired: []*unstructured.Unstructured{a},
 			stored:  []inventory.Entry{entry(refA, recA), entry(refB, recA)},
-			live:    map[inventory.Ref]string{refA: "5"},
-			want: map[inventory.Ref]want{refA: {ActionUnchanged, ReasonRecorded},
+			live:    map[object.Ref]string{refA: "5"},
+			want: map[object.Ref]want{refA: {ActionUnchanged, ReasonRecorded},
 				refB: {ActionDelete, ReasonNotDesired}},
 		},
 		"nothing desired": {
 			stored: []inventory.Entry{entry(refA, recA)},
-			want:   map[inventory.Ref]want{refA: {ActionDelete, ReasonNotDesired}},
+			want:   map[object.Ref]want{refA: {ActionDelete, ReasonNotDesired}},
 		},
 	}
 	for name, tc := range tests {
@@ -164,13 +165,13 @@ func TestHash(t *testing.T) {
 func TestObservable(t *testing.T) {
 	a, b := configMap("a", nil), configMap("b", nil)
 	stored := []inventory.Entry{
-		{Ref: inventory.RefOf(a), Version: "v1", Record: inventory.Record{Hash: "h", ResourceVersion: "1"}},
-		{Ref: inventory.RefOf(b), Version: "v1"},
-		{Ref: inventory.Ref{Kind: "ConfigMap", Namespace: "ns", Name: "gone"}, Version: "v1",
+		{Ref: object.RefOf(a), Version: "v1", Record: inventory.Record{Hash: "h", ResourceVersion: "1"}},
+		{Ref: object.RefOf(b), Version: "v1"},
+		{Ref: object.Ref{Kind: "ConfigMap", Namespace: "ns", Name: "gone"}, Version: "v1",
 			Record: inventory.Record{Hash: "h", ResourceVersion: "1"}},
 	}
 	got := Observable([]*unstructured.Unstructured{a, b}, stored)
-	if len(got) != 1 || got[0].Ref != inventory.RefOf(a) {
+	if len(got) != 1 || got[0].Ref != object.RefOf(a) {
 		t.Errorf("Observable = %+v, want only a (recorded and desired)", got)
 	}
 }

@@ -24,7 +24,9 @@
 //  4. finish: refuse objects without apiVersion, kind or metadata.name, give the
 //     app.yaml namespace to namespaced objects without one (SetDefaultNamespace,
 //     with BuiltinNamespaced or Options.IsNamespaced), add the ownership labels
-//     LabelManagedBy=outpost and LabelApp=<app>, refuse duplicates (same group,
+//     of Options.Owner (object.LabelManagedBy and object.LabelApp=<app>,
+//     overwriting any value the manifests carry; the only step that sets them),
+//     refuse duplicates (same group,
 //     kind, namespace, name) and more than MaxObjects objects, sort in the
 //     order fluxcd/pkg/ssa applies, and hash the result (Result.Digest).
 //

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outpost-gitops/outpost/sync/object"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
@@ -84,7 +85,7 @@ func fuzzRender(t *testing.T, root string, files map[string][]byte) {
 	for _, o := range res.Objects {
 		b, _ := o.MarshalJSON()
 		if strings.Contains(string(b), secretMarker) {
-			t.Fatalf("object %s carries the secret from outside the repository", ObjectRef(o))
+			t.Fatalf("object %s carries the secret from outside the repository", object.RefOf(o).String())
 		}
 	}
 }

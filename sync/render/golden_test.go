@@ -14,6 +14,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/outpost-gitops/outpost/sync/object"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
@@ -69,20 +70,20 @@ func renderCluster(t *testing.T, r *Renderer, root, cluster, wantDir string) {
 // checkInvariants holds for every successful render.
 func checkInvariants(t *testing.T, res *Result) {
 	t.Helper()
-	seen := map[string]bool{}
+	seen := map[object.Ref]bool{}
 	for _, o := range res.Objects {
 		_ = o.DeepCopy() // panics on values of types JSON does not have (int, time.Time)
 		l := o.GetLabels()
-		if l[LabelManagedBy] != ManagedByValue || l[LabelApp] != res.App {
-			t.Errorf("%s: ownership labels missing: %v", ObjectRef(o), l)
+		if !object.DefaultOwner().Owns(l, res.App) {
+			t.Errorf("%s: ownership labels missing: %v", object.RefOf(o).String(), l)
 		}
 		if o.GetAPIVersion() == "" || o.GetKind() == "" || o.GetName() == "" {
 			t.Errorf("object without identity: %v", o.Object)
 		}
-		if seen[objectKey(o)] {
-			t.Errorf("duplicate %s", ObjectRef(o))
+		if seen[object.RefOf(o)] {
+			t.Errorf("duplicate %s", object.RefOf(o).String())
 		}
-		seen[objectKey(o)] = true
+		seen[object.RefOf(o)] = true
 	}
 	if len(res.Objects) > MaxObjects {
 		t.Errorf("%d objects", len(res.Objects))

@@ -9,41 +9,12 @@ import (
 
 	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-)
 
-// Ownership labels set on every rendered object. They overwrite any value the
-// manifests carry: Outpost owns these keys.
-const (
-	// LabelManagedBy is the standard managed-by label.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	// ManagedByValue is LabelManagedBy's value.
-	ManagedByValue = "outpost"
-	// LabelApp carries the app's name.
-	LabelApp = "outpost.dev/app"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // MaxObjects is the largest number of objects one app may render to.
 const MaxObjects = 2000
-
-// ObjectRef names an object in errors: "Kind/namespace/name", or "Kind/name" for
-// an object without a namespace.
-// A missing name or kind shows as "<none>".
-func ObjectRef(u *unstructured.Unstructured) string {
-	return resourceRef(u.GetKind(), u.GetNamespace(), u.GetName())
-}
-
-func resourceRef(kind, ns, name string) string {
-	if kind == "" {
-		kind = "<none>"
-	}
-	if name == "" {
-		name = "<none>"
-	}
-	if ns != "" {
-		return kind + "/" + ns + "/" + name
-	}
-	return kind + "/" + name
-}
 
 // checkIdentity refuses an object without apiVersion, kind or metadata.name, or
 // whose identity fields are not strings (a substituted "123" becomes a number).
@@ -87,7 +58,7 @@ func SetDefaultNamespace(objs []*unstructured.Unstructured, namespace string, is
 		}
 		namespaced, err := isNamespaced(o.GroupVersionKind())
 		if err != nil {
-			return fmt.Errorf("%s: %w", ObjectRef(o), err)
+			return fmt.Errorf("%s: %w", object.RefOf(o), err)
 		}
 		if namespaced {
 			o.SetNamespace(namespace)
@@ -111,30 +82,11 @@ func namespacedClusterObject(objs []*unstructured.Unstructured, isNamespaced Nam
 	return nil
 }
 
-// setOwnership adds the ownership labels to every object.
-func setOwnership(objs []*unstructured.Unstructured, app string) {
-	for _, o := range objs {
-		labels := o.GetLabels()
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		labels[LabelManagedBy] = ManagedByValue
-		labels[LabelApp] = app
-		o.SetLabels(labels)
-	}
-}
-
-// objectKey identifies an object across API versions: group, kind, namespace, name.
-func objectKey(u *unstructured.Unstructured) string {
-	gk := u.GroupVersionKind().GroupKind()
-	return gk.Group + "/" + gk.Kind + "/" + u.GetNamespace() + "/" + u.GetName()
-}
-
 // findDuplicate returns the first object whose key repeats, or nil.
 func findDuplicate(objs []*unstructured.Unstructured) *unstructured.Unstructured {
-	seen := make(map[string]bool, len(objs))
+	seen := make(map[object.Ref]bool, len(objs))
 	for _, o := range objs {
-		k := objectKey(o)
+		k := object.RefOf(o)
 		if seen[k] {
 			return o
 		}
@@ -157,7 +109,7 @@ func digest(objs []*unstructured.Unstructured) (string, error) {
 	for _, o := range objs {
 		b, err := json.Marshal(o.Object)
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", ObjectRef(o), err)
+			return "", fmt.Errorf("%s: %w", object.RefOf(o), err)
 		}
 		h.Write(b)
 		h.Write([]byte{'\n'})

@@ -17,6 +17,7 @@ import (
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/outpost-gitops/outpost/sync/object"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
@@ -26,6 +27,9 @@ type Options struct {
 	// BuiltinNamespaced (well-known kinds plus the CRDs in the render). When it
 	// fails for a kind defined by a CRD in the same render, that CRD decides.
 	IsNamespaced NamespacedFunc
+	// Owner sets the ownership labels every rendered object carries (the only step
+	// that sets them: apply requires them). Default object.DefaultOwner().
+	Owner object.Owner
 }
 
 // Result is one app rendered for one cluster.
@@ -90,6 +94,7 @@ func New(root string, opts Options) (*Renderer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repository root %s: %w", root, err)
 	}
+	opts.Owner = opts.Owner.WithDefaults()
 	return &Renderer{root: abs, secure: secure, opts: opts}, nil
 }
 
@@ -224,7 +229,7 @@ func toObjects(ctx context.Context, m resmap.ResMap, sub *substituter, fail func
 		}
 		obj, err := sub.object(res)
 		if err != nil {
-			return nil, fail(resourceRef(res.GetKind(), res.GetNamespace(), res.GetName()), err)
+			return nil, fail(object.Ref{Group: res.GetGvk().Group, Kind: res.GetKind(), Namespace: res.GetNamespace(), Name: res.GetName()}.String(), err)
 		}
 		objs = append(objs, &unstructured.Unstructured{Object: obj})
 	}
@@ -235,7 +240,7 @@ func toObjects(ctx context.Context, m resmap.ResMap, sub *substituter, fail func
 func (r *Renderer) finish(objs []*unstructured.Unstructured, app *repo.App, fail func(string, error) error) ([]*unstructured.Unstructured, error) {
 	for _, o := range objs {
 		if msg := checkIdentity(o); msg != "" {
-			return nil, fail(ObjectRef(o), errors.New(msg))
+			return nil, fail(object.RefOf(o).String(), errors.New(msg))
 		}
 	}
 	isNamespaced := BuiltinNamespaced(objs)
@@ -246,12 +251,14 @@ func (r *Renderer) finish(objs []*unstructured.Unstructured, app *repo.App, fail
 		return nil, fail("", err)
 	}
 	if o := namespacedClusterObject(objs, isNamespaced); o != nil {
-		return nil, fail(ObjectRef(o), fmt.Errorf("metadata.namespace %q is set on cluster-scoped kind %s: remove it (a cluster-scoped object is never confined to a namespace)", o.GetNamespace(), o.GroupVersionKind().GroupKind()))
+		return nil, fail(object.RefOf(o).String(), fmt.Errorf("metadata.namespace %q is set on cluster-scoped kind %s: remove it (a cluster-scoped object is never confined to a namespace)", o.GetNamespace(), o.GroupVersionKind().GroupKind()))
 	}
 	if dup := findDuplicate(objs); dup != nil {
-		return nil, fail(ObjectRef(dup), fmt.Errorf("duplicate object %s (same group, kind, namespace and name)", dup.GroupVersionKind().GroupKind()))
+		return nil, fail(object.RefOf(dup).String(), fmt.Errorf("duplicate object %s (same group, kind, namespace and name)", dup.GroupVersionKind().GroupKind()))
 	}
-	setOwnership(objs, app.Name)
+	for _, o := range objs {
+		r.opts.Owner.SetLabels(o, app.Name)
+	}
 	sortObjects(objs)
 	return objs, nil
 }

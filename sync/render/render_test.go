@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/outpost-gitops/outpost/sync/object"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
@@ -167,7 +168,7 @@ func TestSetDefaultNamespace(t *testing.T) {
 		"mapper error without crd": {
 			objs:    []*unstructured.Unstructured{obj("example.com/v1", "Thing", "", "t")},
 			scope:   func(objs []*unstructured.Unstructured) NamespacedFunc { return withCRDFallback(mapper, objs) },
-			wantErr: `Thing/t: scope of example.com/v1, Kind=Thing: no matches for kind "Thing"`,
+			wantErr: `Thing.example.com/t: scope of example.com/v1, Kind=Thing: no matches for kind "Thing"`,
 		},
 	}
 	for name, tc := range tests {
@@ -208,7 +209,7 @@ func TestRenderOptionsIsNamespaced(t *testing.T) {
 			want = ""
 		}
 		if o.GetNamespace() != want {
-			t.Errorf("%s: namespace %q, want %q", ObjectRef(o), o.GetNamespace(), want)
+			t.Errorf("%s: namespace %q, want %q", object.RefOf(o).String(), o.GetNamespace(), want)
 		}
 	}
 }
@@ -227,9 +228,9 @@ func TestRenderResult(t *testing.T) {
 	}
 	var refs []string
 	for _, o := range res.Objects {
-		refs = append(refs, ObjectRef(o))
+		refs = append(refs, object.RefOf(o).String())
 	}
-	wantRefs := []string{"ConfigMap/web/n-cm", "Service/web/web", "Deployment/web/web"}
+	wantRefs := []string{"ConfigMap/web/n-cm", "Service/web/web", "Deployment.apps/web/web"}
 	if !reflect.DeepEqual(refs, wantRefs) {
 		t.Errorf("objects %v, want %v", refs, wantRefs)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/outpost-gitops/outpost/internal/testenv"
 	"github.com/outpost-gitops/outpost/sync/apply"
+	"github.com/outpost-gitops/outpost/sync/object"
 )
 
 // noopConcurrency is the per-app concurrency of both Outpost and the Flux-style cycle.
@@ -67,7 +68,7 @@ func noopCost(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		if err := createNamespaces(ctx, plain, outNS, fluxNS); err != nil {
 			return res, err
 		}
-		outApps[outNS] = appObjects(outNS, sc.noopObjectsPerApp)
+		outApps[outNS] = ownedBy(outNS, appObjects(outNS, sc.noopObjectsPerApp))
 		fluxApps[fluxNS] = appObjects(fluxNS, sc.noopObjectsPerApp)
 	}
 
@@ -158,4 +159,13 @@ func costFigures(tool string, costs []cycleCost) []Figure {
 		figure(tool+" requests", "requests/cycle", total),
 		figure(tool+" cycle time", "ms", millis(took)),
 	}
+}
+
+// ownedBy labels objs as app's, as Outpost's render step does before apply.
+func ownedBy(app string, objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	owner := object.DefaultOwner()
+	for _, o := range objs {
+		owner.SetLabels(o, app)
+	}
+	return objs
 }

@@ -116,7 +116,7 @@ func applyThroughput(ctx context.Context, e *runEnv) (_ *Result, err error) {
 
 	tools := []applier{
 		{name: "outpost", apply: func(ctx context.Context, ns string, objs []*unstructured.Unstructured, _ bool) error {
-			r, err := syncer.SyncApp(ctx, ns, objs, apply.Options{})
+			r, err := syncer.SyncApp(ctx, ns, ownedBy(ns, objs), apply.Options{})
 			if err != nil {
 				return err
 			}

@@ -1,39 +1,39 @@
-package drift
+package field
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestFormatPath(t *testing.T) {
+func TestPathString(t *testing.T) {
 	tests := map[string]struct {
-		path []pathElem
+		path Path
 		want string
 	}{
 		"fields": {
-			path: []pathElem{{kind: fieldElem, name: "spec"}, {kind: fieldElem, name: "replicas"}},
+			path: Path{Field("spec"), Field("replicas")},
 			want: "spec.replicas",
 		},
 		"keyed list": {
-			path: []pathElem{{kind: fieldElem, name: "containers"}, {kind: keyElem, key: []keyField{{"name", "web"}}}, {kind: fieldElem, name: "image"}},
+			path: Path{Field("containers"), Key(KeyField{"name", "web"}), Field("image")},
 			want: "containers[name=web].image",
 		},
 		"composite key": {
-			path: []pathElem{{kind: fieldElem, name: "ports"}, {kind: keyElem, key: []keyField{{"containerPort", int64(80)}, {"protocol", "TCP"}}}},
+			path: Path{Field("ports"), Key(KeyField{"containerPort", int64(80)}, KeyField{"protocol", "TCP"})},
 			want: "ports[containerPort=80,protocol=TCP]",
 		},
 		"dotted map key": {
-			path: []pathElem{{kind: fieldElem, name: "metadata"}, {kind: fieldElem, name: "labels"}, {kind: fieldElem, name: "app.kubernetes.io/name"}},
+			path: Path{Field("metadata"), Field("labels"), Field("app.kubernetes.io/name")},
 			want: `metadata.labels["app.kubernetes.io/name"]`,
 		},
 		"set value and index": {
-			path: []pathElem{{kind: fieldElem, name: "finalizers"}, {kind: valueElem, value: "a b"}, {kind: indexElem, index: 2}},
+			path: Path{Field("finalizers"), Value("a b"), Index(2)},
 			want: `finalizers[="a b"][2]`,
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := formatPath(tc.path); got != tc.want {
+			if got := tc.path.String(); got != tc.want {
 				t.Fatalf("got %s, want %s", got, tc.want)
 			}
 		})
@@ -65,15 +65,15 @@ func TestEqualLeaf(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := equalLeaf(tc.desired, tc.live, tc.present); got != tc.want {
-				t.Fatalf("equalLeaf(%v, %v, %v) = %v, want %v", tc.desired, tc.live, tc.present, got, tc.want)
+			if got := EqualLeaf(tc.desired, tc.live, tc.present); got != tc.want {
+				t.Fatalf("EqualLeaf(%v, %v, %v) = %v, want %v", tc.desired, tc.live, tc.present, got, tc.want)
 			}
 		})
 	}
 }
 
 func TestSerializeKey(t *testing.T) {
-	tests := map[string][]keyField{
+	tests := map[string][]KeyField{
 		"name":          {{"name", "web"}},
 		"port":          {{"containerPort", int64(80)}, {"protocol", "TCP"}},
 		"escaped value": {{"name", `a"b<c>&é`}},
@@ -111,7 +111,7 @@ func TestKeyNames(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := keyNames(tc.pe)
+			got, err := KeyNames(tc.pe)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +120,7 @@ func TestKeyNames(t *testing.T) {
 			}
 		})
 	}
-	if _, err := keyNames(`k:{"name":`); err == nil {
+	if _, err := KeyNames(`k:{"name":`); err == nil {
 		t.Fatal("no error for a truncated key")
 	}
 }

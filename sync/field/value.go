@@ -1,14 +1,17 @@
-package drift
+package field
 
 import (
+	"encoding/json"
 	"math"
+	"reflect"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// toFloat returns the numeric value of JSON-like numbers.
-func toFloat(v any) (float64, bool) {
+// number returns the numeric value of JSON-like numbers: every Go integer and float
+// type unstructured objects hold, and json.Number.
+func number(v any) (float64, bool) {
 	switch n := v.(type) {
 	case int64:
 		return float64(n), true
@@ -24,13 +27,17 @@ func toFloat(v any) (float64, bool) {
 		return float64(n), true
 	case uint32:
 		return float64(n), true
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
 	}
 	return 0, false
 }
 
-// equal compares two unstructured values without reflection: maps, slices, strings,
-// bools, nil and numbers (int64 3 equals float64 3).
-func equal(a, b any) bool {
+// Equal compares two unstructured values: maps, slices, strings, bools, nil and
+// numbers, a number equal to the same number of another type (int64 3 equals float64
+// 3). The usual types are compared without reflection; others with reflect.DeepEqual.
+func Equal(a, b any) bool {
 	switch x := a.(type) {
 	case string:
 		y, ok := b.(string)
@@ -51,7 +58,7 @@ func equal(a, b any) bool {
 		}
 		for k, xv := range x {
 			yv, ok := y[k]
-			if !ok || !equal(xv, yv) {
+			if !ok || !Equal(xv, yv) {
 				return false
 			}
 		}
@@ -62,35 +69,38 @@ func equal(a, b any) bool {
 			return false
 		}
 		for i := range x {
-			if !equal(x[i], y[i]) {
+			if !Equal(x[i], y[i]) {
 				return false
 			}
 		}
 		return true
 	}
-	fa, ok := toFloat(a)
-	if !ok {
+	if fa, ok := number(a); ok {
+		fb, ok := number(b)
+		return ok && fa == fb
+	}
+	if _, ok := number(b); ok {
 		return false
 	}
-	fb, ok := toFloat(b)
-	return ok && fa == fb
+	return reflect.DeepEqual(a, b)
 }
 
-// equalLeaf compares a desired leaf with the live value. present is false when the
-// live object lacks the field. Besides equal, it accepts what the API server
+// EqualLeaf compares a desired leaf with the live value. present is false when the
+// live object lacks the field. Besides Equal, it accepts what the API server
 // normalizes: an empty desired map or list is dropped on write, and quantities are
 // rewritten canonically ("1000m" becomes "1", 2 becomes "2").
-func equalLeaf(desired, live any, present bool) bool {
+func EqualLeaf(desired, live any, present bool) bool {
 	if !present {
-		return isEmptyContainer(desired)
+		return IsEmptyContainer(desired)
 	}
-	if equal(desired, live) {
+	if Equal(desired, live) {
 		return true
 	}
 	return equalQuantity(desired, live)
 }
 
-func isEmptyContainer(v any) bool {
+// IsEmptyContainer tells whether v is an empty map or list.
+func IsEmptyContainer(v any) bool {
 	switch x := v.(type) {
 	case map[string]any:
 		return len(x) == 0
@@ -118,7 +128,7 @@ func quantity(v any) (resource.Quantity, bool) {
 	case int64:
 		s = strconv.FormatInt(x, 10)
 	default:
-		f, ok := toFloat(v)
+		f, ok := number(v)
 		if !ok || math.IsInf(f, 0) || math.IsNaN(f) {
 			return resource.Quantity{}, false
 		}
