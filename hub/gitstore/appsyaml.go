@@ -9,6 +9,8 @@ import (
 	"slices"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
 // AppsEdit is one change of a clusters/<cluster>/apps.yaml file.
@@ -90,7 +92,7 @@ func EditAppsFile(data []byte, e AppsEdit) ([]byte, AppsChange, error) {
 		return nil, ch, err
 	}
 	if err := verifyEdit(data, out, e); err != nil {
-		return nil, ch, &ContentError{File: "apps.yaml", Msg: "the edited file does not read back as expected: " + err.Error()}
+		return nil, ch, &ContentError{File: repo.AppsFile, Msg: "the edited file does not read back as expected: " + err.Error()}
 	}
 	ch.Reformatted = true
 	return out, ch, nil
@@ -124,7 +126,7 @@ type appsDoc struct {
 
 // appsFileError is a *ContentError about the file's shape.
 func appsFileError(format string, args ...any) error {
-	return &ContentError{File: "apps.yaml", Msg: fmt.Sprintf(format, args...)}
+	return &ContentError{File: repo.AppsFile, Msg: fmt.Sprintf(format, args...)}
 }
 
 // parseAppsDoc parses data as one YAML document holding a mapping whose "apps"
@@ -143,7 +145,7 @@ func parseAppsDoc(data []byte) (*appsDoc, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &ContentError{File: "apps.yaml", Msg: "invalid YAML: " + err.Error(), Err: err}
+		return nil, &ContentError{File: repo.AppsFile, Msg: "invalid YAML: " + err.Error(), Err: err}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {

@@ -85,7 +85,7 @@ func (s *Store) Unset(ctx context.Context, cluster, app string, author Author, i
 // had in the most recent earlier commit where it differed from the current one
 // (so two rollbacks in a row return to where they started). One commit
 // "rollback app on cluster to version". No earlier version in the last
-// Config.MaxHistoryWalk commits is a *NotFoundError of Kind "previous version".
+// Config.MaxHistoryWalk commits is a *NotFoundError of Kind KindPreviousVersion.
 // See SetVersion for ifMatch and errors.
 func (s *Store) Rollback(ctx context.Context, cluster, app string, author Author, ifMatch string) (*WriteResult, error) {
 	if err := firstError(validateName(InputCluster, cluster), validateName(InputApp, app)); err != nil {
@@ -433,7 +433,7 @@ func (s *Store) editApps(base *object.Commit, cluster string, e AppsEdit, messag
 	var ce *ContentError
 	var nf *NotFoundError
 	switch {
-	case errors.As(err, &ce) && ce.File == "apps.yaml":
+	case errors.As(err, &ce) && ce.File == repo.AppsFile:
 		ce.File, ce.Msg = file, file+": "+ce.Msg
 		return nil, ce
 	case errors.As(err, &nf):
