@@ -16,7 +16,7 @@ func TestRulesMatchRepoContract(t *testing.T) {
 		"é", strings.Repeat("a", 63), strings.Repeat("a", 64), ""}
 	for _, n := range names {
 		api := apiv1.ValidateName("name", n) == nil
-		contract := repo.ValidateName(n) == ""
+		contract := repo.ValidateName(n) == nil
 		if api != contract {
 			t.Errorf("name %q: API valid=%t, repository contract valid=%t", n, api, contract)
 		}
@@ -25,7 +25,7 @@ func TestRulesMatchRepoContract(t *testing.T) {
 		"1 0", "1\t", "${X}", "a\"b", "a'b", "a#b", "é", strings.Repeat("1", repo.MaxVersionLen), strings.Repeat("1", repo.MaxVersionLen+1)}
 	for _, v := range versions {
 		api := apiv1.ValidateVersion("version", v) == nil
-		contract := repo.ValidateVersion(v) == ""
+		contract := repo.ValidateVersion(v) == nil
 		if api != contract {
 			t.Errorf("version %q: API valid=%t, repository contract valid=%t", v, api, contract)
 		}

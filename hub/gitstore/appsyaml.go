@@ -9,6 +9,8 @@ import (
 	"slices"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
 // AppsEdit is one change of a clusters/<cluster>/apps.yaml file.
@@ -48,11 +50,11 @@ type AppsChange struct {
 // Either way the result is checked: decoded, it must equal the input decoded with
 // the edit applied, or EditAppsFile fails.
 //
-// Errors: *ValidationError for an invalid app name or version, or a file that is
-// not an apps list (Field "apps.yaml"); *NotFoundError when removing an app the
-// file does not list.
+// Errors: *ValidationError for an invalid app name or version; *ContentError
+// (File "apps.yaml") for a file that is not an apps list; *NotFoundError when
+// removing an app the file does not list.
 func EditAppsFile(data []byte, e AppsEdit) ([]byte, AppsChange, error) {
-	if err := validateName("app", e.App); err != nil {
+	if err := validateName(InputApp, e.App); err != nil {
 		return nil, AppsChange{}, err
 	}
 	if !e.Remove {
@@ -71,7 +73,7 @@ func EditAppsFile(data []byte, e AppsEdit) ([]byte, AppsChange, error) {
 	}
 	switch {
 	case e.Remove && idx < 0:
-		return nil, ch, &NotFoundError{Kind: "app", Name: e.App, Detail: "not listed in apps.yaml"}
+		return nil, ch, &NotFoundError{Kind: KindApp, Name: e.App, Detail: "not listed in apps.yaml"}
 	case !e.Remove && idx >= 0 && d.entries[idx].hasVersion && ch.Before == e.Version:
 		ch.After = e.Version
 		return data, ch, nil
@@ -90,7 +92,7 @@ func EditAppsFile(data []byte, e AppsEdit) ([]byte, AppsChange, error) {
 		return nil, ch, err
 	}
 	if err := verifyEdit(data, out, e); err != nil {
-		return nil, ch, &ValidationError{Field: "apps.yaml", Msg: "the edited file does not read back as expected: " + err.Error()}
+		return nil, ch, &ContentError{File: repo.AppsFile, Msg: "the edited file does not read back as expected: " + err.Error()}
 	}
 	ch.Reformatted = true
 	return out, ch, nil
@@ -122,9 +124,9 @@ type appsDoc struct {
 	entries []appEntry
 }
 
-// appsFileError is a *ValidationError about the file's shape.
+// appsFileError is a *ContentError about the file's shape.
 func appsFileError(format string, args ...any) error {
-	return &ValidationError{Field: "apps.yaml", Msg: fmt.Sprintf(format, args...)}
+	return &ContentError{File: repo.AppsFile, Msg: fmt.Sprintf(format, args...)}
 }
 
 // parseAppsDoc parses data as one YAML document holding a mapping whose "apps"
@@ -143,7 +145,7 @@ func parseAppsDoc(data []byte) (*appsDoc, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &ValidationError{Field: "apps.yaml", Msg: "invalid YAML: " + err.Error(), Err: err}
+		return nil, &ContentError{File: repo.AppsFile, Msg: "invalid YAML: " + err.Error(), Err: err}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {

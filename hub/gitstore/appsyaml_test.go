@@ -132,21 +132,22 @@ func TestEditAppsFileErrors(t *testing.T) {
 	tests := map[string]struct {
 		in    string
 		edit  AppsEdit
-		field string // ValidationError field; empty: a *NotFoundError
+		field Input  // ValidationError field
+		file  string // ContentError file; both empty: a *NotFoundError
 	}{
-		"bad app name":     {in: valid, edit: AppsEdit{App: "../etc", Version: "1"}, field: "app"},
-		"upper-case name":  {in: valid, edit: AppsEdit{App: "Web", Version: "1"}, field: "app"},
-		"control char":     {in: valid, edit: AppsEdit{App: "we\x00b", Version: "1"}, field: "app"},
-		"empty version":    {in: valid, edit: AppsEdit{App: "web", Version: ""}, field: "version"},
-		"space in version": {in: valid, edit: AppsEdit{App: "web", Version: "1 2"}, field: "version"},
-		"newline version":  {in: valid, edit: AppsEdit{App: "web", Version: "1\nx: y"}, field: "version"},
-		"quote version":    {in: valid, edit: AppsEdit{App: "web", Version: `1"`}, field: "version"},
-		"not yaml":         {in: "apps: [\n", edit: AppsEdit{App: "web", Version: "1"}, field: "apps.yaml"},
-		"apps not a list":  {in: "apps: web\n", edit: AppsEdit{App: "web", Version: "1"}, field: "apps.yaml"},
-		"root is a list":   {in: "- web\n", edit: AppsEdit{App: "web", Version: "1"}, field: "apps.yaml"},
-		"two documents":    {in: valid + "---\n" + valid, edit: AppsEdit{App: "web", Version: "1"}, field: "apps.yaml"},
-		"alias":            {in: "apps:\n  - &w {name: web, version: \"1\"}\n  - *w\n", edit: AppsEdit{App: "web", Version: "2"}, field: "apps.yaml"},
-		"duplicate app":    {in: valid + "  - name: web\n    version: \"2\"\n", edit: AppsEdit{App: "web", Version: "3"}, field: "apps.yaml"},
+		"bad app name":     {in: valid, edit: AppsEdit{App: "../etc", Version: "1"}, field: InputApp},
+		"upper-case name":  {in: valid, edit: AppsEdit{App: "Web", Version: "1"}, field: InputApp},
+		"control char":     {in: valid, edit: AppsEdit{App: "we\x00b", Version: "1"}, field: InputApp},
+		"empty version":    {in: valid, edit: AppsEdit{App: "web", Version: ""}, field: InputVersion},
+		"space in version": {in: valid, edit: AppsEdit{App: "web", Version: "1 2"}, field: InputVersion},
+		"newline version":  {in: valid, edit: AppsEdit{App: "web", Version: "1\nx: y"}, field: InputVersion},
+		"quote version":    {in: valid, edit: AppsEdit{App: "web", Version: `1"`}, field: InputVersion},
+		"not yaml":         {in: "apps: [\n", edit: AppsEdit{App: "web", Version: "1"}, file: "apps.yaml"},
+		"apps not a list":  {in: "apps: web\n", edit: AppsEdit{App: "web", Version: "1"}, file: "apps.yaml"},
+		"root is a list":   {in: "- web\n", edit: AppsEdit{App: "web", Version: "1"}, file: "apps.yaml"},
+		"two documents":    {in: valid + "---\n" + valid, edit: AppsEdit{App: "web", Version: "1"}, file: "apps.yaml"},
+		"alias":            {in: "apps:\n  - &w {name: web, version: \"1\"}\n  - *w\n", edit: AppsEdit{App: "web", Version: "2"}, file: "apps.yaml"},
+		"duplicate app":    {in: valid + "  - name: web\n    version: \"2\"\n", edit: AppsEdit{App: "web", Version: "3"}, file: "apps.yaml"},
 		"remove unlisted":  {in: valid, edit: AppsEdit{App: "api", Remove: true}},
 	}
 	for name, tc := range tests {
@@ -154,6 +155,13 @@ func TestEditAppsFileErrors(t *testing.T) {
 			out, _, err := EditAppsFile([]byte(tc.in), tc.edit)
 			if out != nil {
 				t.Errorf("output on error: %q", out)
+			}
+			if tc.file != "" {
+				var ce *ContentError
+				if !errors.As(err, &ce) || ce.File != tc.file {
+					t.Fatalf("err = %v (%T), want *ContentError on %s", err, err, tc.file)
+				}
+				return
 			}
 			if tc.field == "" {
 				var nf *NotFoundError

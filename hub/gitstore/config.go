@@ -82,7 +82,7 @@ type Config struct {
 // credentials of URL's userinfo moved to Username/Password.
 func (c Config) withDefaults() (Config, error) {
 	if c.Dir == "" {
-		return c, &ValidationError{Field: "dir", Msg: "must be set"}
+		return c, &ValidationError{Field: InputDir, Msg: "must be set"}
 	}
 	if c.Branch == "" {
 		c.Branch = DefaultBranch
@@ -90,7 +90,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Committer == (Author{}) {
 		c.Committer = defaultCommitter()
 	}
-	if err := c.Committer.validate("committer"); err != nil {
+	if err := c.Committer.validate(InputCommitterName, InputCommitterEmail); err != nil {
 		return c, err
 	}
 	if c.MaxAttempts <= 0 {
@@ -108,10 +108,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.URL != "" {
 		u, err := url.Parse(c.URL)
 		if err != nil {
-			return c, &ValidationError{Field: "url", Msg: "not a URL: " + RedactURL(c.URL)}
+			return c, &ValidationError{Field: InputURL, Msg: "not a URL: " + RedactURL(c.URL)}
 		}
 		if u.Scheme != "http" && u.Scheme != "https" {
-			return c, &ValidationError{Field: "url", Msg: fmt.Sprintf("scheme %q is not supported (http, https)", u.Scheme)}
+			return c, &ValidationError{Field: InputURL, Msg: fmt.Sprintf("scheme %q is not supported (http, https)", u.Scheme)}
 		}
 		if u.User != nil {
 			if c.Username == "" {

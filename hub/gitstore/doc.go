@@ -27,7 +27,7 @@
 // resets the local branch to the remote's head.
 //
 // Before publishing, the changed cluster is loaded with sync/repo from the new
-// tree: a write that would leave it invalid is a *ValidationError and commits
+// tree: a write that would leave it invalid is a *ContentError and commits
 // nothing. Names are DNS-1123 labels and versions follow sync/repo's rule, so
 // no input can address a path or inject YAML.
 //

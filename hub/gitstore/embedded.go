@@ -43,7 +43,7 @@ func (s *Store) openEmbedded(ctx context.Context) error {
 		return fmt.Errorf("read config of %s: %w", s.cfg.Dir, err)
 	}
 	if !cfg.Core.IsBare {
-		return &ValidationError{Field: "dir", Msg: s.cfg.Dir + " holds a repository with a worktree; the embedded repository must be bare"}
+		return &ValidationError{Field: InputDir, Msg: s.cfg.Dir + " holds a repository with a worktree; the embedded repository must be bare"}
 	}
 	s.repo = r
 	ref, err := r.Reference(s.branch, false)
@@ -94,7 +94,7 @@ func (s *Store) seed(ctx context.Context) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, fmt.Errorf("read seed tree: %w", err)
 	}
 	if err := validateTree(ctx, newTreeFS(trees, tree)); err != nil {
-		return plumbing.ZeroHash, &ValidationError{Field: "seed", Msg: fmt.Sprintf("%s does not load: %s", s.cfg.Seed, err), Err: err}
+		return plumbing.ZeroHash, &ValidationError{Field: InputSeed, Msg: fmt.Sprintf("%s does not load: %s", s.cfg.Seed, err), Err: err}
 	}
 	now := time.Now()
 	sig := object.Signature{Name: s.cfg.Committer.Name, Email: s.cfg.Committer.Email, When: now}

@@ -16,11 +16,36 @@ var ErrStaleRevision = errors.New("stale revision")
 // remote. Nothing was committed; retrying later may succeed.
 var ErrPushConflict = errors.New("remote kept changing while pushing")
 
+// Kind is what a NotFoundError looked for or an ExistsError found. The hub's
+// API chooses the response of a *NotFoundError by its Kind, so every Kind is
+// one of the constants below (see Kinds).
+type Kind string
+
+// The kinds of things the store looks up.
+const (
+	// KindCluster is a cluster: its directory clusters/<name>/.
+	KindCluster Kind = "cluster"
+	// KindApp is an app: its directory apps/<name>/, or its entry in a
+	// cluster's apps.yaml.
+	KindApp Kind = "app"
+	// KindRevision is a commit.
+	KindRevision Kind = "revision"
+	// KindPreviousVersion is the version an app had on a cluster before its
+	// current one (what a rollback goes back to).
+	KindPreviousVersion Kind = "previous version"
+)
+
+// Kinds returns every Kind, so that a table keyed by Kind can be checked for
+// completeness.
+func Kinds() []Kind {
+	return []Kind{KindCluster, KindApp, KindRevision, KindPreviousVersion}
+}
+
 // NotFoundError says that a cluster, an app, a revision or a previous version
 // does not exist.
 type NotFoundError struct {
-	// Kind is what was looked for: "cluster", "app", "revision" or "previous version".
-	Kind string `json:"kind"`
+	// Kind is what was looked for.
+	Kind Kind `json:"kind"`
 	// Name is the name or revision looked for.
 	Name string `json:"name"`
 	// Cluster is set when the app (or its previous version) was looked for on one
@@ -42,31 +67,105 @@ func (e *NotFoundError) Error() string {
 	return msg
 }
 
-// ValidationError is a rejected input: a malformed name, version, author or
-// revision, or an edit that would leave the repository in a state sync/repo
-// refuses. Field names the input ("cluster", "app", "version", "author.name",
-// "author.email", "ifMatch") or, for a repository content problem, the
-// repo-relative file; Err then holds the *repo.Error.
+// Input names what a ValidationError rejects: an argument of a Store method, or
+// a Config field. The hub's API chooses the response of a *ValidationError by
+// its Input, so every Input is one of the constants below (see Inputs).
+type Input string
+
+// The arguments of the Store's methods.
+const (
+	// InputCluster is a cluster name.
+	InputCluster Input = "cluster"
+	// InputApp is an app name.
+	InputApp Input = "app"
+	// InputVersion is an app version.
+	InputVersion Input = "version"
+	// InputLabels are a cluster's labels.
+	InputLabels Input = "labels"
+	// InputLimit is the number of history entries asked for.
+	InputLimit Input = "limit"
+	// InputRevision is a commit id to read at (or both of Changed's).
+	InputRevision Input = "revision"
+	// InputOldRev is Changed's older revision.
+	InputOldRev Input = "oldRev"
+	// InputNewRev is Changed's newer revision.
+	InputNewRev Input = "newRev"
+	// InputIfMatch is a write's ifMatch revision.
+	InputIfMatch Input = "ifMatch"
+	// InputAuthorName is the name of a write's author.
+	InputAuthorName Input = "author.name"
+	// InputAuthorEmail is the email of a write's author.
+	InputAuthorEmail Input = "author.email"
+)
+
+// The Config fields Open checks.
+const (
+	// InputDir is Config.Dir.
+	InputDir Input = "dir"
+	// InputURL is Config.URL.
+	InputURL Input = "url"
+	// InputBranch is Config.Branch.
+	InputBranch Input = "branch"
+	// InputSeed is Config.Seed.
+	InputSeed Input = "seed"
+	// InputCommitterName is Config.Committer.Name.
+	InputCommitterName Input = "committer.name"
+	// InputCommitterEmail is Config.Committer.Email.
+	InputCommitterEmail Input = "committer.email"
+)
+
+// Inputs returns every Input, so that a table keyed by Input can be checked for
+// completeness.
+func Inputs() []Input {
+	return []Input{InputCluster, InputApp, InputVersion, InputLabels, InputLimit, InputRevision,
+		InputOldRev, InputNewRev, InputIfMatch, InputAuthorName, InputAuthorEmail,
+		InputDir, InputURL, InputBranch, InputSeed, InputCommitterName, InputCommitterEmail}
+}
+
+// ValidationError is a rejected input: a malformed name, version, author,
+// revision, limit or labels of a Store method, or a Config field Open refuses.
+// A repository whose content prevents a change is a *ContentError instead.
 type ValidationError struct {
-	// Field is the rejected input or file.
-	Field string `json:"field"`
+	// Field is the rejected input.
+	Field Input `json:"field"`
 	// Msg says what is wrong.
 	Msg string `json:"message"`
-	// Err is the underlying error, if any.
+	// Err is the underlying error, if any (a *repo.InvalidError for a name or
+	// version).
 	Err error `json:"-"`
 }
 
 // Error formats as "field: msg".
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Msg }
+func (e *ValidationError) Error() string { return string(e.Field) + ": " + e.Msg }
 
 // Unwrap returns the underlying error.
 func (e *ValidationError) Unwrap() error { return e.Err }
 
+// ContentError says that the repository's content prevents a change: the edit
+// would leave a file (or a cluster directory) that sync/repo rejects, or File
+// is not in a shape the store can edit. The input was well-formed; the same
+// change may succeed once the repository is fixed.
+type ContentError struct {
+	// File is the repo-relative file or directory, e.g. "clusters/prod/apps.yaml".
+	File string `json:"file"`
+	// Msg says what is wrong.
+	Msg string `json:"message"`
+	// Err is the underlying error, if any (a *repo.Error for a file sync/repo
+	// rejects).
+	Err error `json:"-"`
+}
+
+// Error formats as "file: msg".
+func (e *ContentError) Error() string { return e.File + ": " + e.Msg }
+
+// Unwrap returns the underlying error.
+func (e *ContentError) Unwrap() error { return e.Err }
+
 // ExistsError is returned by AddCluster for a cluster whose directory already
 // exists.
 type ExistsError struct {
-	// Kind is what exists: "cluster".
-	Kind string `json:"kind"`
+	// Kind is what exists: KindCluster.
+	Kind Kind `json:"kind"`
 	// Name is its name.
 	Name string `json:"name"`
 }

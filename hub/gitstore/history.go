@@ -39,11 +39,11 @@ type HistoryEntry struct {
 // A merge is listed only when it differs from every parent, as git log does.
 // It looks at most Config.MaxHistoryWalk commits back.
 func (s *Store) History(ctx context.Context, cluster, app string, limit int) ([]HistoryEntry, error) {
-	if err := validateName("cluster", cluster); err != nil {
+	if err := validateName(InputCluster, cluster); err != nil {
 		return nil, err
 	}
 	if app != "" {
-		if err := validateName("app", app); err != nil {
+		if err := validateName(InputApp, app); err != nil {
 			return nil, err
 		}
 	}
@@ -51,7 +51,7 @@ func (s *Store) History(ctx context.Context, cluster, app string, limit int) ([]
 	case limit == 0:
 		limit = DefaultHistoryLimit
 	case limit < 0 || limit > MaxHistoryLimit:
-		return nil, &ValidationError{Field: "limit", Msg: fmt.Sprintf("must be between 1 and %d", MaxHistoryLimit)}
+		return nil, &ValidationError{Field: InputLimit, Msg: fmt.Sprintf("must be between 1 and %d", MaxHistoryLimit)}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -112,7 +112,7 @@ func (s *Store) previousVersion(ctx context.Context, base *object.Commit, cluste
 		return "", err
 	}
 	if prev == "" {
-		return "", &NotFoundError{Kind: "previous version", Name: app, Cluster: cluster,
+		return "", &NotFoundError{Kind: KindPreviousVersion, Name: app, Cluster: cluster,
 			Detail: fmt.Sprintf("no earlier commit lists a version other than %s", cur)}
 	}
 	return prev, nil
@@ -179,11 +179,11 @@ func (s *Store) entryAt(t *object.Tree, cluster, app string) (appEntry, bool) {
 // revision, an app whose directory apps/<app>/ changed. The hub wakes only these
 // clusters' long-polls. An unknown revision is a *NotFoundError.
 func (s *Store) Changed(ctx context.Context, oldRev, newRev string) ([]string, error) {
-	if err := firstError(validateRevision("oldRev", oldRev), validateRevision("newRev", newRev)); err != nil {
+	if err := firstError(validateRevision(InputOldRev, oldRev), validateRevision(InputNewRev, newRev)); err != nil {
 		return nil, err
 	}
 	if oldRev == "" || newRev == "" {
-		return nil, &ValidationError{Field: "revision", Msg: "both revisions are required"}
+		return nil, &ValidationError{Field: InputRevision, Msg: "both revisions are required"}
 	}
 	if strings.EqualFold(oldRev, newRev) {
 		return []string{}, nil

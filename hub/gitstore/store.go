@@ -141,7 +141,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, log: log, branch: plumbing.NewBranchReferenceName(cfg.Branch), lists: map[plumbing.Hash][]appEntry{}}
 	if err := s.branch.Validate(); err != nil {
-		return nil, &ValidationError{Field: "branch", Msg: err.Error()}
+		return nil, &ValidationError{Field: InputBranch, Msg: err.Error()}
 	}
 	if cfg.URL == "" {
 		err = s.openEmbedded(ctx)
@@ -259,7 +259,7 @@ func (s *Store) Snapshot(ctx context.Context, rev string) (*Snapshot, error) {
 	if sn := s.snap.Load(); sn != nil && sn.Revision == strings.ToLower(rev) {
 		return sn, nil
 	}
-	if err := validateRevision("revision", rev); err != nil {
+	if err := validateRevision(InputRevision, rev); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -281,7 +281,7 @@ func (s *Store) Snapshot(ctx context.Context, rev string) (*Snapshot, error) {
 
 // Cluster returns one cluster of the head's snapshot, or a *NotFoundError.
 func (s *Store) Cluster(ctx context.Context, name string) (*Cluster, error) {
-	if err := validateName("cluster", name); err != nil {
+	if err := validateName(InputCluster, name); err != nil {
 		return nil, err
 	}
 	sn, err := s.Snapshot(ctx, "")
@@ -290,7 +290,7 @@ func (s *Store) Cluster(ctx context.Context, name string) (*Cluster, error) {
 	}
 	c := sn.Cluster(name)
 	if c == nil {
-		return nil, &NotFoundError{Kind: "cluster", Name: name, Detail: "no directory clusters/" + name + "/"}
+		return nil, &NotFoundError{Kind: KindCluster, Name: name, Detail: "no directory clusters/" + name + "/"}
 	}
 	return c, nil
 }
@@ -299,7 +299,7 @@ func (s *Store) Cluster(ctx context.Context, name string) (*Cluster, error) {
 func (s *Store) commit(h plumbing.Hash) (*object.Commit, error) {
 	c, err := s.repo.CommitObject(h)
 	if errors.Is(err, plumbing.ErrObjectNotFound) {
-		return nil, &NotFoundError{Kind: "revision", Name: h.String()}
+		return nil, &NotFoundError{Kind: KindRevision, Name: h.String()}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s: %w", h, err)
@@ -348,7 +348,7 @@ func (s *Store) buildSnapshot(ctx context.Context, c *object.Commit) (*Snapshot,
 		return nil, err
 	}
 	for _, a := range apps {
-		if repo.ValidateName(a) == "" {
+		if repo.ValidateName(a) == nil {
 			sn.Apps = append(sn.Apps, a)
 		}
 	}

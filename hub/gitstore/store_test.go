@@ -161,10 +161,10 @@ func TestSnapshot(t *testing.T) {
 		t.Error("head snapshot not cached")
 	}
 	var nf *NotFoundError
-	if _, err := s.Snapshot(ctx, strings.Repeat("ab", 20)); !errors.As(err, &nf) || nf.Kind != "revision" {
+	if _, err := s.Snapshot(ctx, strings.Repeat("ab", 20)); !errors.As(err, &nf) || nf.Kind != KindRevision {
 		t.Errorf("unknown revision: %v", err)
 	}
-	if _, err := s.Cluster(ctx, "nope"); !errors.As(err, &nf) || nf.Kind != "cluster" {
+	if _, err := s.Cluster(ctx, "nope"); !errors.As(err, &nf) || nf.Kind != KindCluster {
 		t.Errorf("unknown cluster: %v", err)
 	}
 }
@@ -179,50 +179,51 @@ func TestWriteErrorsCommitNothing(t *testing.T) {
 	}
 	tests := map[string]struct {
 		op    op
-		field string // *ValidationError field
-		kind  string // *NotFoundError kind
+		field Input  // *ValidationError field
+		file  string // *ContentError file
+		kind  Kind   // *NotFoundError kind
 		is    error  // errors.Is target
 	}{
-		"cluster with slash":   {op: set("prod/eu", "web", "1"), field: "cluster"},
-		"cluster with dotdot":  {op: set("..", "web", "1"), field: "cluster"},
-		"cluster traversal":    {op: set("../../etc", "web", "1"), field: "cluster"},
-		"cluster control char": {op: set("prod\x00", "web", "1"), field: "cluster"},
-		"cluster newline":      {op: set("prod\n", "web", "1"), field: "cluster"},
-		"cluster upper case":   {op: set("Prod", "web", "1"), field: "cluster"},
-		"cluster empty":        {op: set("", "web", "1"), field: "cluster"},
-		"app with slash":       {op: set("prod-eu", "web/../api", "1"), field: "app"},
-		"app too long":         {op: set("prod-eu", strings.Repeat("a", 64), "1"), field: "app"},
-		"version with space":   {op: set("prod-eu", "web", "1.0 beta"), field: "version"},
-		"version with newline": {op: set("prod-eu", "web", "1.0\nkind: Secret"), field: "version"},
-		"version too long":     {op: set("prod-eu", "web", strings.Repeat("1", 129)), field: "version"},
-		"version control char": {op: set("prod-eu", "web", "1.0\x07"), field: "version"},
-		"version quote":        {op: set("prod-eu", "web", `1"`), field: "version"},
-		"version empty":        {op: set("prod-eu", "web", ""), field: "version"},
-		"unknown cluster":      {op: set("prod-us", "web", "1"), kind: "cluster"},
-		"unknown app":          {op: set("prod-eu", "nope", "1"), kind: "app"},
-		"invalid app.yaml":     {op: set("prod-eu", "broken", "1"), field: "apps/broken/app.yaml"},
-		"unset unlisted":       {op: func() (*WriteResult, error) { return s.Unset(ctx, "prod-eu", "worker", jane, "") }, kind: "app"},
-		"rollback unlisted":    {op: func() (*WriteResult, error) { return s.Rollback(ctx, "prod-eu", "worker", jane, "") }, kind: "app"},
-		"rollback no history":  {op: func() (*WriteResult, error) { return s.Rollback(ctx, "prod-eu", "web", jane, "") }, kind: "previous version"},
+		"cluster with slash":   {op: set("prod/eu", "web", "1"), field: InputCluster},
+		"cluster with dotdot":  {op: set("..", "web", "1"), field: InputCluster},
+		"cluster traversal":    {op: set("../../etc", "web", "1"), field: InputCluster},
+		"cluster control char": {op: set("prod\x00", "web", "1"), field: InputCluster},
+		"cluster newline":      {op: set("prod\n", "web", "1"), field: InputCluster},
+		"cluster upper case":   {op: set("Prod", "web", "1"), field: InputCluster},
+		"cluster empty":        {op: set("", "web", "1"), field: InputCluster},
+		"app with slash":       {op: set("prod-eu", "web/../api", "1"), field: InputApp},
+		"app too long":         {op: set("prod-eu", strings.Repeat("a", 64), "1"), field: InputApp},
+		"version with space":   {op: set("prod-eu", "web", "1.0 beta"), field: InputVersion},
+		"version with newline": {op: set("prod-eu", "web", "1.0\nkind: Secret"), field: InputVersion},
+		"version too long":     {op: set("prod-eu", "web", strings.Repeat("1", 129)), field: InputVersion},
+		"version control char": {op: set("prod-eu", "web", "1.0\x07"), field: InputVersion},
+		"version quote":        {op: set("prod-eu", "web", `1"`), field: InputVersion},
+		"version empty":        {op: set("prod-eu", "web", ""), field: InputVersion},
+		"unknown cluster":      {op: set("prod-us", "web", "1"), kind: KindCluster},
+		"unknown app":          {op: set("prod-eu", "nope", "1"), kind: KindApp},
+		"invalid app.yaml":     {op: set("prod-eu", "broken", "1"), file: "apps/broken/app.yaml"},
+		"unset unlisted":       {op: func() (*WriteResult, error) { return s.Unset(ctx, "prod-eu", "worker", jane, "") }, kind: KindApp},
+		"rollback unlisted":    {op: func() (*WriteResult, error) { return s.Rollback(ctx, "prod-eu", "worker", jane, "") }, kind: KindApp},
+		"rollback no history":  {op: func() (*WriteResult, error) { return s.Rollback(ctx, "prod-eu", "web", jane, "") }, kind: KindPreviousVersion},
 		"author without name": {op: func() (*WriteResult, error) {
 			return s.SetVersion(ctx, "prod-eu", "web", "1", Author{Email: "a@b"}, "")
-		}, field: "author.name"},
+		}, field: InputAuthorName},
 		"author email with angle": {op: func() (*WriteResult, error) {
 			return s.SetVersion(ctx, "prod-eu", "web", "1", Author{Name: "x", Email: "a>b"}, "")
-		}, field: "author.email"},
+		}, field: InputAuthorEmail},
 		"author name newline": {op: func() (*WriteResult, error) {
 			return s.SetVersion(ctx, "prod-eu", "web", "1", Author{Name: "x\ny", Email: "a@b"}, "")
-		}, field: "author.name"},
-		"ifMatch short": {op: func() (*WriteResult, error) { return s.SetVersion(ctx, "prod-eu", "web", "1", jane, "abc") }, field: "ifMatch"},
+		}, field: InputAuthorName},
+		"ifMatch short": {op: func() (*WriteResult, error) { return s.SetVersion(ctx, "prod-eu", "web", "1", jane, "abc") }, field: InputIfMatch},
 		"ifMatch not hex": {op: func() (*WriteResult, error) {
 			return s.SetVersion(ctx, "prod-eu", "web", "1", jane, strings.Repeat("g", 40))
-		}, field: "ifMatch"},
+		}, field: InputIfMatch},
 		"ifMatch unknown revision": {op: func() (*WriteResult, error) {
 			return s.SetVersion(ctx, "prod-eu", "web", "1", jane, strings.Repeat("ab", 20))
 		}, is: ErrStaleRevision},
 		"add existing cluster":   {op: func() (*WriteResult, error) { return s.AddCluster(ctx, "prod-eu", nil, jane, "") }, is: errExists},
-		"add cluster bad label":  {op: func() (*WriteResult, error) { return s.AddCluster(ctx, "new", map[string]string{"a b": "c"}, jane, "") }, field: "clusters/new/cluster.yaml"},
-		"remove unknown cluster": {op: func() (*WriteResult, error) { return s.RemoveCluster(ctx, "nope", jane, "") }, kind: "cluster"},
+		"add cluster bad label":  {op: func() (*WriteResult, error) { return s.AddCluster(ctx, "new", map[string]string{"a b": "c"}, jane, "") }, file: "clusters/new/cluster.yaml"},
+		"remove unknown cluster": {op: func() (*WriteResult, error) { return s.RemoveCluster(ctx, "nope", jane, "") }, kind: KindCluster},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -231,12 +232,17 @@ func TestWriteErrorsCommitNothing(t *testing.T) {
 				t.Fatalf("no error; result %+v", res)
 			}
 			var ve *ValidationError
+			var ce *ContentError
 			var nf *NotFoundError
 			var ee *ExistsError
 			switch {
 			case tc.field != "":
 				if !errors.As(err, &ve) || ve.Field != tc.field {
 					t.Errorf("err = %v (%T), want *ValidationError on %s", err, err, tc.field)
+				}
+			case tc.file != "":
+				if !errors.As(err, &ce) || ce.File != tc.file {
+					t.Errorf("err = %v (%T), want *ContentError on %s", err, err, tc.file)
 				}
 			case tc.kind != "":
 				if !errors.As(err, &nf) || nf.Kind != tc.kind {
@@ -411,7 +417,7 @@ func TestSeedValidation(t *testing.T) {
 	}
 	_, err := Open(context.Background(), Config{Dir: filepath.Join(dir, "repo.git"), Seed: seed}, nil)
 	var ve *ValidationError
-	if !errors.As(err, &ve) || ve.Field != "seed" {
+	if !errors.As(err, &ve) || ve.Field != InputSeed {
 		t.Fatalf("err = %v, want a *ValidationError on seed", err)
 	}
 	// An empty seed gives an empty first commit.

@@ -25,52 +25,53 @@ func (a Author) String() string { return a.Name + " <" + a.Email + ">" }
 const maxIdentityLen = 256
 
 // validate checks that a can be written into a commit header: bounded, no
-// control characters and no '<' or '>' (which delimit the email). field prefixes
-// the ValidationError field ("author" or "committer").
-func (a Author) validate(field string) error {
-	check := func(sub, v string) error {
+// control characters and no '<' or '>' (which delimit the email). name and
+// email are the inputs a ValidationError names (the author's or the committer's).
+func (a Author) validate(name, email Input) error {
+	check := func(field Input, v string) error {
 		switch {
 		case strings.TrimSpace(v) == "":
-			return &ValidationError{Field: field + "." + sub, Msg: "must not be empty"}
+			return &ValidationError{Field: field, Msg: "must not be empty"}
 		case len(v) > maxIdentityLen:
-			return &ValidationError{Field: field + "." + sub, Msg: fmt.Sprintf("is %d bytes long, more than the limit of %d", len(v), maxIdentityLen)}
+			return &ValidationError{Field: field, Msg: fmt.Sprintf("is %d bytes long, more than the limit of %d", len(v), maxIdentityLen)}
 		case strings.IndexFunc(v, unicode.IsControl) >= 0 || strings.ContainsAny(v, "<>"):
-			return &ValidationError{Field: field + "." + sub, Msg: fmt.Sprintf("%q must not contain control characters, '<' or '>'", v)}
+			return &ValidationError{Field: field, Msg: fmt.Sprintf("%q must not contain control characters, '<' or '>'", v)}
 		}
 		return nil
 	}
-	if err := check("name", a.Name); err != nil {
+	if err := check(name, a.Name); err != nil {
 		return err
 	}
-	if err := check("email", a.Email); err != nil {
+	if err := check(email, a.Email); err != nil {
 		return err
 	}
 	if strings.ContainsAny(a.Email, " \t") {
-		return &ValidationError{Field: field + ".email", Msg: fmt.Sprintf("%q must not contain whitespace", a.Email)}
+		return &ValidationError{Field: email, Msg: fmt.Sprintf("%q must not contain whitespace", a.Email)}
 	}
 	return nil
 }
 
-// validateName checks a cluster or app name (field is "cluster" or "app") with
-// the repository contract's rule: a DNS-1123 label, so never a path.
-func validateName(field, name string) error {
-	if msg := repo.ValidateName(name); msg != "" {
-		return &ValidationError{Field: field, Msg: field + " name " + msg}
+// validateName checks a cluster or app name (field is InputCluster or
+// InputApp) with the repository contract's rule: a DNS-1123 label, so never a
+// path.
+func validateName(field Input, name string) error {
+	if err := repo.ValidateName(name); err != nil {
+		return &ValidationError{Field: field, Msg: string(field) + " " + err.Error(), Err: err}
 	}
 	return nil
 }
 
 // validateVersion checks an app version with the repository contract's rule.
 func validateVersion(v string) error {
-	if msg := repo.ValidateVersion(v); msg != "" {
-		return &ValidationError{Field: "version", Msg: "version " + msg}
+	if err := repo.ValidateVersion(v); err != nil {
+		return &ValidationError{Field: InputVersion, Msg: err.Error(), Err: err}
 	}
 	return nil
 }
 
 // validateRevision checks an ifMatch revision: empty (no check) or a full
 // 40-digit hexadecimal commit id.
-func validateRevision(field, rev string) error {
+func validateRevision(field Input, rev string) error {
 	if rev == "" {
 		return nil
 	}

@@ -47,12 +47,12 @@ type WriteResult struct {
 // caller's decision was based on: if apps.yaml changed since, the write fails
 // with ErrStaleRevision. Setting the version it already has commits nothing.
 //
-// Errors: *ValidationError (bad name, version, author, ifMatch, or a result
-// sync/repo rejects), *NotFoundError (no clusters/<cluster>/ or apps/<app>/),
+// Errors: *ValidationError (bad name, version, author, ifMatch), *ContentError
+// (a result sync/repo rejects), *NotFoundError (no clusters/<cluster>/ or apps/<app>/),
 // ErrStaleRevision, ErrPushConflict, or a wrapped I/O error. Nothing is
 // committed on any error.
 func (s *Store) SetVersion(ctx context.Context, cluster, app, version string, author Author, ifMatch string) (*WriteResult, error) {
-	if err := firstError(validateName("cluster", cluster), validateName("app", app), validateVersion(version)); err != nil {
+	if err := firstError(validateName(InputCluster, cluster), validateName(InputApp, app), validateVersion(version)); err != nil {
 		return nil, err
 	}
 	return s.write(ctx, author, ifMatch, change{
@@ -69,7 +69,7 @@ func (s *Store) SetVersion(ctx context.Context, cluster, app, version string, au
 // cluster". An app the cluster does not list is a *NotFoundError. See
 // SetVersion for ifMatch and errors.
 func (s *Store) Unset(ctx context.Context, cluster, app string, author Author, ifMatch string) (*WriteResult, error) {
-	if err := firstError(validateName("cluster", cluster), validateName("app", app)); err != nil {
+	if err := firstError(validateName(InputCluster, cluster), validateName(InputApp, app)); err != nil {
 		return nil, err
 	}
 	return s.write(ctx, author, ifMatch, change{
@@ -85,10 +85,10 @@ func (s *Store) Unset(ctx context.Context, cluster, app string, author Author, i
 // had in the most recent earlier commit where it differed from the current one
 // (so two rollbacks in a row return to where they started). One commit
 // "rollback app on cluster to version". No earlier version in the last
-// Config.MaxHistoryWalk commits is a *NotFoundError of Kind "previous version".
+// Config.MaxHistoryWalk commits is a *NotFoundError of Kind KindPreviousVersion.
 // See SetVersion for ifMatch and errors.
 func (s *Store) Rollback(ctx context.Context, cluster, app string, author Author, ifMatch string) (*WriteResult, error) {
-	if err := firstError(validateName("cluster", cluster), validateName("app", app)); err != nil {
+	if err := firstError(validateName(InputCluster, cluster), validateName(InputApp, app)); err != nil {
 		return nil, err
 	}
 	return s.write(ctx, author, ifMatch, change{
@@ -101,7 +101,7 @@ func (s *Store) Rollback(ctx context.Context, cluster, app string, author Author
 			}
 			cur, ok := s.versionAt(tree, cluster, app)
 			if !ok {
-				return nil, &NotFoundError{Kind: "app", Name: app, Cluster: cluster, Detail: "not listed in " + appsPath(cluster)}
+				return nil, &NotFoundError{Kind: KindApp, Name: app, Cluster: cluster, Detail: "not listed in " + appsPath(cluster)}
 			}
 			prev, err := s.previousVersion(ctx, base, cluster, app, cur)
 			if err != nil {
@@ -118,7 +118,7 @@ func (s *Store) Rollback(ctx context.Context, cluster, app string, author Author
 // whose directory exists is an *ExistsError. ifMatch guards the cluster's
 // directory.
 func (s *Store) AddCluster(ctx context.Context, cluster string, labels map[string]string, author Author, ifMatch string) (*WriteResult, error) {
-	if err := validateName("cluster", cluster); err != nil {
+	if err := validateName(InputCluster, cluster); err != nil {
 		return nil, err
 	}
 	clusterYAML, err := clusterFile(labels)
@@ -134,7 +134,7 @@ func (s *Store) AddCluster(ctx context.Context, cluster string, labels map[strin
 				return nil, fmt.Errorf("read tree of %s: %w", base.Hash, err)
 			}
 			if !s.trees().entryHash(tree, clusterDir(cluster)).IsZero() {
-				return nil, &ExistsError{Kind: "cluster", Name: cluster}
+				return nil, &ExistsError{Kind: KindCluster, Name: cluster}
 			}
 			p := &plan{message: "add cluster " + cluster, validate: true, edits: map[string]treeEdit{}}
 			for name, data := range map[string][]byte{repo.ClusterFile: clusterYAML, repo.AppsFile: []byte("apps: []\n")} {
@@ -152,7 +152,7 @@ func (s *Store) AddCluster(ctx context.Context, cluster string, labels map[strin
 // RemoveCluster deletes clusters/<cluster>/: one commit "remove cluster
 // <cluster>". ifMatch guards the cluster's directory.
 func (s *Store) RemoveCluster(ctx context.Context, cluster string, author Author, ifMatch string) (*WriteResult, error) {
-	if err := validateName("cluster", cluster); err != nil {
+	if err := validateName(InputCluster, cluster); err != nil {
 		return nil, err
 	}
 	return s.write(ctx, author, ifMatch, change{
@@ -163,7 +163,7 @@ func (s *Store) RemoveCluster(ctx context.Context, cluster string, author Author
 			if err != nil {
 				return nil, fmt.Errorf("read tree of %s: %w", base.Hash, err)
 			}
-			if err := s.requireDir(tree, clusterDir(cluster), "cluster", cluster); err != nil {
+			if err := s.requireDir(tree, clusterDir(cluster), KindCluster, cluster); err != nil {
 				return nil, err
 			}
 			return &plan{message: "remove cluster " + cluster, edits: map[string]treeEdit{clusterDir(cluster): {delete: true}}}, nil
@@ -181,7 +181,7 @@ func clusterFile(labels map[string]string) ([]byte, error) {
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		kv, err := yaml.Marshal(map[string]string{k: labels[k]})
 		if err != nil {
-			return nil, &ValidationError{Field: "labels", Msg: err.Error()}
+			return nil, &ValidationError{Field: InputLabels, Msg: err.Error()}
 		}
 		b.WriteString("  " + string(kv))
 	}
@@ -214,7 +214,7 @@ type headMove struct{ old, new string }
 // write runs one change: validates, then tries to commit and publish it at most
 // Config.MaxAttempts times.
 func (s *Store) write(ctx context.Context, author Author, ifMatch string, ch change) (*WriteResult, error) {
-	if err := firstError(author.validate("author"), validateRevision("ifMatch", ifMatch)); err != nil {
+	if err := firstError(author.validate(InputAuthorName, InputAuthorEmail), validateRevision(InputIfMatch, ifMatch)); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -357,10 +357,10 @@ func (s *Store) commitPlan(ctx context.Context, base *object.Commit, baseTree *o
 		if _, err := repo.Load(ctx, newTreeFS(s.trees(), tree), cluster); err != nil {
 			var re *repo.Error
 			if errors.As(err, &re) {
-				return plumbing.ZeroHash, &ValidationError{Field: re.File, Msg: "the change would leave cluster " + cluster + " invalid: " + err.Error(), Err: err}
+				return plumbing.ZeroHash, &ContentError{File: re.File, Msg: "the change would leave cluster " + cluster + " invalid: " + err.Error(), Err: err}
 			}
 			if repo.IsContentError(err) {
-				return plumbing.ZeroHash, &ValidationError{Field: clusterDir(cluster), Msg: err.Error(), Err: err}
+				return plumbing.ZeroHash, &ContentError{File: clusterDir(cluster), Msg: err.Error(), Err: err}
 			}
 			return plumbing.ZeroHash, fmt.Errorf("validate cluster %s: %w", cluster, err)
 		}
@@ -416,11 +416,11 @@ func (s *Store) editApps(base *object.Commit, cluster string, e AppsEdit, messag
 	if err != nil {
 		return nil, fmt.Errorf("read tree of %s: %w", base.Hash, err)
 	}
-	if err := s.requireDir(tree, clusterDir(cluster), "cluster", cluster); err != nil {
+	if err := s.requireDir(tree, clusterDir(cluster), KindCluster, cluster); err != nil {
 		return nil, err
 	}
 	if !e.Remove {
-		if err := s.requireDir(tree, appDir(e.App), "app", e.App); err != nil {
+		if err := s.requireDir(tree, appDir(e.App), KindApp, e.App); err != nil {
 			return nil, err
 		}
 	}
@@ -430,12 +430,12 @@ func (s *Store) editApps(base *object.Commit, cluster string, e AppsEdit, messag
 		return nil, err
 	}
 	out, ch, err := EditAppsFile(data, e)
-	var ve *ValidationError
+	var ce *ContentError
 	var nf *NotFoundError
 	switch {
-	case errors.As(err, &ve) && ve.Field == "apps.yaml":
-		ve.Field, ve.Msg = file, file+": "+ve.Msg
-		return nil, ve
+	case errors.As(err, &ce) && ce.File == repo.AppsFile:
+		ce.File, ce.Msg = file, file+": "+ce.Msg
+		return nil, ce
 	case errors.As(err, &nf):
 		nf.Cluster, nf.Detail = cluster, "not listed in "+file
 		return nil, nf
@@ -460,7 +460,7 @@ func (s *Store) editApps(base *object.Commit, cluster string, e AppsEdit, messag
 }
 
 // requireDir returns a *NotFoundError unless p is a directory of t; mu must be held.
-func (s *Store) requireDir(t *object.Tree, p, kind, name string) error {
+func (s *Store) requireDir(t *object.Tree, p string, kind Kind, name string) error {
 	e, err := s.trees().find(t, p)
 	if err != nil || e.Mode != filemode.Dir {
 		return &NotFoundError{Kind: kind, Name: name, Detail: "no directory " + p + "/"}
@@ -482,9 +482,10 @@ func (s *Store) versionAt(t *object.Tree, cluster, app string) (string, bool) {
 // write with nothing to commit), rather than a failure to get one.
 func isFinal(err error) bool {
 	var ve *ValidationError
+	var ce *ContentError
 	var nf *NotFoundError
 	var ee *ExistsError
-	return err == nil || errors.As(err, &ve) || errors.As(err, &nf) || errors.As(err, &ee)
+	return err == nil || errors.As(err, &ve) || errors.As(err, &ce) || errors.As(err, &nf) || errors.As(err, &ee)
 }
 
 // firstError returns the first non-nil error.

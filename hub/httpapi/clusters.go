@@ -162,7 +162,7 @@ func (a *API) deleteCluster(w http.ResponseWriter, r *http.Request, c *caller) e
 	res, err := a.cfg.Git.RemoveCluster(ctx, name, c.author, rev)
 	var nf *gitstore.NotFoundError
 	switch {
-	case errors.As(err, &nf) && nf.Kind == "cluster":
+	case errors.As(err, &nf) && nf.Kind == gitstore.KindCluster:
 		inGit = false
 	case err != nil:
 		return err

@@ -49,9 +49,10 @@ func toResponse(err error) (resp apiv1.ErrorResponse, retryAfter string, interna
 	var (
 		ae  *apiError
 		ve  *gitstore.ValidationError
+		ce  *gitstore.ContentError
 		nf  *gitstore.NotFoundError
 		ex  *gitstore.ExistsError
-		ce  *store.ConflictError
+		rce *store.ConflictError
 		mbe *http.MaxBytesError
 	)
 	if r, ok := apiv1.ErrorResponseFor(err); ok {
@@ -65,13 +66,16 @@ func toResponse(err error) (resp apiv1.ErrorResponse, retryAfter string, interna
 	case errors.Is(err, gitstore.ErrPushConflict):
 		return apiv1.ErrorResponse{Code: apiv1.CodeUnavailable, Message: err.Error()}, "5", false
 	case errors.As(err, &ve):
-		return validationResponse(ve), "", false
+		r := inputResponse(ve)
+		return r, "", r.Code == apiv1.CodeInternal
+	case errors.As(err, &ce):
+		return contentResponse(ce.File, ce.Msg), "", false
 	case errors.As(err, &nf):
-		return apiv1.ErrorResponse{Code: apiv1.CodeNotFound, Field: notFoundField(nf), Message: nf.Error()}, "", false
+		return apiv1.ErrorResponse{Code: apiv1.CodeNotFound, Field: notFoundField(nf.Kind), Message: nf.Error()}, "", false
 	case errors.As(err, &ex):
 		return apiv1.ErrorResponse{Code: apiv1.CodeConflict, Field: "name", Message: ex.Error()}, "", false
-	case errors.As(err, &ce):
-		return apiv1.ErrorResponse{Code: apiv1.CodeConflict, Field: "name", Message: ce.Error()}, "", false
+	case errors.As(err, &rce):
+		return apiv1.ErrorResponse{Code: apiv1.CodeConflict, Field: "name", Message: rce.Error()}, "", false
 	case errors.Is(err, store.ErrNotFound):
 		return apiv1.ErrorResponse{Code: apiv1.CodeNotFound, Field: "cluster", Message: err.Error()}, "", false
 	case errors.As(err, &mbe):
@@ -85,26 +89,41 @@ func toResponse(err error) (resp apiv1.ErrorResponse, retryAfter string, interna
 	return apiv1.ErrorResponse{Code: apiv1.CodeInternal, Message: "internal error"}, "", true
 }
 
-// validationResponse maps a gitstore validation error: a rejected input is 400
-// invalid with the input's field; a repository whose content prevents the change (a
-// file the change would leave invalid) is a 409 naming the file.
-func validationResponse(ve *gitstore.ValidationError) apiv1.ErrorResponse {
+// inputResponse maps an input the git store rejected. An input a request
+// carries is a 400 invalid naming it (ifMatch as the If-Match header). The
+// others are not the caller's to fix: the author is the identity of the admin
+// token, the rest are Changed's revisions and Open's configuration. They keep
+// the answer they had when this mapping matched strings: a 409 naming the input.
+// An Input missing here is a 500, and TestErrorKindsMapToResponses fails.
+func inputResponse(ve *gitstore.ValidationError) apiv1.ErrorResponse {
 	switch ve.Field {
-	case "cluster", "app", "version", "labels", "limit", "revision":
-		return apiv1.ErrorResponse{Code: apiv1.CodeInvalid, Field: ve.Field, Message: ve.Msg}
-	case "ifMatch":
+	case gitstore.InputCluster, gitstore.InputApp, gitstore.InputVersion, gitstore.InputLabels,
+		gitstore.InputLimit, gitstore.InputRevision:
+		return apiv1.ErrorResponse{Code: apiv1.CodeInvalid, Field: string(ve.Field), Message: ve.Msg}
+	case gitstore.InputIfMatch:
 		return apiv1.ErrorResponse{Code: apiv1.CodeInvalid, Field: "If-Match", Message: ve.Msg}
+	case gitstore.InputAuthorName, gitstore.InputAuthorEmail, gitstore.InputOldRev, gitstore.InputNewRev,
+		gitstore.InputDir, gitstore.InputURL, gitstore.InputBranch, gitstore.InputSeed,
+		gitstore.InputCommitterName, gitstore.InputCommitterEmail:
+		return contentResponse(string(ve.Field), ve.Msg)
 	}
-	return apiv1.ErrorResponse{Code: apiv1.CodeConflict, Field: ve.Field,
-		Message: "the repository's content prevents the change: " + ve.Msg}
+	return apiv1.ErrorResponse{Code: apiv1.CodeInternal, Message: "internal error"}
 }
 
-// notFoundField names the path parameter of what was not found.
-func notFoundField(nf *gitstore.NotFoundError) string {
-	switch nf.Kind {
-	case "cluster", "app":
-		return nf.Kind
-	case "previous version":
+// contentResponse is the 409 of a repository whose content prevents the change,
+// naming the file (or input) field.
+func contentResponse(field, msg string) apiv1.ErrorResponse {
+	return apiv1.ErrorResponse{Code: apiv1.CodeConflict, Field: field,
+		Message: "the repository's content prevents the change: " + msg}
+}
+
+// notFoundField names the path parameter of what was not found: "" for a
+// revision, which no path carries.
+func notFoundField(k gitstore.Kind) string {
+	switch k {
+	case gitstore.KindCluster:
+		return "cluster"
+	case gitstore.KindApp, gitstore.KindPreviousVersion:
 		return "app"
 	}
 	return ""

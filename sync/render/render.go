@@ -105,8 +105,8 @@ func (r *Renderer) Render(ctx context.Context, cluster *repo.ClusterSpec, app *r
 	fail := func(object string, err error) error {
 		return newError(r.root, cluster.Name, app.Name, object, err)
 	}
-	if msg := repo.ValidateName(app.Name); msg != "" {
-		return nil, fail("", errors.New("app name "+msg))
+	if err := repo.ValidateName(app.Name); err != nil {
+		return nil, fail("", fmt.Errorf("app %w", err))
 	}
 	gfs := newGuardedFS(r.secure, r.root)
 	resMap, generated, err := r.build(ctx, gfs, filepath.Join(r.root, repo.AppsDir, app.Name))

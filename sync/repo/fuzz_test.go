@@ -33,7 +33,7 @@ func FuzzLoadAppsFile(f *testing.F) {
 			if _, dup := deps[a.Name]; dup {
 				t.Fatalf("duplicate app %q accepted", a.Name)
 			}
-			if ValidateName(a.Name) != "" || ValidateVersion(a.Version) != "" {
+			if ValidateName(a.Name) != nil || ValidateVersion(a.Version) != nil {
 				t.Fatalf("invalid app accepted: %+v", a)
 			}
 			for k, v := range a.Vars {
@@ -65,7 +65,7 @@ func FuzzParseAppFile(f *testing.F) {
 		if d := cfg.HealthTimeout.Duration; d <= 0 || d > MaxHealthTimeout {
 			t.Fatalf("healthTimeout %s accepted", d)
 		}
-		if validateOptionalName(cfg.Namespace) != "" {
+		if validateOptionalName(cfg.Namespace) != nil {
 			t.Fatalf("namespace %q accepted", cfg.Namespace)
 		}
 		if len(cfg.DependsOn) != len(cfg.dependsOnLines) {

@@ -21,8 +21,8 @@ import (
 // Content problems are *Error values naming file, line and field; I/O problems
 // and cancellation are returned wrapped, as they may succeed on retry.
 func Load(ctx context.Context, fsys fs.FS, cluster string) (*ClusterSpec, error) {
-	if msg := ValidateName(cluster); msg != "" {
-		return nil, &Error{File: ClustersDir, Field: "cluster", Msg: "cluster name " + msg}
+	if err := ValidateName(cluster); err != nil {
+		return nil, &Error{File: ClustersDir, Field: "cluster", Msg: "cluster " + err.Error(), Err: err}
 	}
 	dir := ClustersDir + "/" + cluster
 	if err := requireDir(fsys, dir, fmt.Sprintf("cluster %q not found", cluster)); err != nil {
@@ -80,8 +80,8 @@ func ListClusters(fsys fs.FS) ([]string, error) {
 		if !e.IsDir() {
 			continue
 		}
-		if msg := ValidateName(e.Name()); msg != "" {
-			errs = append(errs, &Error{File: ClustersDir + "/" + e.Name(), Msg: "cluster name " + msg})
+		if err := ValidateName(e.Name()); err != nil {
+			errs = append(errs, &Error{File: ClustersDir + "/" + e.Name(), Msg: "cluster " + err.Error(), Err: err})
 			continue
 		}
 		names = append(names, e.Name())

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"errors"
 	"slices"
 )
 
@@ -144,14 +145,21 @@ func parseAppEntry(item node) (AppEntry, error) {
 	return e, nil
 }
 
-// scalarChecked decodes a string into dst and validates it with check.
-func scalarChecked(v node, dst *string, check func(string) string) error {
+// scalarChecked decodes a string into dst and validates it with check. The
+// *Error names the field, so it says only the *InvalidError's reason, and wraps it.
+func scalarChecked(v node, dst *string, check func(string) error) error {
 	s, err := v.str()
 	if err != nil {
 		return err
 	}
-	if msg := check(s); msg != "" {
-		return v.errf("%s", msg)
+	if err := check(s); err != nil {
+		msg := err.Error()
+		if ie := (*InvalidError)(nil); errors.As(err, &ie) {
+			msg = ie.Reason
+		}
+		e := v.errf("%s", msg)
+		e.Err = err
+		return e
 	}
 	*dst = s
 	return nil
@@ -248,9 +256,9 @@ func parseRoot(file string, data []byte) (node, error) {
 }
 
 // validateOptionalName accepts "" (unset) or a valid name.
-func validateOptionalName(s string) string {
+func validateOptionalName(s string) error {
 	if s == "" {
-		return ""
+		return nil
 	}
 	return ValidateName(s)
 }

@@ -28,10 +28,34 @@ var (
 	nonVarChar = regexp.MustCompile(`[^A-Za-z0-9_]`)
 )
 
+// InvalidError is a cluster or app name, or an app version, that breaks the
+// repository contract's rule. It formats as Field, a space and Reason, e.g.
+// `name "Web" is not a valid name: ...` or "version must not be empty", so a
+// caller that knows what the value is names it: "cluster "+err.Error().
+type InvalidError struct {
+	// Field is what was checked: "name" or "version".
+	Field string `json:"field"`
+	// Value is the rejected value.
+	Value string `json:"value"`
+	// Reason says what is wrong, without naming Field, e.g. "must not be empty".
+	Reason string `json:"reason"`
+}
+
+// Error formats as "field reason", e.g. "name must not be empty".
+func (e *InvalidError) Error() string { return e.Field + " " + e.Reason }
+
 // ValidateName checks a cluster or app name: a DNS-1123 label (lower-case
 // alphanumerics and '-', at most 63 characters), and so never a path. It returns
-// "" when the name is valid, else what is wrong.
-func ValidateName(name string) string {
+// nil when the name is valid, else an *InvalidError saying what is wrong.
+func ValidateName(name string) error {
+	if reason := nameReason(name); reason != "" {
+		return &InvalidError{Field: "name", Value: name, Reason: reason}
+	}
+	return nil
+}
+
+// nameReason says what is wrong with a name, "" when nothing is.
+func nameReason(name string) string {
 	switch {
 	case name == "":
 		return "must not be empty"
@@ -48,8 +72,17 @@ func ValidateName(name string) string {
 
 // ValidateVersion checks an app version: 1 to MaxVersionLen characters, starting
 // with a letter or digit, then letters, digits and ._+~:@/- (no whitespace, no
-// control characters, nothing that changes YAML meaning when substituted).
-func ValidateVersion(v string) string {
+// control characters, nothing that changes YAML meaning when substituted). It
+// returns nil when the version is valid, else an *InvalidError.
+func ValidateVersion(v string) error {
+	if reason := versionReason(v); reason != "" {
+		return &InvalidError{Field: "version", Value: v, Reason: reason}
+	}
+	return nil
+}
+
+// versionReason says what is wrong with a version, "" when nothing is.
+func versionReason(v string) string {
 	switch {
 	case v == "":
 		return "must not be empty"
