@@ -68,9 +68,10 @@ type appState struct {
 	// syncedAt is when the app last synced successfully (its LastSyncedAt): set by a
 	// synced result, kept across failed ones, cleared on removal.
 	syncedAt time.Time
-	// healthDeadline is when an app still becoming healthy times out: set by a synced
-	// result whose health is in progress; zero (not followed) once its health settled,
-	// and cleared on removal.
+	// healthDeadline is when an app still becoming healthy times out, zero when its
+	// health is not followed: set by a synced result whose health is in progress,
+	// cleared by a synced result whose health is not, by a follow-up that finds it
+	// settled, and on removal.
 	healthDeadline time.Time
 }
 
@@ -370,6 +371,7 @@ func (l *loop) appDone(ctx context.Context, ar *engine.AppResult, fetch time.Dur
 	s := l.state(ar.App)
 	if ar.Phase == engine.PhaseSynced {
 		s.syncedAt = ar.SyncedAt
+		s.healthDeadline = time.Time{}
 		if ar.Health.Status == health.InProgress {
 			s.healthDeadline = time.Now().Add(ar.Config.HealthTimeout.Duration)
 		}
