@@ -484,6 +484,38 @@ func TestBrokenAppFailsWithItsFileOthersSync(t *testing.T) {
 	t.Logf("reported errors:\n  broken: %s\n  novar:  %s", broken.Error.Message, st.Error.Message)
 }
 
+// An app removed from apps.yaml and added back starts afresh: a failed first sync after
+// its return reports no LastSyncedAt of its previous life, and its reports still rank
+// above the ones sent before the removal.
+func TestRemovedAppReturnsWithoutItsOldLastSyncedAt(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	repo.commit(merge(webApp("web"), webApp("api"), map[string]string{
+		"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1", "api": "1"}),
+	}), "two apps")
+	hub := hubtest.New(t, "agent-token")
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.URL; c.GitPollInterval = 200 * time.Millisecond })
+	first := hub.Wait(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+	if first.LastSyncedAt.IsZero() {
+		t.Fatalf("synced web reported no LastSyncedAt: %+v", first)
+	}
+
+	repo.commit(map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"api": "1"})}, "remove web")
+	hub.Wait(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseRemoved })
+
+	repo.commit(map[string]string{
+		"apps/web/config.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web\n",
+		"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "2", "api": "1"}),
+	}, "web back, broken")
+	// The hub keeps only a greater Generation: seeing the failure proves the ranking.
+	back := hub.Wait(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool {
+		return s.Phase == apiv1.PhaseFailed && s.Version == "2"
+	})
+	if !back.LastSyncedAt.IsZero() {
+		t.Errorf("web back after its removal reports LastSyncedAt %s from before the removal (first sync %s)", back.LastSyncedAt, first.LastSyncedAt)
+	}
+}
+
 func TestIdleAgentMakesNoWritesAndNoDryRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("60 s idle window")

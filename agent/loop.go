@@ -46,26 +46,67 @@ type loop struct {
 	owner  object.Owner // who Outpost is: built once, given to render, apply and the watcher
 	epoch  int64        // when this replica became active, in Unix ms (api/v1 Generation)
 
-	mu      sync.Mutex
-	next    pending
-	wake    chan struct{}
-	last    *source.Revision
-	results map[string]*engine.AppResult // newest result per app
-	seq     map[string]int64
-	synced  map[string]time.Time
-	healthy map[string]time.Time // apps whose health is being followed, with their deadline
+	mu   sync.Mutex
+	next pending
+	wake chan struct{}
+	last *source.Revision
+	apps map[string]*appState // per app, guarded by mu; see appState for lifetimes
+}
+
+// appState is what the loop knows of one app. An entry is created by the app's first
+// result and is never deleted, because seq must keep rising when a removed app
+// returns; when the app is removed every other field is cleared (forget), so nothing
+// of its previous life (a LastSyncedAt, a health deadline) is reported after it
+// returns.
+type appState struct {
+	// result is the app's newest result: set by every sync of the app and by health
+	// follow-ups; nil once the app is removed (and before its first result), which
+	// makes it unknown to markAll, followHealth and drift reports.
+	result *engine.AppResult
+	// seq is the Sequence of the app's last report in this epoch: incremented by
+	// every report, never cleared, so the hub (which keeps the greatest Generation)
+	// accepts the reports of an app that was removed and came back.
+	seq int64
+	// syncedAt is when the app last synced successfully (its LastSyncedAt): set by a
+	// synced result, kept across failed ones, cleared on removal.
+	syncedAt time.Time
+	// healthDeadline is when an app still becoming healthy times out, zero when its
+	// health is not followed: set by a synced result whose health is in progress,
+	// cleared by a synced result whose health is not, by a follow-up that finds it
+	// settled, and on removal.
+	healthDeadline time.Time
+}
+
+// forget clears what the loop knows of a removed app, all but seq.
+func (s *appState) forget() { *s = appState{seq: s.seq} }
+
+// state returns app's state, creating it; l.mu must be held.
+func (l *loop) state(app string) *appState {
+	s := l.apps[app]
+	if s == nil {
+		s = &appState{}
+		l.apps[app] = s
+	}
+	return s
+}
+
+// result returns app's newest result, nil when the app is not known.
+func (l *loop) result(app string) *engine.AppResult {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.apps[app]; s != nil {
+		return s.result
+	}
+	return nil
 }
 
 func newLoop(cfg Config, d *deps, m *metrics, tracer trace.Tracer, log *slog.Logger) *loop {
 	l := &loop{
 		cfg: cfg, d: d, m: m, tracer: tracer, log: log.With("cluster", cfg.ClusterName),
-		epoch:   time.Now().UnixMilli(),
-		owner:   object.DefaultOwner(),
-		wake:    make(chan struct{}, 1),
-		results: map[string]*engine.AppResult{},
-		seq:     map[string]int64{},
-		synced:  map[string]time.Time{},
-		healthy: map[string]time.Time{},
+		epoch: time.Now().UnixMilli(),
+		owner: object.DefaultOwner(),
+		wake:  make(chan struct{}, 1),
+		apps:  map[string]*appState{},
 	}
 	l.watch = driftwatch.New(driftwatch.Config{Client: d.dynamic, Mapper: d.mapper, Owner: l.owner, Logger: l.log, OnEvent: l.onDrift, Namespaced: len(cfg.Namespaces) > 0})
 	return l
@@ -124,9 +165,7 @@ func (l *loop) take() pending {
 func (l *loop) onDrift(ev driftwatch.Event) {
 	l.m.driftEvents.Add(context.Background(), 1)
 	p := pending{drift: map[string]bool{ev.App: true}}
-	l.mu.Lock()
-	ar := l.results[ev.App]
-	l.mu.Unlock()
+	ar := l.result(ev.App)
 	if ar != nil && ar.Config.Drift == repo.DriftCorrect && ev.Report.Drifted() {
 		p.apps = map[string]bool{ev.App: true}
 	}
@@ -332,20 +371,22 @@ func (l *loop) appDone(ctx context.Context, ar *engine.AppResult, fetch time.Dur
 		l.log.Warn("app sync failed", "app", ar.App, "err", ar.Error)
 	}
 	l.mu.Lock()
+	s := l.state(ar.App)
 	if ar.Phase == engine.PhaseSynced {
-		l.synced[ar.App] = ar.SyncedAt
+		s.syncedAt = ar.SyncedAt
+		s.healthDeadline = time.Time{}
 		if ar.Health.Status == health.InProgress {
-			l.healthy[ar.App] = time.Now().Add(ar.Config.HealthTimeout.Duration)
+			s.healthDeadline = time.Now().Add(ar.Config.HealthTimeout.Duration)
 		}
 	}
+	s.result = ar
+	s.seq++
+	gen, synced := l.generation(s), s.syncedAt
 	if ar.Phase == engine.PhaseRemoved {
-		delete(l.results, ar.App)
-		delete(l.healthy, ar.App)
-	} else {
-		l.results[ar.App] = ar
+		s.forget() // after taking its last report's LastSyncedAt
 	}
 	l.mu.Unlock()
-	l.report(ar.App, ar, reportOpts{fetch: fetch})
+	l.send(ar, gen, synced, reportOpts{fetch: fetch})
 	return ar.Phase == engine.PhaseSynced || ar.Phase == engine.PhaseRemoved
 }
 
@@ -359,18 +400,29 @@ type reportOpts struct {
 // result, with the app's current drift.
 func (l *loop) report(app string, ar *engine.AppResult, o reportOpts) {
 	l.mu.Lock()
-	if ar == nil {
-		ar = l.results[app]
+	s := l.apps[app]
+	if ar == nil && s != nil {
+		ar = s.result
 	}
 	if ar == nil {
 		l.mu.Unlock()
 		return
 	}
-	l.seq[app]++
-	gen := apiv1.Generation{Epoch: l.epoch, Sequence: l.seq[app]}
-	synced := l.synced[app]
+	s = l.state(app)
+	s.seq++
+	gen, synced := l.generation(s), s.syncedAt
 	l.mu.Unlock()
-	reports := l.watch.Drift(app)
+	l.send(ar, gen, synced, o)
+}
+
+// generation is the Generation of s's report numbered s.seq; l.mu must be held.
+func (l *loop) generation(s *appState) apiv1.Generation {
+	return apiv1.Generation{Epoch: l.epoch, Sequence: s.seq}
+}
+
+// send queues ar as the state gen of its app, with the app's current drift.
+func (l *loop) send(ar *engine.AppResult, gen apiv1.Generation, synced time.Time, o reportOpts) {
+	reports := l.watch.Drift(ar.App)
 	l.m.drifted.Store(int64(l.watch.DriftedObjects()))
 	if l.d.hub == nil {
 		return
@@ -379,34 +431,38 @@ func (l *loop) report(app string, ar *engine.AppResult, o reportOpts) {
 	if o.phase != "" {
 		st.Phase = o.phase
 	}
-	l.d.hub.Put(st, driftEntries(app, reports, ar.Config.Drift == repo.DriftCorrect))
+	l.d.hub.Put(st, driftEntries(ar.App, reports, ar.Config.Drift == repo.DriftCorrect))
 }
 
-func (l *loop) appNames() []string {
+// knownApps returns the newest result of every known (not removed) app.
+func (l *loop) knownApps() []*engine.AppResult {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	names := make([]string, 0, len(l.results))
-	for a := range l.results {
-		names = append(names, a)
+	out := make([]*engine.AppResult, 0, len(l.apps))
+	for _, s := range l.apps {
+		if s.result != nil {
+			out = append(out, s.result)
+		}
 	}
-	return names
+	return out
 }
 
 // followHealth re-checks, from the watch cache, the apps still becoming healthy.
 func (l *loop) followHealth(ctx context.Context) {
+	type follow struct {
+		ar       *engine.AppResult
+		deadline time.Time
+	}
 	l.mu.Lock()
-	due := map[string]time.Time{}
-	for app, deadline := range l.healthy {
-		due[app] = deadline
+	due := map[string]follow{}
+	for app, s := range l.apps {
+		if !s.healthDeadline.IsZero() && s.result != nil {
+			due[app] = follow{s.result, s.healthDeadline}
+		}
 	}
 	l.mu.Unlock()
-	for app, deadline := range due {
-		l.mu.Lock()
-		ar := l.results[app]
-		l.mu.Unlock()
-		if ar == nil {
-			continue
-		}
+	for app, f := range due {
+		ar, deadline := f.ar, f.deadline
 		refs := object.RefsOf(ar.Objects)
 		h, err := health.Check(ctx, cacheGetter{watch: l.watch, fallback: notWatched{}}, refs)
 		if err != nil {
@@ -421,9 +477,15 @@ func (l *loop) followHealth(ctx context.Context) {
 		next := *ar
 		next.Health = h
 		l.mu.Lock()
-		l.results[app] = &next
+		s := l.apps[app]
+		if s == nil || s.result != ar {
+			// A sync (or a removal) replaced the result meanwhile: it is newer.
+			l.mu.Unlock()
+			continue
+		}
+		s.result = &next
 		if h.Status != health.InProgress {
-			delete(l.healthy, app)
+			s.healthDeadline = time.Time{}
 		}
 		l.mu.Unlock()
 		l.report(app, &next, reportOpts{})
@@ -452,18 +514,12 @@ func (l *loop) clusterFailed(rev *source.Revision, err error) {
 	l.markAll(apiv1.PhaseFailed, engine.StageRender, err)
 }
 
+// markAll reports every known app as failed at stage with err, and phase on the wire.
 func (l *loop) markAll(phase apiv1.Phase, stage engine.Stage, err error) {
-	for _, app := range l.appNames() {
-		l.mu.Lock()
-		prev := l.results[app]
-		l.mu.Unlock()
+	for _, prev := range l.knownApps() {
 		next := *prev
 		next.Phase = engine.PhaseFailed
-		next.Error = &engine.Error{Stage: stage, Message: err.Error(), Err: err}
-		var re *repo.Error
-		if errors.As(err, &re) {
-			next.Error.File, next.Error.Line, next.Error.Field = re.File, re.Line, re.Field
-		}
-		l.report(app, &next, reportOpts{phase: phase})
+		next.Error = engine.Locate(stage, err)
+		l.report(next.App, &next, reportOpts{phase: phase})
 	}
 }

@@ -1,25 +1,20 @@
 package hubclient
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-retryablehttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/hubapi"
 )
 
 // Config configures a Client.
@@ -32,9 +27,9 @@ type Config struct {
 	Agent apiv1.AgentInfo
 	// Token returns the cluster's agent token; called for every request.
 	Token func() (string, error)
-	// Logger receives delivery problems (and retryablehttp's retries). Default: discard.
+	// Logger receives delivery problems (and hubapi's retries). Default: discard.
 	Logger *slog.Logger
-	// RequestTimeout bounds one report request. Default 15s.
+	// RequestTimeout bounds one report request, hubapi's retries included. Default 15s.
 	RequestTimeout time.Duration
 	// PollTimeout bounds one long-poll; it must exceed the hub's hold time (~30s).
 	// Default 60s.
@@ -71,10 +66,8 @@ type entry struct {
 
 // Client sends reports to the hub and long-polls it for desired-state changes.
 type Client struct {
-	cfg    Config
-	base   *url.URL
-	report *retryablehttp.Client
-	poll   *http.Client
+	cfg Config
+	hub *hubapi.Client
 
 	mu      sync.Mutex
 	pending map[string]entry
@@ -84,25 +77,27 @@ type Client struct {
 // New returns a Client; it sends nothing until Run or Flush.
 func New(cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
-	base, err := url.Parse(strings.TrimSuffix(cfg.HubURL, "/"))
-	if err != nil || base.Host == "" {
-		return nil, fmt.Errorf("hub URL %q is not a URL", cfg.HubURL)
-	}
 	if cfg.Token == nil {
 		return nil, errors.New("hub client: a token source is required")
 	}
-	rc := retryablehttp.NewClient()
-	rc.Logger = cfg.Logger // it logs to stderr unless told otherwise
-	rc.RetryMax = 2
-	rc.RetryWaitMin = 200 * time.Millisecond
-	rc.RetryWaitMax = 2 * time.Second
-	rc.HTTPClient.Timeout = cfg.RequestTimeout
-	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	hub, err := hubapi.New(cfg.HubURL, "", hubapi.Options{
+		Logger:          cfg.Logger,
+		Timeout:         cfg.RequestTimeout,
+		LongPollTimeout: cfg.PollTimeout,
+		UserAgent:       "outpost-agent/" + cfg.Agent.Version,
+		// The answers are a revision or the list of a report's apps.
+		MaxResponseBytes: 1 << 20,
+		Token:            cfg.Token,
+		Header: func(ctx context.Context, h http.Header) {
+			otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
 	return &Client{
 		cfg:     cfg,
-		base:    base,
-		report:  rc,
-		poll:    &http.Client{Timeout: cfg.PollTimeout},
+		hub:     hub,
 		pending: map[string]entry{},
 		wake:    make(chan struct{}, 1),
 	}, nil
@@ -208,14 +203,16 @@ func (c *Client) sendBatch(ctx context.Context) error {
 		rep.Apps = append(rep.Apps, e.status)
 		rep.Drift = append(rep.Drift, e.drift...)
 	}
-	err := c.postReport(ctx, &rep)
-	var rejected *RejectedError
-	if err != nil && !errors.As(err, &rejected) {
+	_, err := c.hub.Report(ctx, &rep)
+	rejected := hubapi.IsRejected(err)
+	if err != nil && !rejected {
+		// Unreachable, 429, 5xx, an auth failure (the token may be rotated) or a local
+		// error: keep the states for the next attempt.
 		return err
 	}
-	if rejected != nil {
+	if rejected {
 		// The hub will never accept this batch as it is: retrying cannot help.
-		c.cfg.Logger.Error("hub rejected a report; dropping it", "err", rejected, "apps", len(entries))
+		c.cfg.Logger.Error("hub rejected a report; dropping it", "err", err, "apps", len(entries))
 	}
 	c.mu.Lock()
 	for _, e := range entries {
@@ -227,88 +224,12 @@ func (c *Client) sendBatch(ctx context.Context) error {
 	return nil
 }
 
-// RejectedError is a report the hub refused as invalid (4xx other than auth and rate
-// limiting).
-type RejectedError struct {
-	// Status is the HTTP status.
-	Status int
-	// Response is the hub's error, when it sent one.
-	Response apiv1.ErrorResponse
-}
-
-func (e *RejectedError) Error() string {
-	return fmt.Sprintf("hub rejected the report: %d %s: %s (field %q)", e.Status, e.Response.Code, e.Response.Message, e.Response.Field)
-}
-
-func (c *Client) postReport(ctx context.Context, rep *apiv1.StatusReport) error {
-	body, err := json.Marshal(rep)
-	if err != nil {
-		return fmt.Errorf("encoding report: %w", err)
-	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, c.base.String()+apiv1.ReportPath, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if err := c.authorize(ctx, req.Header); err != nil {
-		return err
-	}
-	resp, err := c.report.Do(req)
-	if err != nil {
-		return fmt.Errorf("POST %s: %w", apiv1.ReportPath, err)
-	}
-	defer resp.Body.Close()
-	return checkResponse(resp)
-}
-
-func checkResponse(resp *http.Response) error {
-	if resp.StatusCode/100 == 2 {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		return nil
-	}
-	var er apiv1.ErrorResponse
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&er)
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden ||
-		resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return fmt.Errorf("hub answered %s: %s", resp.Status, er.Message)
-	default:
-		return &RejectedError{Status: resp.StatusCode, Response: er}
-	}
-}
-
-func (c *Client) authorize(ctx context.Context, h http.Header) error {
-	token, err := c.cfg.Token()
-	if err != nil {
-		return fmt.Errorf("reading the agent token: %w", err)
-	}
-	h.Set("Authorization", "Bearer "+strings.TrimSpace(token))
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
-	return nil
-}
-
 // WaitDesired long-polls the hub: it returns when the cluster's desired state changed
 // after since (Changed true), or when the hub's hold time ends (Changed false).
 func (c *Client) WaitDesired(ctx context.Context, since string) (apiv1.DesiredRevision, error) {
-	q := url.Values{"cluster": {c.cfg.Cluster}, "since": {since}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+apiv1.DesiredPath+"?"+q.Encode(), nil)
+	d, err := c.hub.Desired(ctx, c.cfg.Cluster, since)
 	if err != nil {
 		return apiv1.DesiredRevision{}, err
 	}
-	if err := c.authorize(ctx, req.Header); err != nil {
-		return apiv1.DesiredRevision{}, err
-	}
-	resp, err := c.poll.Do(req)
-	if err != nil {
-		return apiv1.DesiredRevision{}, fmt.Errorf("GET %s: %w", apiv1.DesiredPath, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return apiv1.DesiredRevision{}, checkResponse(resp)
-	}
-	var d apiv1.DesiredRevision
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&d); err != nil {
-		return apiv1.DesiredRevision{}, fmt.Errorf("decoding %s answer: %w", apiv1.DesiredPath, err)
-	}
-	return d, nil
+	return *d, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/hubapi"
 	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
@@ -56,6 +57,7 @@ func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, d := range rep.Drift {
 		h.drift[d.App] = append(h.drift[d.App], d)
 	}
+	_ = json.NewEncoder(w).Encode(apiv1.ReportResponse{Stored: []string{}})
 }
 
 func (h *fakeHub) start(t *testing.T, addr string) {
@@ -174,10 +176,27 @@ func TestFlushAndLongPoll(t *testing.T) {
 	if err != nil || !d.Changed || d.Revision != "since=abc" {
 		t.Fatalf("WaitDesired = %+v, %v", d, err)
 	}
-	// A wrong token is an error that names the status, not a silent success.
-	c.cfg.Token = func() (string, error) { return "", errors.New("token file unreadable") }
-	if _, err := c.WaitDesired(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "token") {
+	// An unreadable token is an error that says so, not a silent success.
+	unreadable, err := New(Config{HubURL: "http://" + addr, Cluster: "dev",
+		Token: func() (string, error) { return "", errors.New("token file unreadable") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unreadable.WaitDesired(t.Context(), ""); err == nil || !strings.Contains(err.Error(), "token file unreadable") {
 		t.Errorf("WaitDesired with no token: %v", err)
+	}
+	// A wrong token is an auth failure: the state stays queued for a rotated token.
+	wrong, err := New(Config{HubURL: "http://" + addr, Cluster: "dev", MinBackoff: time.Millisecond,
+		Token: func() (string, error) { return "tok-other", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wrong.WaitDesired(t.Context(), ""); !hubapi.IsUnauthorized(err) {
+		t.Errorf("WaitDesired with a wrong token: %v, want unauthorized", err)
+	}
+	wrong.Put(status("web", 2, "1.1.0"), nil)
+	if err := wrong.Flush(t.Context()); !hubapi.IsUnauthorized(err) || wrong.Len() != 1 {
+		t.Errorf("Flush with a wrong token: %v, pending %d; want unauthorized and the state kept", err, wrong.Len())
 	}
 }
 
@@ -189,5 +208,45 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// What the queue does with a report the hub answers with an error: keep it for the next
+// attempt when the hub may accept it later (unreachable, 429, 5xx) or with a rotated
+// token (401, 403); drop it only when the hub refused it as it is (other 4xx).
+func TestQueueKeepsOrDropsByAnswer(t *testing.T) {
+	tests := map[string]struct {
+		status int // the hub's answer; 0: nothing listens
+		kept   bool
+	}{
+		"400 invalid":       {http.StatusBadRequest, false},
+		"401 unknown token": {http.StatusUnauthorized, true},
+		"403 not allowed":   {http.StatusForbidden, true},
+		"409 conflict":      {http.StatusConflict, false},
+		"413 too large":     {http.StatusRequestEntityTooLarge, false},
+		"429 too many":      {http.StatusTooManyRequests, true},
+		"500 internal":      {http.StatusInternalServerError, true},
+		"502 bad gateway":   {http.StatusBadGateway, true},
+		"503 unavailable":   {http.StatusServiceUnavailable, true},
+		"unreachable":       {0, true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			addr := freeAddr(t)
+			if tc.status != 0 {
+				hub := &fakeHub{latest: map[string]apiv1.AppStatus{}, drift: map[string][]apiv1.Drift{}, status: tc.status}
+				hub.start(t, addr)
+			}
+			c, err := New(Config{HubURL: "http://" + addr, Cluster: "dev", Agent: apiv1.AgentInfo{ID: "agent-0"}, RequestTimeout: 300 * time.Millisecond,
+				Token: func() (string, error) { return "tok-dev", nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Put(status("web", 1, "1.0.0"), nil)
+			err = c.Flush(t.Context())
+			if kept := c.Len() == 1; kept != tc.kept || kept != (err != nil) {
+				t.Errorf("after Flush (error %v): pending %d, want kept %v and an error exactly when kept", err, c.Len(), tc.kept)
+			}
+		})
 	}
 }

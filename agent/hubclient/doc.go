@@ -3,11 +3,15 @@
 //
 // The queue keeps, per app, only the newest state (status plus the app's complete
 // current drift), ordered by api/v1 Generation. A sender delivers everything pending in
-// batches over go-retryablehttp with the cluster's bearer token; while the hub is down
-// the queue keeps coalescing, so memory is bounded by the number of apps and the hub
-// receives the latest state of every app when it returns - nothing stale, nothing
-// lost. An entry leaves the queue only once the hub accepted exactly that state.
+// batches with the cluster's bearer token; while the hub is down the queue keeps
+// coalescing, so memory is bounded by the number of apps and the hub receives the
+// latest state of every app when it returns - nothing stale, nothing lost. An entry
+// leaves the queue only once the hub accepted exactly that state, or refused it as
+// invalid (hubapi.IsRejected): a 401/403 keeps it for a rotated token, and an
+// unreachable hub, 429 or 5xx for the next attempt, after a backoff.
 //
-// The token is read from its file for every request, so a rotated Secret is used
-// without a restart. Trace context is propagated on every request.
+// Every request goes through internal/hubapi (its retry policy, errors and limits):
+// this package adds only the queue. The token is read from its file for every
+// request, so a rotated Secret is used without a restart. Trace context is propagated
+// on every request.
 package hubclient

@@ -42,6 +42,13 @@ type Options struct {
 	UserAgent string
 	// MaxResponseBytes bounds the body of an answer read. Default 64 MiB.
 	MaxResponseBytes int64
+	// Token, when set, returns the bearer token for every call in place of New's token
+	// argument, e.g. read from a file that a rotated Secret updates. It is trimmed; an
+	// error fails the call (wrapped, never holding the token). Default: none.
+	Token func() (string, error)
+	// Header, when set, adds headers to every request after the client's own, e.g. the
+	// trace context. Default: none.
+	Header func(ctx context.Context, h http.Header)
 }
 
 func (o Options) withDefaults() Options {
@@ -216,16 +223,8 @@ func (c *Client) do(ctx context.Context, r request) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", target, err)
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.opts.UserAgent)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if r.ifMatch != "" {
-		req.Header.Set("If-Match", quoteETag(r.ifMatch))
+	if err := c.setHeaders(ctx, req.Header, r, body != nil); err != nil {
+		return fmt.Errorf("%s: %w", target, err)
 	}
 
 	client := c.idempotent
@@ -276,6 +275,36 @@ func (c *Client) do(ctx context.Context, r request) error {
 	}
 	if err := json.Unmarshal(data, r.out); err != nil {
 		return fmt.Errorf("%s: decode answer: %w", target, err)
+	}
+	return nil
+}
+
+// setHeaders sets the headers of request r: the client's own, the token's and those of
+// Options.Header.
+func (c *Client) setHeaders(ctx context.Context, h http.Header, r request, hasBody bool) error {
+	h.Set("Accept", "application/json")
+	h.Set("User-Agent", c.opts.UserAgent)
+	if hasBody {
+		h.Set("Content-Type", "application/json")
+	}
+	token := c.token
+	if c.opts.Token != nil {
+		t, err := c.opts.Token()
+		if err != nil {
+			return fmt.Errorf("reading the hub token: %w", err)
+		}
+		if token = strings.TrimSpace(t); strings.ContainsAny(token, "\r\n") {
+			return errors.New("hub token: must be one line")
+		}
+	}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	if r.ifMatch != "" {
+		h.Set("If-Match", quoteETag(r.ifMatch))
+	}
+	if c.opts.Header != nil {
+		c.opts.Header(ctx, h)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -334,5 +335,98 @@ func TestPathPrefixAndAgentRoutes(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The error taxonomy as the hub's callers see it: for each answer, whether the same
+// call may succeed later (retry), with a rotated token (auth), or never (give up).
+func TestErrorTaxonomy(t *testing.T) {
+	type class struct{ retryable, unauthorized, rejected bool }
+	retry, auth, giveUp, local := class{retryable: true}, class{unauthorized: true}, class{rejected: true}, class{}
+	tests := map[string]struct {
+		status int // of the hub's answer; 0: no answer (connection refused)
+		want   class
+	}{
+		"400 invalid":         {400, giveUp},
+		"401 unknown token":   {401, auth},
+		"403 not allowed":     {403, auth},
+		"404 not found":       {404, giveUp},
+		"409 conflict":        {409, giveUp},
+		"413 too large":       {413, giveUp},
+		"429 too many":        {429, retry},
+		"500 internal":        {500, retry},
+		"502 bad gateway":     {502, retry},
+		"503 unavailable":     {503, retry},
+		"504 gateway timeout": {504, retry},
+		"unreachable":         {0, retry},
+	}
+	opts := fastOptions()
+	opts.RetryMax = -1
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(&scripted{statuses: []int{tc.status}})
+			url := srv.URL
+			if tc.status == 0 {
+				srv.Close()
+			}
+			defer srv.Close()
+			_, err := newClient(t, url, opts).Report(context.Background(), &apiv1.StatusReport{Cluster: "dev"})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			err = fmt.Errorf("wrapped by a caller: %w", err)
+			got := class{hubapi.IsRetryable(err), hubapi.IsUnauthorized(err), hubapi.IsRejected(err)}
+			if got != tc.want {
+				t.Errorf("%v: (retryable, unauthorized, rejected) = %+v, want %+v", err, got, tc.want)
+			}
+		})
+	}
+	for _, err := range []error{errors.New("reading the hub token: no such file"), context.Canceled} {
+		if got := (class{hubapi.IsRetryable(err), hubapi.IsUnauthorized(err), hubapi.IsRejected(err)}); got != local {
+			t.Errorf("%v: classified %+v, want no class (not an answer of the hub)", err, got)
+		}
+	}
+}
+
+// Options.Token is read for every call (a rotated token is used at once) and
+// Options.Header adds its headers; a token that cannot be read fails the call without
+// a request.
+func TestTokenSourceAndHeaderHook(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("Authorization")+" "+r.Header.Get("Traceparent"))
+		mu.Unlock()
+		_, _ = io.WriteString(w, `{"stored":[]}`)
+	}))
+	defer srv.Close()
+	tok, tokErr := "first\n", error(nil)
+	opts := fastOptions()
+	opts.Token = func() (string, error) { return tok, tokErr }
+	opts.Header = func(_ context.Context, h http.Header) { h.Set("Traceparent", "00-trace") }
+	c, err := hubapi.New(srv.URL, "", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, next := range []string{"second", "", ""} {
+		if _, err := c.Report(ctx, &apiv1.StatusReport{Cluster: "dev"}); err != nil {
+			t.Fatal(err)
+		}
+		tok = next
+	}
+	tokErr = errors.New("open /var/run/token: permission denied")
+	if _, err := c.Report(ctx, &apiv1.StatusReport{Cluster: "dev"}); err == nil || !strings.Contains(err.Error(), "reading the hub token") ||
+		!errors.Is(err, tokErr) {
+		t.Errorf("unreadable token: error %v", err)
+	}
+	tok, tokErr = "a\nb", nil
+	if _, err := c.Report(ctx, &apiv1.StatusReport{Cluster: "dev"}); err == nil || strings.Contains(err.Error(), "a\nb") {
+		t.Errorf("two-line token: error %v", err)
+	}
+	want := []string{"Bearer first 00-trace", "Bearer second 00-trace", " 00-trace"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("requests had %q, want %q", got, want)
 	}
 }

@@ -8,8 +8,13 @@
 // An answer with a 4xx/5xx status is returned as an *APIError holding the status and
 // the hub's ErrorResponse (code, message, field); a hub that cannot be reached (refused
 // connection, DNS failure, TLS handshake, timeout) as an *UnreachableError. Callers
-// tell them apart with errors.As, e.g. to map them to exit codes. The token is never
-// part of an error or a log line.
+// tell them apart with errors.As, e.g. to map them to exit codes, or classify them with
+// IsRetryable (unreachable, 429, 5xx: the same call may succeed later), IsUnauthorized
+// (401, 403: it may succeed with a rotated token) and IsRejected (any other 4xx: it
+// cannot succeed as it is). The token is never part of an error or a log line.
+//
+// The token is given to New, or read for every call from Options.Token (for rotation);
+// Options.Header adds headers such as the trace context.
 //
 // # Retries
 //

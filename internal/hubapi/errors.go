@@ -2,6 +2,7 @@ package hubapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -80,6 +81,32 @@ func (e *UnreachableError) Error() string {
 
 // Unwrap returns the cause.
 func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// IsUnauthorized tells whether err is the hub refusing the token: an *APIError with
+// status 401 or 403. The same call may succeed once the token is rotated.
+func IsUnauthorized(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Unauthorized()
+}
+
+// IsRetryable tells whether the same call may succeed later, unchanged: the hub could
+// not be reached (*UnreachableError), or it answered 429 (too many requests) or a 5xx.
+func IsRetryable(err error) bool {
+	var un *UnreachableError
+	if errors.As(err, &un) {
+		return true
+	}
+	var e *APIError
+	return errors.As(err, &e) && (e.Status == http.StatusTooManyRequests || e.Status >= 500)
+}
+
+// IsRejected tells whether the hub refused the request itself: an *APIError with a
+// status that is neither retryable (IsRetryable) nor an auth failure (IsUnauthorized),
+// e.g. 400 invalid or 409 conflict. Sending it again unchanged cannot succeed.
+func IsRejected(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && !IsRetryable(err) && !IsUnauthorized(err)
+}
 
 // decodeError turns an error answer into an *APIError.
 func decodeError(resp *http.Response) *APIError {

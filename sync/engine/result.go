@@ -120,12 +120,15 @@ func newAppResult(req Request, app *repo.App) *AppResult {
 // fail records err as the failure of stage.
 func (ar *AppResult) fail(stage Stage, err error) *AppResult {
 	ar.Phase = PhaseFailed
-	ar.Error = locate(stage, err)
+	ar.Error = Locate(stage, err)
 	return ar
 }
 
-// locate extracts file, line, field and object from the typed errors of the stages.
-func locate(stage Stage, err error) *Error {
+// Locate makes err the failure of stage, with the file, line, field and object that
+// the typed errors of the stages (repo, render, apply, namespace) carry. The engine
+// uses it for every failed app; the agent for the fetch and load failures it reports
+// on every app.
+func Locate(stage Stage, err error) *Error {
 	e := &Error{Stage: stage, Message: err.Error(), Err: err}
 	var re *repo.Error
 	if errors.As(err, &re) {
