@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	fieldpkg "github.com/outpost-gitops/outpost/sync/field"
 )
 
 func obj(apiVersion, kind string, fields map[string]any) *unstructured.Unstructured {
@@ -97,7 +99,7 @@ func TestCompareNeverLeaksSecretValues(t *testing.T) {
 	live := obj("v1", "Secret", map[string]any{
 		"data": map[string]any{"password": "aHVudGVyMg=="},
 		"metadata": map[string]any{"annotations": map[string]any{
-			lastAppliedAnnotation: `{"stringData":{"password":"hunter2"}}`}},
+			fieldpkg.LastAppliedAnnotation: `{"stringData":{"password":"hunter2"}}`}},
 	})
 	merged := obj("v1", "Secret", map[string]any{"data": map[string]any{"password": "c3dvcmRmaXNo"}})
 	changes := Compare(live, merged, []byte("key"))
