@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/memory"
 
+	"github.com/outpost-gitops/outpost/internal/gitobj"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
@@ -75,7 +76,7 @@ func (s *Store) openEmbedded(ctx context.Context) error {
 // back one file each.
 func (s *Store) seed(ctx context.Context) (plumbing.Hash, error) {
 	mem := memory.NewStorage()
-	edits := map[string]treeEdit{}
+	edits := map[string]gitobj.Edit{}
 	msg := "Create the GitOps repository"
 	if s.cfg.Seed != "" {
 		var err error
@@ -127,8 +128,8 @@ func copyObjects(src *memory.Storage, dst storer.EncodedObjectStorer) error {
 
 // readSeed writes every file of the seed directory as a blob into mem. Directories
 // named .git are skipped; symbolic links are stored as links.
-func (s *Store) readSeed(ctx context.Context, mem storer.EncodedObjectStorer) (map[string]treeEdit, error) {
-	edits := map[string]treeEdit{}
+func (s *Store) readSeed(ctx context.Context, mem storer.EncodedObjectStorer) (map[string]gitobj.Edit, error) {
+	edits := map[string]gitobj.Edit{}
 	root := s.cfg.Seed
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -177,11 +178,11 @@ func (s *Store) readSeed(ctx context.Context, mem storer.EncodedObjectStorer) (m
 		default:
 			return fmt.Errorf("%s: not a regular file or symbolic link", rel)
 		}
-		h, err := writeBlob(mem, data)
+		h, err := gitobj.WriteBlob(mem, data)
 		if err != nil {
 			return fmt.Errorf("write %s: %w", rel, err)
 		}
-		edits[rel] = treeEdit{hash: h, mode: mode}
+		edits[rel] = gitobj.Edit{Hash: h, Mode: mode}
 		return nil
 	})
 	if err != nil {
