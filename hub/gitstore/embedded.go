@@ -28,16 +28,9 @@ const maxSeedFiles = 100_000
 // openEmbedded opens the bare repository in Dir, creating and seeding it when
 // Dir holds none (or holds one without the branch).
 func (s *Store) openEmbedded(ctx context.Context) error {
-	r, err := git.PlainOpen(s.cfg.Dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(s.cfg.Dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", s.cfg.Dir, err)
-		}
-		r, err = git.PlainInitWithOptions(s.cfg.Dir, &git.PlainInitOptions{
-			Bare: true, InitOptions: git.InitOptions{DefaultBranch: s.branch}})
-	}
+	r, err := s.openBare("repository")
 	if err != nil {
-		return fmt.Errorf("open repository %s: %w", s.cfg.Dir, err)
+		return err
 	}
 	cfg, err := r.Config()
 	if err != nil {
@@ -68,6 +61,23 @@ func (s *Store) openEmbedded(ctx context.Context) error {
 	s.setHead(h)
 	s.log.Info("created the embedded repository", "dir", s.cfg.Dir, "seed", s.cfg.Seed, "head", h.String())
 	return nil
+}
+
+// openBare opens the repository in Dir, initializing a bare one (the branch its
+// default) when Dir holds none; what names it in errors.
+func (s *Store) openBare(what string) (*git.Repository, error) {
+	r, err := git.PlainOpen(s.cfg.Dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(s.cfg.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", s.cfg.Dir, err)
+		}
+		r, err = git.PlainInitWithOptions(s.cfg.Dir, &git.PlainInitOptions{
+			Bare: true, InitOptions: git.InitOptions{DefaultBranch: s.branch}})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s %s: %w", what, s.cfg.Dir, err)
+	}
+	return r, nil
 }
 
 // seed writes the first commit: the files of Config.Seed, or an empty tree. The
