@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"path"
 	"strings"
-	"sync"
 	"testing/fstest"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +15,8 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/outpost-gitops/outpost/sync/render"
 )
 
 // Install targets: directories of Files that build to something users apply.
@@ -82,9 +83,6 @@ func Overlay(extra map[string]string) (fs.FS, error) {
 	return out, nil
 }
 
-// kustomizeMu serializes builds: kustomize keeps process-wide state.
-var kustomizeMu sync.Mutex
-
 // Build runs kustomize on the kustomization in dir of fsys, as `kubectl apply -k`
 // would (builtin plugins only, no file outside the kustomization's root), and returns
 // the objects in kustomize's order.
@@ -103,8 +101,7 @@ func Build(fsys fs.FS, dir string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
-	kustomizeMu.Lock()
-	defer kustomizeMu.Unlock()
+	defer render.LockKustomize()() // the process's one kustomize lock: kustomize keeps global state
 	k := krusty.MakeKustomizer(&krusty.Options{
 		LoadRestrictions: kustypes.LoadRestrictionsRootOnly,
 		PluginConfig:     kustypes.DisabledPluginConfig(),

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/outpost-gitops/outpost/hub/httpapi"
+	"github.com/outpost-gitops/outpost/sync/render"
 )
 
 // controlPlaneOverlay is the cluster profile pinned to control-plane nodes, the way
@@ -559,5 +561,32 @@ func TestBuildsApplyToARealAPIServer(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pod-security-root", Namespace: Namespace}, Spec: bad}
 	if _, err := cs.CoreV1().Pods(Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err == nil {
 		t.Error("a root pod was admitted: Pod Security is not enforced in the namespace")
+	}
+}
+
+// TestBuildTakesTheRenderersKustomizeLock: Build waits for the lock sync/render
+// holds around its builds, the one lock of kustomize's process-wide state (two
+// locks would let a manifests build and an app render run kustomize at once).
+func TestBuildTakesTheRenderersKustomizeLock(t *testing.T) {
+	unlock := render.LockKustomize()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Build(Files(), Hub)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		unlock()
+		t.Fatalf("Build finished (err %v) while sync/render held the kustomize lock", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Build did not finish after the lock was released")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/memory"
 
+	"github.com/outpost-gitops/outpost/internal/gitobj"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
@@ -27,16 +28,9 @@ const maxSeedFiles = 100_000
 // openEmbedded opens the bare repository in Dir, creating and seeding it when
 // Dir holds none (or holds one without the branch).
 func (s *Store) openEmbedded(ctx context.Context) error {
-	r, err := git.PlainOpen(s.cfg.Dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(s.cfg.Dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", s.cfg.Dir, err)
-		}
-		r, err = git.PlainInitWithOptions(s.cfg.Dir, &git.PlainInitOptions{
-			Bare: true, InitOptions: git.InitOptions{DefaultBranch: s.branch}})
-	}
+	r, err := s.openBare("repository")
 	if err != nil {
-		return fmt.Errorf("open repository %s: %w", s.cfg.Dir, err)
+		return err
 	}
 	cfg, err := r.Config()
 	if err != nil {
@@ -69,13 +63,30 @@ func (s *Store) openEmbedded(ctx context.Context) error {
 	return nil
 }
 
+// openBare opens the repository in Dir, initializing a bare one (the branch its
+// default) when Dir holds none; what names it in errors.
+func (s *Store) openBare(what string) (*git.Repository, error) {
+	r, err := git.PlainOpen(s.cfg.Dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(s.cfg.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", s.cfg.Dir, err)
+		}
+		r, err = git.PlainInitWithOptions(s.cfg.Dir, &git.PlainInitOptions{
+			Bare: true, InitOptions: git.InitOptions{DefaultBranch: s.branch}})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s %s: %w", what, s.cfg.Dir, err)
+	}
+	return r, nil
+}
+
 // seed writes the first commit: the files of Config.Seed, or an empty tree. The
 // objects are built and validated in memory, then written to the repository: a seed
 // of 10 000 clusters is some 30 000 objects, which validating from disk would read
 // back one file each.
 func (s *Store) seed(ctx context.Context) (plumbing.Hash, error) {
 	mem := memory.NewStorage()
-	edits := map[string]treeEdit{}
+	edits := map[string]gitobj.Edit{}
 	msg := "Create the GitOps repository"
 	if s.cfg.Seed != "" {
 		var err error
@@ -127,8 +138,8 @@ func copyObjects(src *memory.Storage, dst storer.EncodedObjectStorer) error {
 
 // readSeed writes every file of the seed directory as a blob into mem. Directories
 // named .git are skipped; symbolic links are stored as links.
-func (s *Store) readSeed(ctx context.Context, mem storer.EncodedObjectStorer) (map[string]treeEdit, error) {
-	edits := map[string]treeEdit{}
+func (s *Store) readSeed(ctx context.Context, mem storer.EncodedObjectStorer) (map[string]gitobj.Edit, error) {
+	edits := map[string]gitobj.Edit{}
 	root := s.cfg.Seed
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -177,11 +188,11 @@ func (s *Store) readSeed(ctx context.Context, mem storer.EncodedObjectStorer) (m
 		default:
 			return fmt.Errorf("%s: not a regular file or symbolic link", rel)
 		}
-		h, err := writeBlob(mem, data)
+		h, err := gitobj.WriteBlob(mem, data)
 		if err != nil {
 			return fmt.Errorf("write %s: %w", rel, err)
 		}
-		edits[rel] = treeEdit{hash: h, mode: mode}
+		edits[rel] = gitobj.Edit{Hash: h, Mode: mode}
 		return nil
 	})
 	if err != nil {

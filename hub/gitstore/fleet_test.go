@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/outpost-gitops/outpost/internal/gitobj"
 	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
@@ -228,17 +227,17 @@ func commitFiles(t *testing.T, s *Store, files map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edits := map[string]treeEdit{}
+	edits := map[string]gitobj.Edit{}
 	for p, content := range files {
 		if content == "" {
-			edits[p] = treeEdit{delete: true}
+			edits[p] = gitobj.Edit{Delete: true}
 			continue
 		}
-		h, err := writeBlob(s.repo.Storer, []byte(content))
+		h, err := gitobj.WriteBlob(s.repo.Storer, []byte(content))
 		if err != nil {
 			t.Fatal(err)
 		}
-		edits[p] = treeEdit{hash: h, mode: filemode.Regular}
+		edits[p] = gitobj.Edit{Hash: h, Mode: filemode.Regular}
 	}
 	tree, _, err := writeTree(s.trees(), baseTree, edits)
 	if err != nil {
@@ -253,34 +252,4 @@ func commitFiles(t *testing.T, s *Store, files map[string]string) {
 		t.Fatal(err)
 	}
 	s.setHead(h)
-}
-
-// TestGitOrder checks gitOrder against Git's rule: names compared as bytes, a
-// directory's as if it ended in "/".
-func TestGitOrder(t *testing.T) {
-	names := []string{"a", "a-b", "a.b", "a0", "a/", "ab", "b", "a_", "A", "a~", "fleet-0000", "fleet-00000", "fleet-00000-x"}
-	var entries []object.TreeEntry
-	for _, n := range names {
-		for _, mode := range []filemode.FileMode{filemode.Regular, filemode.Dir} {
-			entries = append(entries, object.TreeEntry{Name: strings.TrimSuffix(n, "/"), Mode: mode})
-		}
-	}
-	key := func(e object.TreeEntry) string {
-		if e.Mode == filemode.Dir {
-			return e.Name + "/"
-		}
-		return e.Name
-	}
-	for range 20 {
-		rand.Shuffle(len(entries), func(i, j int) { entries[i], entries[j] = entries[j], entries[i] })
-		got := slices.Clone(entries)
-		slices.SortStableFunc(got, gitOrder)
-		want := slices.Clone(entries)
-		slices.SortStableFunc(want, func(a, b object.TreeEntry) int { return strings.Compare(key(a), key(b)) })
-		for i := range got {
-			if key(got[i]) != key(want[i]) {
-				t.Fatalf("position %d: %q, want %q", i, key(got[i]), key(want[i]))
-			}
-		}
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -37,16 +36,9 @@ type remote struct {
 
 // openRemote opens (or creates) the local bare clone in Dir and fetches.
 func (s *Store) openRemote(ctx context.Context) error {
-	r, err := git.PlainOpen(s.cfg.Dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(s.cfg.Dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", s.cfg.Dir, err)
-		}
-		r, err = git.PlainInitWithOptions(s.cfg.Dir, &git.PlainInitOptions{
-			Bare: true, InitOptions: git.InitOptions{DefaultBranch: s.branch}})
-	}
+	r, err := s.openBare("local clone")
 	if err != nil {
-		return fmt.Errorf("open local clone %s: %w", s.cfg.Dir, err)
+		return err
 	}
 	s.repo = r
 	s.remote = newRemote(r, s.cfg, s.branch, s.log)

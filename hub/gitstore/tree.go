@@ -1,7 +1,6 @@
 package gitstore
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -15,95 +14,26 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	"github.com/outpost-gitops/outpost/internal/gitobj"
 )
 
-// treeEdit is the new state of one path of a tree: a blob, or nothing.
-type treeEdit struct {
-	// hash of the new blob; unused with delete.
-	hash plumbing.Hash
-	// mode of the new entry (Regular, Executable or Symlink); unused with delete.
-	mode filemode.FileMode
-	// delete removes the path, a file or a whole directory.
-	delete bool
-}
-
-// writeBlob stores data as a blob.
-func writeBlob(s storer.EncodedObjectStorer, data []byte) (plumbing.Hash, error) {
-	obj := s.NewEncodedObject()
-	obj.SetType(plumbing.BlobObject)
-	obj.SetSize(int64(len(data)))
-	w, err := obj.Writer()
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if _, err := w.Write(data); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if err := w.Close(); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	return s.SetEncodedObject(obj)
-}
-
-// writeTree stores the tree that is base (nil: empty) with edits applied, keyed
-// by slash-separated paths relative to base, and returns its hash; empty is true
-// when the result has no entries (a directory git does not keep).
-func writeTree(c *treeCache, base *object.Tree, edits map[string]treeEdit) (h plumbing.Hash, empty bool, err error) {
-	entries := map[string]object.TreeEntry{}
-	if base != nil {
-		for _, e := range base.Entries {
-			entries[e.Name] = e
-		}
-	}
-	sub := map[string]map[string]treeEdit{}
-	for p, e := range edits {
-		first, rest, nested := strings.Cut(p, "/")
-		switch {
-		case !nested && e.delete:
-			delete(entries, first)
-		case !nested:
-			entries[first] = object.TreeEntry{Name: first, Mode: e.mode, Hash: e.hash}
-		default:
-			if sub[first] == nil {
-				sub[first] = map[string]treeEdit{}
-			}
-			sub[first][rest] = e
-		}
-	}
-	for name, subEdits := range sub {
-		var subBase *object.Tree
-		if old, ok := entries[name]; ok && old.Mode == filemode.Dir {
-			ct, err := c.get(old.Hash)
+// writeTree stores the tree that is base (nil: empty) with edits applied (see
+// gitobj.Editor.EditTree), reading base's directories through c and caching the
+// trees it writes: what is written is read next (validation, snapshot, Changed).
+func writeTree(c *treeCache, base *object.Tree, edits map[string]gitobj.Edit) (h plumbing.Hash, empty bool, err error) {
+	ed := gitobj.Editor{
+		Store: c.s,
+		Read: func(h plumbing.Hash) (*object.Tree, error) {
+			ct, err := c.get(h)
 			if err != nil {
-				return h, false, fmt.Errorf("read tree %s: %w", name, err)
+				return nil, err
 			}
-			subBase = ct.tree
-		}
-		sh, subEmpty, err := writeTree(c, subBase, subEdits)
-		if err != nil {
-			return h, false, err
-		}
-		if subEmpty {
-			delete(entries, name)
-		} else {
-			entries[name] = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: sh}
-		}
+			return ct.tree, nil
+		},
+		Wrote: func(t *object.Tree) { c.put(t) },
 	}
-	tree := &object.Tree{}
-	for _, e := range entries {
-		tree.Entries = append(tree.Entries, e)
-	}
-	slices.SortFunc(tree.Entries, gitOrder)
-	obj := c.s.NewEncodedObject()
-	if err := tree.Encode(obj); err != nil {
-		return h, false, err
-	}
-	if h, err = c.s.SetEncodedObject(obj); err != nil {
-		return h, false, err
-	}
-	tree.Hash = h
-	c.put(tree) // what is written is read next (validation, snapshot, Changed)
-	return h, len(tree.Entries) == 0, nil
+	return ed.EditTree(base, edits)
 }
 
 // treeCache holds decoded trees by hash, so that looking up many paths under one
@@ -233,29 +163,6 @@ func (c *treeCache) dir(root *object.Tree, p string) (*object.Tree, error) {
 		return nil, fmt.Errorf("read tree %s: %w", h, err)
 	}
 	return ct.tree, nil
-}
-
-// gitOrder is Git's order of tree entries: by name, a directory compared as
-// "name/" (without building that string: this sorts the 10 000 entries of a big
-// fleet's clusters/ on every commit).
-func gitOrder(a, b object.TreeEntry) int {
-	n := min(len(a.Name), len(b.Name))
-	if c := strings.Compare(a.Name[:n], b.Name[:n]); c != 0 {
-		return c
-	}
-	return cmp.Compare(nameByte(a, n), nameByte(b, n))
-}
-
-// nameByte is the byte at i of the entry's sort name (a directory's name followed
-// by '/'), or -1 past its end.
-func nameByte(e object.TreeEntry, i int) int {
-	switch {
-	case i < len(e.Name):
-		return int(e.Name[i])
-	case i == len(e.Name) && e.Mode == filemode.Dir:
-		return '/'
-	}
-	return -1
 }
 
 // entryHash returns the hash of the blob or tree at p in t, or ZeroHash when

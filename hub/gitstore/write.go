@@ -14,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/outpost-gitops/outpost/internal/gitobj"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
@@ -136,13 +137,13 @@ func (s *Store) AddCluster(ctx context.Context, cluster string, labels map[strin
 			if !s.trees().entryHash(tree, clusterDir(cluster)).IsZero() {
 				return nil, &ExistsError{Kind: KindCluster, Name: cluster}
 			}
-			p := &plan{message: "add cluster " + cluster, validate: true, edits: map[string]treeEdit{}}
+			p := &plan{message: "add cluster " + cluster, validate: true, edits: map[string]gitobj.Edit{}}
 			for name, data := range map[string][]byte{repo.ClusterFile: clusterYAML, repo.AppsFile: []byte("apps: []\n")} {
-				h, err := writeBlob(s.repo.Storer, data)
+				h, err := gitobj.WriteBlob(s.repo.Storer, data)
 				if err != nil {
 					return nil, fmt.Errorf("write %s/%s: %w", clusterDir(cluster), name, err)
 				}
-				p.edits[clusterDir(cluster)+"/"+name] = treeEdit{hash: h, mode: filemode.Regular}
+				p.edits[clusterDir(cluster)+"/"+name] = gitobj.Edit{Hash: h, Mode: filemode.Regular}
 			}
 			return p, nil
 		},
@@ -166,7 +167,7 @@ func (s *Store) RemoveCluster(ctx context.Context, cluster string, author Author
 			if err := s.requireDir(tree, clusterDir(cluster), KindCluster, cluster); err != nil {
 				return nil, err
 			}
-			return &plan{message: "remove cluster " + cluster, edits: map[string]treeEdit{clusterDir(cluster): {delete: true}}}, nil
+			return &plan{message: "remove cluster " + cluster, edits: map[string]gitobj.Edit{clusterDir(cluster): {Delete: true}}}, nil
 		},
 	})
 }
@@ -202,7 +203,7 @@ type change struct {
 
 // plan is the outcome of a change's apply.
 type plan struct {
-	edits         map[string]treeEdit // by repo path; empty: nothing to commit
+	edits         map[string]gitobj.Edit // by repo path; empty: nothing to commit
 	message       string
 	before, after string
 	validate      bool // load clusters/<cluster> with sync/repo after the edit
@@ -446,7 +447,7 @@ func (s *Store) editApps(base *object.Commit, cluster string, e AppsEdit, messag
 	if !ch.Changed {
 		return p, nil
 	}
-	h, err := writeBlob(s.repo.Storer, out)
+	h, err := gitobj.WriteBlob(s.repo.Storer, out)
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", file, err)
 	}
@@ -454,7 +455,7 @@ func (s *Store) editApps(base *object.Commit, cluster string, e AppsEdit, messag
 	if e, err := s.trees().find(tree, file); err == nil && e.Mode == filemode.Executable {
 		mode = e.Mode
 	}
-	p.edits = map[string]treeEdit{file: {hash: h, mode: mode}}
+	p.edits = map[string]gitobj.Edit{file: {Hash: h, Mode: mode}}
 	p.validate = true
 	return p, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 
+	"github.com/outpost-gitops/outpost/internal/gitobj"
 	"github.com/outpost-gitops/outpost/internal/gitserve"
 )
 
@@ -275,31 +276,19 @@ func (s *Server) commit(files map[string]string, msg, author string) (string, er
 	case !errors.Is(err, plumbing.ErrReferenceNotFound):
 		return "", err
 	}
-	edits := map[string]*plumbing.Hash{}
+	edits := map[string]gitobj.Edit{}
 	for p, content := range files {
 		if content == Deleted {
-			edits[p] = nil
+			edits[p] = gitobj.Edit{Delete: true}
 			continue
 		}
-		obj := st.NewEncodedObject()
-		obj.SetType(plumbing.BlobObject)
-		w, err := obj.Writer()
+		h, err := gitobj.WriteBlob(st, []byte(content))
 		if err != nil {
 			return "", err
 		}
-		if _, err := io.WriteString(w, content); err != nil {
-			return "", err
-		}
-		if err := w.Close(); err != nil {
-			return "", err
-		}
-		h, err := st.SetEncodedObject(obj)
-		if err != nil {
-			return "", err
-		}
-		edits[p] = &h
+		edits[p] = gitobj.Edit{Hash: h, Mode: filemode.Regular}
 	}
-	tree, _, err := buildTree(s.repo, base, edits)
+	tree, _, err := gitobj.Editor{Store: st}.EditTree(base, edits)
 	if err != nil {
 		return "", err
 	}
@@ -317,67 +306,6 @@ func (s *Server) commit(files map[string]string, msg, author string) (string, er
 		return "", err
 	}
 	return h.String(), nil
-}
-
-// buildTree writes base with edits (path -> blob, nil deletes) applied.
-func buildTree(repo *git.Repository, base *object.Tree, edits map[string]*plumbing.Hash) (plumbing.Hash, bool, error) {
-	entries := map[string]object.TreeEntry{}
-	if base != nil {
-		for _, e := range base.Entries {
-			entries[e.Name] = e
-		}
-	}
-	sub := map[string]map[string]*plumbing.Hash{}
-	for p, h := range edits {
-		first, rest, nested := strings.Cut(p, "/")
-		switch {
-		case !nested && h == nil:
-			delete(entries, first)
-		case !nested:
-			entries[first] = object.TreeEntry{Name: first, Mode: filemode.Regular, Hash: *h}
-		default:
-			if sub[first] == nil {
-				sub[first] = map[string]*plumbing.Hash{}
-			}
-			sub[first][rest] = h
-		}
-	}
-	for name, e := range sub {
-		var subBase *object.Tree
-		if old, ok := entries[name]; ok && old.Mode == filemode.Dir {
-			t, err := repo.TreeObject(old.Hash)
-			if err != nil {
-				return plumbing.ZeroHash, false, err
-			}
-			subBase = t
-		}
-		h, empty, err := buildTree(repo, subBase, e)
-		if err != nil {
-			return plumbing.ZeroHash, false, err
-		}
-		if empty {
-			delete(entries, name)
-		} else {
-			entries[name] = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
-		}
-	}
-	t := &object.Tree{}
-	for _, e := range entries {
-		t.Entries = append(t.Entries, e)
-	}
-	key := func(e object.TreeEntry) string {
-		if e.Mode == filemode.Dir {
-			return e.Name + "/"
-		}
-		return e.Name
-	}
-	slices.SortFunc(t.Entries, func(a, b object.TreeEntry) int { return strings.Compare(key(a), key(b)) })
-	obj := repo.Storer.NewEncodedObject()
-	if err := t.Encode(obj); err != nil {
-		return plumbing.ZeroHash, false, err
-	}
-	h, err := repo.Storer.SetEncodedObject(obj)
-	return h, len(t.Entries) == 0, err
 }
 
 // authorize checks the token, when the server has one.

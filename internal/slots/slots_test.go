@@ -4,7 +4,8 @@ import "testing"
 
 func TestSlots(t *testing.T) {
 	s := New(2)
-	if !s.Acquire("a") || !s.Acquire("a") || s.Acquire("a") {
+	first, second, third := s.Acquire("a"), s.Acquire("a"), s.Acquire("a")
+	if !first || !second || third {
 		t.Fatal("want two slots for a, then none")
 	}
 	if !s.Acquire("b") {

@@ -68,6 +68,7 @@ func (p *precheck) dir(dir string, depth int) error {
 // subdirs descends into the directories a kustomization builds on, including
 // generator, transformer and validator directories (kustomizations themselves).
 func (p *precheck) subdirs(dir string, k *kustypes.Kustomization, depth int) error {
+	//lint:ignore SA1019 kustomize v0.21 still builds the deprecated field, so the precheck must check it too
 	lists := [][]string{k.Resources, k.Bases, k.Components,
 		pathsOnly(k.Generators), pathsOnly(k.Transformers), pathsOnly(k.Validators)}
 	for _, list := range lists {
@@ -194,6 +195,7 @@ func kustomizationRefs(k *kustypes.Kustomization) []ref {
 		}
 	}
 	add("resources", k.Resources...)
+	//lint:ignore SA1019 kustomize v0.21 still builds the deprecated field, so the precheck must check it too
 	add("bases", k.Bases...)
 	add("components", k.Components...)
 	add("crds", k.Crds...)
@@ -201,6 +203,7 @@ func kustomizationRefs(k *kustypes.Kustomization) []ref {
 	add("generators", pathsOnly(k.Generators)...)
 	add("transformers", pathsOnly(k.Transformers)...)
 	add("validators", pathsOnly(k.Validators)...)
+	//lint:ignore SA1019 kustomize v0.21 still builds the deprecated field, so the precheck must check it too
 	for i, psm := range k.PatchesStrategicMerge {
 		if s := string(psm); !isInline(s) {
 			refs = append(refs, ref{field: fmt.Sprintf("patchesStrategicMerge[%d]", i), path: s})
@@ -209,6 +212,7 @@ func kustomizationRefs(k *kustypes.Kustomization) []ref {
 	for i, pt := range k.Patches {
 		add(fmt.Sprintf("patches[%d].path", i), pt.Path)
 	}
+	//lint:ignore SA1019 kustomize v0.21 still builds the deprecated field, so the precheck must check it too
 	for i, pt := range k.PatchesJson6902 {
 		add(fmt.Sprintf("patchesJson6902[%d].path", i), pt.Path)
 	}

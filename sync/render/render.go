@@ -171,10 +171,25 @@ func (r *Renderer) build(ctx context.Context, gfs *guardedFS, dir string) (resma
 	return m, generated, err
 }
 
-// kustomizeMu serializes builds: kustomize keeps process-wide state (the OpenAPI
-// schema, caches) that is not safe for concurrent builds. It is the one piece
-// of package-level state, as in fluxcd/pkg/kustomize.
+// kustomizeMu serializes every kustomize build of the process. It guards
+// kustomize's process-wide state, which is not safe for concurrent builds:
+// kyaml/openapi's global schema (globalSchema, customSchema and the Kubernetes
+// OpenAPI version), which a kustomization's openapi field replaces and which
+// fluxcd's kustomize.Build resets around each build, and the maps behind
+// kustomize's concurrent map read/write panics (kubernetes-sigs/kustomize#3659).
+// kyaml's own schemaLock guards single calls, not a whole build. It is the one
+// piece of package-level state, as in fluxcd/pkg/kustomize; whatever else runs
+// kustomize in the process takes it through LockKustomize.
 var kustomizeMu sync.Mutex
+
+// LockKustomize takes the process-wide kustomize lock (see kustomizeMu) and
+// returns its unlock. Code outside this package that runs kustomize (krusty)
+// must hold it for the whole build, as manifests.Build does; Render takes it
+// itself.
+func LockKustomize() (unlock func()) {
+	kustomizeMu.Lock()
+	return kustomizeMu.Unlock
+}
 
 // runKustomize builds dir with the options of fluxcd's kustomize.Build (no load
 // restrictions inside the FS, builtin plugins only: no exec, no Go plugins, no

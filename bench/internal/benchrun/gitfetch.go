@@ -19,6 +19,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/outpost-gitops/outpost/agent/source"
+	"github.com/outpost-gitops/outpost/internal/gitobj"
 	"github.com/outpost-gitops/outpost/internal/gitserve"
 )
 
@@ -164,7 +165,7 @@ func (h *historyRepo) clusterTree(i int) (plumbing.Hash, error) {
 	for a := range 10 {
 		fmt.Fprintf(&doc, "  - name: app-%d\n    path: apps/app-%d\n    version: \"1.%d.%d\"\n", a, a, h.n, a)
 	}
-	blob, err := h.write(plumbing.BlobObject, doc.Bytes())
+	blob, err := gitobj.WriteBlob(h.repo.Storer, doc.Bytes())
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -210,28 +211,13 @@ func (h *historyRepo) commit() error {
 	return h.repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, ref.Name()))
 }
 
+// tree writes a tree of entries (in Git's order, whatever their order here).
 func (h *historyRepo) tree(entries []object.TreeEntry) (plumbing.Hash, error) {
-	obj := h.repo.Storer.NewEncodedObject()
-	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("encode tree: %w", err)
-	}
-	return h.repo.Storer.SetEncodedObject(obj)
-}
-
-func (h *historyRepo) write(t plumbing.ObjectType, data []byte) (plumbing.Hash, error) {
-	obj := h.repo.Storer.NewEncodedObject()
-	obj.SetType(t)
-	w, err := obj.Writer()
+	t, err := gitobj.WriteTree(h.repo.Storer, entries)
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return plumbing.ZeroHash, fmt.Errorf("write tree: %w", err)
 	}
-	if _, err := w.Write(data); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if err := w.Close(); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	return h.repo.Storer.SetEncodedObject(obj)
+	return t.Hash, nil
 }
 
 // serveGit serves the bare repository dir with internal/gitserve on a loopback port.
