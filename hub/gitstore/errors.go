@@ -96,6 +96,13 @@ const (
 	InputAuthorName Input = "author.name"
 	// InputAuthorEmail is the email of a write's author.
 	InputAuthorEmail Input = "author.email"
+	// InputAction is a bulk write's action.
+	InputAction Input = "action"
+	// InputSelector is a bulk write's label selector (also when it matches no
+	// cluster).
+	InputSelector Input = "selector"
+	// InputClusters is a bulk write's list of clusters.
+	InputClusters Input = "clusters"
 )
 
 // The Config fields Open checks.
@@ -119,7 +126,7 @@ const (
 func Inputs() []Input {
 	return []Input{InputCluster, InputApp, InputVersion, InputLabels, InputLimit, InputRevision,
 		InputOldRev, InputNewRev, InputIfMatch, InputAuthorName, InputAuthorEmail,
-		InputDir, InputURL, InputBranch, InputSeed, InputCommitterName, InputCommitterEmail}
+		InputAction, InputSelector, InputClusters, InputDir, InputURL, InputBranch, InputSeed, InputCommitterName, InputCommitterEmail}
 }
 
 // ValidationError is a rejected input: a malformed name, version, author,

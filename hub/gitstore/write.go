@@ -195,6 +195,12 @@ type change struct {
 	cluster string
 	// guard is the repo path compared between ifMatch and the base commit.
 	guard string
+	// check, when set, replaces guard: it compares the tree at ifMatch with the
+	// base's and returns an error wrapping ErrStaleRevision when they differ
+	// where the write cares. mu is held.
+	check func(guard, base *object.Tree) error
+	// dryRun computes the plan and answers it without committing.
+	dryRun bool
 	// apply computes the write from the base commit; it runs again on every
 	// attempt, on top of the newest head. It must not change the repository
 	// beyond writing objects.
@@ -207,6 +213,9 @@ type plan struct {
 	message       string
 	before, after string
 	validate      bool // load clusters/<cluster> with sync/repo after the edit
+	// validateClusters are more clusters to load with sync/repo after the edit
+	// (a bulk write's).
+	validateClusters []string
 }
 
 // headMove is a change of the head, for Config.HeadChanged.
@@ -273,10 +282,20 @@ func (s *Store) writeLocked(ctx context.Context, author Author, ifMatch string, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("read tree of %s: %w", base.Hash, err)
 		}
-		if guardTree != nil && s.trees().entryHash(guardTree, ch.guard) != s.trees().entryHash(baseTree, ch.guard) {
+		switch {
+		case guardTree == nil:
+		case ch.check != nil:
+			if err := ch.check(guardTree, baseTree); err != nil {
+				return nil, nil, err
+			}
+		case s.trees().entryHash(guardTree, ch.guard) != s.trees().entryHash(baseTree, ch.guard):
 			return nil, nil, fmt.Errorf("%w: %s changed since %s (head is %s)", ErrStaleRevision, ch.guard, ifMatch, s.head)
 		}
 		p, err := ch.apply(ctx, base)
+		if err == nil && ch.dryRun {
+			return &WriteResult{Revision: s.head.String(), Previous: prev.String(), Message: p.message,
+				Before: p.before, After: p.after}, nil, nil
+		}
 		var h plumbing.Hash
 		if err == nil && len(p.edits) > 0 {
 			h, err = s.commitPlan(ctx, base, baseTree, ch.cluster, p, author)
@@ -350,20 +369,27 @@ func (s *Store) commitPlan(ctx context.Context, base *object.Commit, baseTree *o
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("write tree: %w", err)
 	}
+	var validate []string
 	if p.validate {
+		validate = append(validate, cluster)
+	}
+	validate = append(validate, p.validateClusters...)
+	if len(validate) > 0 {
 		tree, err := object.GetTree(s.repo.Storer, treeHash)
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("read tree %s: %w", treeHash, err)
 		}
-		if _, err := repo.Load(ctx, newTreeFS(s.trees(), tree), cluster); err != nil {
-			var re *repo.Error
-			if errors.As(err, &re) {
-				return plumbing.ZeroHash, &ContentError{File: re.File, Msg: "the change would leave cluster " + cluster + " invalid: " + err.Error(), Err: err}
+		for _, cluster := range validate {
+			if _, err := repo.Load(ctx, newTreeFS(s.trees(), tree), cluster); err != nil {
+				var re *repo.Error
+				if errors.As(err, &re) {
+					return plumbing.ZeroHash, &ContentError{File: re.File, Msg: "the change would leave cluster " + cluster + " invalid: " + err.Error(), Err: err}
+				}
+				if repo.IsContentError(err) {
+					return plumbing.ZeroHash, &ContentError{File: clusterDir(cluster), Msg: err.Error(), Err: err}
+				}
+				return plumbing.ZeroHash, fmt.Errorf("validate cluster %s: %w", cluster, err)
 			}
-			if repo.IsContentError(err) {
-				return plumbing.ZeroHash, &ContentError{File: clusterDir(cluster), Msg: err.Error(), Err: err}
-			}
-			return plumbing.ZeroHash, fmt.Errorf("validate cluster %s: %w", cluster, err)
 		}
 	}
 	now := time.Now()
