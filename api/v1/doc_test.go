@@ -33,6 +33,8 @@ func TestDocExamples(t *testing.T) {
 		"Matrix":                  func() any { return &Matrix{} },
 		"SetVersionRequest":       func() any { return &SetVersionRequest{} },
 		"ChangeResult":            func() any { return &ChangeResult{} },
+		"BulkRequest":             func() any { return &BulkRequest{} },
+		"BulkResult":              func() any { return &BulkResult{} },
 		"HistoryList":             func() any { return &HistoryList{} },
 		"EventList":               func() any { return &EventList{} },
 	}

@@ -88,6 +88,8 @@ type VersionWriter interface {
 	Unset(ctx context.Context, cluster, app string, author gitstore.Author, ifMatch string) (*gitstore.WriteResult, error)
 	// Rollback sets app on cluster back to its previous version.
 	Rollback(ctx context.Context, cluster, app string, author gitstore.Author, ifMatch string) (*gitstore.WriteResult, error)
+	// Bulk changes app on every selected cluster in one commit.
+	Bulk(ctx context.Context, req gitstore.BulkRequest, author gitstore.Author) (*gitstore.BulkResult, error)
 }
 
 // ClusterWriter adds and removes cluster directories with one commit; *gitstore.Store
@@ -378,6 +380,7 @@ func (a *API) routeTable() []Route {
 		{Method: http.MethodPut, Path: "/api/v1/clusters/{cluster}/apps/{app}", access: adminOnly, handle: a.setVersion},
 		{Method: http.MethodDelete, Path: "/api/v1/clusters/{cluster}/apps/{app}", access: adminOnly, handle: a.unsetVersion},
 		{Method: http.MethodPost, Path: "/api/v1/clusters/{cluster}/apps/{app}/rollback", access: adminOnly, handle: a.rollback},
+		{Method: http.MethodPost, Path: "/api/v1/apps/{app}/bulk", access: adminOnly, handle: a.bulk},
 		{Method: http.MethodGet, Path: "/api/v1/matrix", access: adminOnly, handle: a.matrix},
 		{Method: http.MethodGet, Path: "/api/v1/events", access: adminOnly, handle: a.events},
 		{Method: http.MethodPost, Path: apiv1.ReportPath, access: agentOnly, handle: a.report},
