@@ -15,37 +15,118 @@ import (
 // appWriteFlags are the flags of set, unset and rollback.
 type appWriteFlags struct {
 	hubFlags
-	cluster string
-	ifMatch string
+	clusters []string
+	selector string
+	dryRun   bool
+	ifMatch  string
 }
 
 func (f *appWriteFlags) register(cmd *cobra.Command) {
 	f.hubFlags.register(cmd.Flags())
-	cmd.Flags().StringVarP(&f.cluster, "cluster", "c", "", "the cluster (required)")
+	cmd.Flags().StringSliceVarP(&f.clusters, "cluster", "c", nil,
+		"a cluster; repeat (or separate with commas) for several: one commit for all")
+	cmd.Flags().StringVarP(&f.selector, "selector", "l", "",
+		"every cluster whose cluster.yaml labels match this label selector, e.g. 'env=prod,region in (eu,us),!canary': one commit for all")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show what would change on each cluster; commit nothing")
 	cmd.Flags().StringVar(&f.ifMatch, "if-match", "",
-		"write only if the cluster's desired state is still at this revision (else exit code 4)")
+		"write only if the desired state of the clusters written is still at this revision (else exit code 4)")
 }
 
-// check validates the cluster, app and revision before any request.
+// check validates the clusters, selector, app and revision before any request.
 func (f *appWriteFlags) check(app string) error {
-	if f.cluster == "" {
-		return &UsageError{Err: fmt.Errorf("--cluster is required")}
+	if len(f.clusters) == 0 && f.selector == "" {
+		return &UsageError{Err: fmt.Errorf("--cluster or --selector is required")}
 	}
-	return firstErr(checkName("cluster", f.cluster), checkName("app", app), checkIfMatch(f.ifMatch))
+	if len(f.clusters) > apiv1.MaxBulkClusters {
+		return &UsageError{Err: fmt.Errorf("--cluster: %d clusters, more than the limit of %d", len(f.clusters), apiv1.MaxBulkClusters)}
+	}
+	if len(f.selector) > apiv1.MaxSelectorLen {
+		return &UsageError{Err: fmt.Errorf("--selector: %d bytes, more than the limit of %d", len(f.selector), apiv1.MaxSelectorLen)}
+	}
+	for _, c := range f.clusters {
+		if err := checkName("cluster", c); err != nil {
+			return err
+		}
+	}
+	return firstErr(checkName("app", app), checkIfMatch(f.ifMatch))
 }
 
-// run makes the write and prints its ChangeResult.
-func (f *appWriteFlags) run(cmd *cobra.Command, what string,
-	write func(ctx context.Context, c *hubapi.Client, opts hubapi.WriteOptions) (*apiv1.ChangeResult, error)) error {
+// bulk tells whether the write goes through the bulk route: a selector, more than
+// one cluster, or a dry run.
+func (f *appWriteFlags) bulk() bool {
+	return f.selector != "" || len(f.clusters) != 1 || f.dryRun
+}
+
+// run makes the write and prints its result: one cluster through the cluster's route,
+// else one bulk commit (action and version) through the app's bulk route.
+func (f *appWriteFlags) run(cmd *cobra.Command, what, app string, action apiv1.BulkAction, version string,
+	write func(ctx context.Context, c *hubapi.Client, cluster string, opts hubapi.WriteOptions) (*apiv1.ChangeResult, error)) error {
 	c, err := f.client()
 	if err != nil {
 		return err
 	}
-	res, err := write(cmd.Context(), c, hubapi.WriteOptions{IfMatch: f.ifMatch})
+	if f.bulk() {
+		return runBulk(cmd, c, f.output, what, app, apiv1.BulkRequest{
+			Action: action, Version: version, Selector: f.selector, Clusters: f.clusters,
+			DryRun: f.dryRun, IfMatch: strings.Trim(f.ifMatch, `"`),
+		})
+	}
+	res, err := write(cmd.Context(), c, f.clusters[0], hubapi.WriteOptions{IfMatch: f.ifMatch})
 	if err != nil {
-		return fmt.Errorf("%s on cluster %s: %w", what, f.cluster, err)
+		return fmt.Errorf("%s on cluster %s: %w", what, f.clusters[0], err)
 	}
 	return writeChange(cmd.OutOrStdout(), f.output, res)
+}
+
+// runBulk sends one bulk write and prints its table.
+func runBulk(cmd *cobra.Command, c *hubapi.Client, format, what, app string, req apiv1.BulkRequest) error {
+	res, err := c.Bulk(cmd.Context(), app, req)
+	if err != nil {
+		return fmt.Errorf("%s on %s: %w", what, selectionText(req), err)
+	}
+	return write(cmd.OutOrStdout(), format, res, func(w io.Writer) error { return bulkTable(w, res) })
+}
+
+// selectionText names a bulk write's selection for an error message.
+func selectionText(req apiv1.BulkRequest) string {
+	var parts []string
+	if req.Selector != "" {
+		parts = append(parts, fmt.Sprintf("the clusters matching %q", req.Selector))
+	}
+	if len(req.Clusters) > 0 {
+		parts = append(parts, "clusters "+strings.Join(req.Clusters, ", "))
+	}
+	return strings.Join(parts, " and ")
+}
+
+// bulkTable prints a bulk write: one row per selected cluster, then the commit.
+func bulkTable(w io.Writer, res *apiv1.BulkResult) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "CLUSTER\tFROM\tTO\tCHANGE")
+	for _, ch := range res.Changes {
+		change := "unchanged"
+		if ch.Changed {
+			change = string(res.Action)
+			if res.DryRun {
+				change = "would " + change
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ch.Cluster, orDash(ch.PreviousVersion), orDash(ch.Version), change)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	subject, _, _ := strings.Cut(res.Message, "\n")
+	var err error
+	switch {
+	case res.DryRun:
+		_, err = fmt.Fprintf(w, "dry run, nothing committed: %s\nat revision %s\n", subject, res.Revision)
+	case !res.Committed:
+		_, err = fmt.Fprintf(w, "no change: every selected cluster already is as asked\nrevision %s\n", res.Revision)
+	default:
+		_, err = fmt.Fprintf(w, "%s (one commit)\nrevision %s\n", subject, res.Revision)
+	}
+	return err
 }
 
 func writeChange(w io.Writer, format string, res *apiv1.ChangeResult) error {
@@ -71,14 +152,22 @@ func writeChange(w io.Writer, format string, res *apiv1.ChangeResult) error {
 func newSetCommand() *cobra.Command {
 	var f appWriteFlags
 	cmd := &cobra.Command{
-		Use:   "set APP VERSION --cluster CLUSTER",
-		Short: "Set the version of an app on a cluster (one Git commit, authored by you)",
+		Use:   "set APP VERSION (--cluster CLUSTER... | --selector SELECTOR)",
+		Short: "Set the version of an app on one or many clusters (one Git commit, authored by you)",
 		Long: `Set the version of an app on a cluster, adding the app to the cluster if needed. The
 hub commits the change to clusters/CLUSTER/apps.yaml with you (your token) as author.
 With --if-match REV the change is made only if the cluster's desired state did not
-change since revision REV (else exit code 4, nothing committed).`,
+change since revision REV (else exit code 4, nothing committed).
+
+With --selector (a Kubernetes label selector over the clusters' cluster.yaml labels) or
+several --cluster, every selected cluster is changed in ONE commit, all or nothing: if
+any cluster refuses the change, nothing is committed and the error names it. --dry-run
+prints what would change. --if-match then guards the selection and every selected
+apps.yaml.`,
 		Example: "  outpost set web 1.4.3 --cluster prod-eu\n" +
-			"  outpost set web 1.4.3 --cluster prod-eu --if-match 9a8b7c6d5e4f30211203f4e5d6c7b8a9a0b1c2d3",
+			"  outpost set web 1.4.3 --cluster prod-eu --if-match 9a8b7c6d5e4f30211203f4e5d6c7b8a9a0b1c2d3\n" +
+			"  outpost set web 1.4.3 --selector 'env=prod,region in (eu),!canary' --dry-run\n" +
+			"  outpost set web 1.4.3 -c prod-eu -c prod-us",
 		Args: exactArgs(2, "APP VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app, version := args[0], args[1]
@@ -88,9 +177,9 @@ change since revision REV (else exit code 4, nothing committed).`,
 			if err := apiv1.ValidateVersion("VERSION", version); err != nil {
 				return &UsageError{Err: err}
 			}
-			return f.run(cmd, "set "+app+"="+version,
-				func(ctx context.Context, c *hubapi.Client, opts hubapi.WriteOptions) (*apiv1.ChangeResult, error) {
-					return c.SetVersion(ctx, f.cluster, app, version, opts)
+			return f.run(cmd, "set "+app+"="+version, app, apiv1.BulkSet, version,
+				func(ctx context.Context, c *hubapi.Client, cluster string, opts hubapi.WriteOptions) (*apiv1.ChangeResult, error) {
+					return c.SetVersion(ctx, cluster, app, version, opts)
 				})
 		},
 	}
@@ -101,18 +190,21 @@ change since revision REV (else exit code 4, nothing committed).`,
 func newUnsetCommand() *cobra.Command {
 	var f appWriteFlags
 	cmd := &cobra.Command{
-		Use:     "unset APP --cluster CLUSTER",
-		Short:   "Remove an app from a cluster (one Git commit; the agent prunes it)",
-		Example: "  outpost unset web --cluster staging",
+		Use:   "unset APP (--cluster CLUSTER... | --selector SELECTOR)",
+		Short: "Remove an app from one or many clusters (one Git commit; the agents prune it)",
+		Long: `Remove an app from a cluster; its agent prunes its objects. With --selector or several
+--cluster, from every selected cluster in one commit, all or nothing (a selected cluster
+that does not list the app refuses the whole write: exit code 3).`,
+		Example: "  outpost unset web --cluster staging\n  outpost unset web --selector env=dev --dry-run",
 		Args:    exactArgs(1, "APP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app := args[0]
 			if err := f.check(app); err != nil {
 				return err
 			}
-			return f.run(cmd, "unset "+app,
-				func(ctx context.Context, c *hubapi.Client, opts hubapi.WriteOptions) (*apiv1.ChangeResult, error) {
-					return c.UnsetApp(ctx, f.cluster, app, opts)
+			return f.run(cmd, "unset "+app, app, apiv1.BulkUnset, "",
+				func(ctx context.Context, c *hubapi.Client, cluster string, opts hubapi.WriteOptions) (*apiv1.ChangeResult, error) {
+					return c.UnsetApp(ctx, cluster, app, opts)
 				})
 		},
 	}
@@ -123,21 +215,22 @@ func newUnsetCommand() *cobra.Command {
 func newRollbackCommand() *cobra.Command {
 	var f appWriteFlags
 	cmd := &cobra.Command{
-		Use:   "rollback APP --cluster CLUSTER",
-		Short: "Set an app on a cluster back to its previous version from Git history",
+		Use:   "rollback APP (--cluster CLUSTER... | --selector SELECTOR)",
+		Short: "Set an app on one or many clusters back to its previous version from Git history",
 		Long: `Set an app on a cluster back to the version it had before its current one, found in
 Git history (two rollbacks in a row return to where they started). No earlier version:
-exit code 3.`,
-		Example: "  outpost rollback web --cluster prod-eu",
+exit code 3. With --selector or several --cluster, every selected cluster goes back to
+its own previous version, in one commit, all or nothing.`,
+		Example: "  outpost rollback web --cluster prod-eu\n  outpost rollback web --selector env=prod",
 		Args:    exactArgs(1, "APP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app := args[0]
 			if err := f.check(app); err != nil {
 				return err
 			}
-			return f.run(cmd, "rollback "+app,
-				func(ctx context.Context, c *hubapi.Client, opts hubapi.WriteOptions) (*apiv1.ChangeResult, error) {
-					return c.Rollback(ctx, f.cluster, app, opts)
+			return f.run(cmd, "rollback "+app, app, apiv1.BulkRollback, "",
+				func(ctx context.Context, c *hubapi.Client, cluster string, opts hubapi.WriteOptions) (*apiv1.ChangeResult, error) {
+					return c.Rollback(ctx, cluster, app, opts)
 				})
 		},
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"net/http/httptest"
 	"os"
@@ -89,33 +90,39 @@ func TestVerbOutputs(t *testing.T) {
 	tests := map[string]struct {
 		args []string
 	}{
-		"clusters-list.table":   {[]string{"clusters", "list"}},
-		"clusters-list.json":    {[]string{"clusters", "list", "-o", "json"}},
-		"clusters-list.yaml":    {[]string{"clusters", "list", "-o", "yaml"}},
-		"clusters-add.table":    {[]string{"clusters", "add", "prod-us", "--label", "env=prod", "-l", "region=us"}},
-		"clusters-add.json":     {[]string{"clusters", "add", "prod-us", "--label", "env=prod", "-o", "json"}},
-		"clusters-remove.table": {[]string{"clusters", "remove", "staging"}},
-		"clusters-remove.json":  {[]string{"clusters", "rm", "staging", "-o", "json"}},
-		"status.table":          {[]string{"status"}},
-		"status.json":           {[]string{"status", "-o", "json"}},
-		"status.yaml":           {[]string{"status", "-o", "yaml"}},
-		"status-prod-eu.table":  {[]string{"status", "prod-eu"}},
-		"status-prod-eu.json":   {[]string{"status", "prod-eu", "-o", "json"}},
-		"status-prod-eu.yaml":   {[]string{"status", "prod-eu", "-o", "yaml"}},
-		"set.table":             {[]string{"set", "web", "1.4.4", "--cluster", "prod-eu"}},
-		"set.json":              {[]string{"set", "web", "1.4.4", "--cluster", "prod-eu", "-o", "json"}},
-		"set.yaml":              {[]string{"set", "web", "1.4.4", "-c", "prod-eu", "-o", "yaml"}},
-		"set-unchanged.table":   {[]string{"set", "web", "1.4.3", "--cluster", "prod-eu"}},
-		"set-new-app.table":     {[]string{"set", "search", "1.0.0", "--cluster", "staging"}},
-		"unset.table":           {[]string{"unset", "payments", "--cluster", "staging"}},
-		"rollback.table":        {[]string{"rollback", "web", "--cluster", "prod-eu"}},
-		"rollback.json":         {[]string{"rollback", "web", "--cluster", "prod-eu", "-o", "json"}},
-		"history-prod-eu.table": {[]string{"history", "--cluster", "prod-eu"}},
-		"history-web.table":     {[]string{"history", "--cluster", "prod-eu", "--app", "web", "--limit", "2"}},
-		"history-web.json":      {[]string{"history", "--cluster", "prod-eu", "--app", "web", "-o", "json"}},
-		"history-web.yaml":      {[]string{"history", "--cluster", "prod-eu", "--app", "web", "-o", "yaml"}},
-		"error-not-found":       {[]string{"status", "nope"}},
-		"error-conflict":        {[]string{"set", "web", "1.4.4", "--cluster", "prod-eu", "--if-match", ifMatchStale}},
+		"clusters-list.table":     {[]string{"clusters", "list"}},
+		"clusters-list.json":      {[]string{"clusters", "list", "-o", "json"}},
+		"clusters-list.yaml":      {[]string{"clusters", "list", "-o", "yaml"}},
+		"clusters-add.table":      {[]string{"clusters", "add", "prod-us", "--label", "env=prod", "-l", "region=us"}},
+		"clusters-add.json":       {[]string{"clusters", "add", "prod-us", "--label", "env=prod", "-o", "json"}},
+		"clusters-remove.table":   {[]string{"clusters", "remove", "staging"}},
+		"clusters-remove.json":    {[]string{"clusters", "rm", "staging", "-o", "json"}},
+		"status.table":            {[]string{"status"}},
+		"status.json":             {[]string{"status", "-o", "json"}},
+		"status.yaml":             {[]string{"status", "-o", "yaml"}},
+		"status-prod-eu.table":    {[]string{"status", "prod-eu"}},
+		"status-prod-eu.json":     {[]string{"status", "prod-eu", "-o", "json"}},
+		"status-prod-eu.yaml":     {[]string{"status", "prod-eu", "-o", "yaml"}},
+		"set.table":               {[]string{"set", "web", "1.4.4", "--cluster", "prod-eu"}},
+		"set.json":                {[]string{"set", "web", "1.4.4", "--cluster", "prod-eu", "-o", "json"}},
+		"set.yaml":                {[]string{"set", "web", "1.4.4", "-c", "prod-eu", "-o", "yaml"}},
+		"set-unchanged.table":     {[]string{"set", "web", "1.4.3", "--cluster", "prod-eu"}},
+		"set-new-app.table":       {[]string{"set", "search", "1.0.0", "--cluster", "staging"}},
+		"unset.table":             {[]string{"unset", "payments", "--cluster", "staging"}},
+		"rollback.table":          {[]string{"rollback", "web", "--cluster", "prod-eu"}},
+		"rollback.json":           {[]string{"rollback", "web", "--cluster", "prod-eu", "-o", "json"}},
+		"history-prod-eu.table":   {[]string{"history", "--cluster", "prod-eu"}},
+		"history-web.table":       {[]string{"history", "--cluster", "prod-eu", "--app", "web", "--limit", "2"}},
+		"history-web.json":        {[]string{"history", "--cluster", "prod-eu", "--app", "web", "-o", "json"}},
+		"history-web.yaml":        {[]string{"history", "--cluster", "prod-eu", "--app", "web", "-o", "yaml"}},
+		"set-selector.table":      {[]string{"set", "web", "1.6.0", "--selector", "env in (prod,staging)"}},
+		"set-selector-dry.table":  {[]string{"set", "web", "1.4.3", "-l", "env", "--dry-run"}},
+		"set-clusters.json":       {[]string{"set", "web", "1.6.0", "-c", "prod-eu", "-c", "staging", "-o", "json"}},
+		"unset-selector.table":    {[]string{"unset", "payments", "--selector", "env in (prod,staging)"}},
+		"rollback-selector.table": {[]string{"rollback", "web", "--selector", "region=eu"}},
+		"promote.table":           {[]string{"promote", "search", "--from", "prod-eu", "--to", "env=staging"}},
+		"error-not-found":         {[]string{"status", "nope"}},
+		"error-conflict":          {[]string{"set", "web", "1.4.4", "--cluster", "prod-eu", "--if-match", ifMatchStale}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -201,6 +208,50 @@ func TestSetSendsIfMatchAndToken(t *testing.T) {
 	}
 }
 
+// TestBulkSetIsOneRequest: a selector or several clusters make one bulk request (one
+// commit), with the body the API documents; promote guards it with the status's revision.
+func TestBulkSetIsOneRequest(t *testing.T) {
+	h, srv := verbHub(t)
+	n := len(h.Requests())
+	r := runVerb(t, hubEnv(srv), "set", "web", "1.6.0", "-c", "prod-eu,staging", "--if-match", h.Revision())
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	reqs := h.Requests()[n:]
+	if len(reqs) != 1 || reqs[0].Method != "POST" || reqs[0].Path != "/api/v1/apps/web/bulk" {
+		t.Fatalf("requests = %+v, want one POST /api/v1/apps/web/bulk", reqs)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(reqs[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body["action"] != "set" || body["version"] != "1.6.0" || len(body["clusters"].([]any)) != 2 || body["ifMatch"] == "" || body["dryRun"] != nil {
+		t.Errorf("body = %s", reqs[0].Body)
+	}
+	for _, c := range []string{"prod-eu", "staging"} {
+		hl, _ := h.History(c, "web", 1)
+		if hl.Entries[0].After != "1.6.0" || hl.Entries[0].Commit != h.Revision() {
+			t.Errorf("%s history = %+v, want 1.6.0 at the one new revision", c, hl.Entries[0])
+		}
+	}
+
+	rev := h.Revision()
+	n = len(h.Requests())
+	if r := runVerb(t, hubEnv(srv), "promote", "search", "--from", "prod-eu", "--to", "env=staging"); r.code != 0 {
+		t.Fatalf("promote: exit %d\n%s", r.code, r.stderr)
+	}
+	reqs = h.Requests()[n:]
+	if len(reqs) != 2 || reqs[0].Path != "/api/v1/clusters/prod-eu/status" || reqs[1].Path != "/api/v1/apps/search/bulk" {
+		t.Fatalf("promote requests = %+v", reqs)
+	}
+	if err := json.Unmarshal(reqs[1].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body["version"] != "0.9.1" || body["selector"] != "env=staging" || body["ifMatch"] != rev {
+		t.Errorf("promote body = %s, want 0.9.1 on env=staging at %s", reqs[1].Body, rev)
+	}
+}
+
 func TestExitCodes(t *testing.T) {
 	tests := map[string]struct {
 		env     map[string]string // nil: the fake hub with the admin token
@@ -220,15 +271,29 @@ func TestExitCodes(t *testing.T) {
 		"invalid version": {nil, []string{"set", "web", "1.4 beta", "-c", "prod-eu"}, ExitUsage, "must hold only letters"},
 		"invalid name":    {nil, []string{"set", "Web", "1.4", "-c", "prod-eu"}, ExitUsage, "not a valid name"},
 		"path as name":    {nil, []string{"status", "../etc"}, ExitUsage, "not a valid name"},
-		"missing cluster": {nil, []string{"set", "web", "1.4"}, ExitUsage, "--cluster is required"},
-		"bad if-match":    {nil, []string{"unset", "web", "-c", "prod-eu", "--if-match", "HEAD"}, ExitUsage, "not a full Git commit hash"},
-		"bad output":      {nil, []string{"status", "-o", "xml"}, ExitUsage, "want table, json or yaml"},
-		"bad limit":       {nil, []string{"history", "-c", "prod-eu", "--limit", "5000"}, ExitUsage, "--limit 5000"},
-		"bad label":       {nil, []string{"clusters", "add", "x", "--label", "novalue"}, ExitUsage, "want key=value"},
-		"extra argument":  {nil, []string{"unset", "web", "extra", "-c", "prod-eu"}, ExitUsage, "want APP"},
-		"unknown flag":    {nil, []string{"status", "--nope"}, ExitUsage, "unknown flag"},
-		"unknown subverb": {nil, []string{"clusters", "nope"}, ExitUsage, "want list, add, rotate-token or remove"},
-		"bad hub URL":     {map[string]string{envHubURL: "ftp://x"}, []string{"status"}, ExitUsage, "want http:// or https://"},
+		"missing cluster": {nil, []string{"set", "web", "1.4"}, ExitUsage, "--cluster or --selector is required"},
+		"selector matching none": {nil, []string{"set", "web", "1.4", "--selector", "env=nowhere"}, ExitError,
+			`invalid: selector: "env=nowhere" matches no cluster`},
+		"bulk unknown cluster": {nil, []string{"set", "web", "1.4", "-c", "prod-eu", "-c", "nope"}, ExitNotFound, `cluster "nope"`},
+		"bulk unset refused": {nil, []string{"unset", "search", "--selector", "env"}, ExitNotFound,
+			`app "search" is not set on cluster "staging"`},
+		"promote unhealthy": {nil, []string{"promote", "web", "--from", "staging", "--to", "env=prod"}, ExitError,
+			"refusing to promote web from staging: it is Syncing at 1.5.0-rc.1, not Synced"},
+		"promote not rolled out": {nil, []string{"promote", "web", "--from", "prod-eu", "--to", "env=staging"}, ExitError,
+			"it runs 1.4.2, but Git asks for 1.4.3"},
+		"promote failed": {nil, []string{"promote", "payments", "--from", "prod-eu", "--to", "env=staging"}, ExitError,
+			"it is Failed at 2.0.0, not Synced"},
+		"promote unknown app":    {nil, []string{"promote", "nope", "--from", "prod-eu", "--to", "env=staging"}, ExitError, "neither desires nor reports it"},
+		"promote unknown source": {nil, []string{"promote", "web", "--from", "nope", "--to", "env=staging"}, ExitNotFound, `cluster "nope"`},
+		"promote without to":     {nil, []string{"promote", "web", "--from", "prod-eu"}, ExitUsage, "--from and --to are required"},
+		"bad if-match":           {nil, []string{"unset", "web", "-c", "prod-eu", "--if-match", "HEAD"}, ExitUsage, "not a full Git commit hash"},
+		"bad output":             {nil, []string{"status", "-o", "xml"}, ExitUsage, "want table, json or yaml"},
+		"bad limit":              {nil, []string{"history", "-c", "prod-eu", "--limit", "5000"}, ExitUsage, "--limit 5000"},
+		"bad label":              {nil, []string{"clusters", "add", "x", "--label", "novalue"}, ExitUsage, "want key=value"},
+		"extra argument":         {nil, []string{"unset", "web", "extra", "-c", "prod-eu"}, ExitUsage, "want APP"},
+		"unknown flag":           {nil, []string{"status", "--nope"}, ExitUsage, "unknown flag"},
+		"unknown subverb":        {nil, []string{"clusters", "nope"}, ExitUsage, "want list, add, rotate-token or remove"},
+		"bad hub URL":            {map[string]string{envHubURL: "ftp://x"}, []string{"status"}, ExitUsage, "want http:// or https://"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -75,6 +75,10 @@ func TestRoutesAgainstTheFakeHub(t *testing.T) {
 	if err != nil || !res.Changed || res.Version != "" {
 		t.Errorf("UnsetApp = %+v, %v", res, err)
 	}
+	bulk, err := c.Bulk(ctx, "web", apiv1.BulkRequest{Action: apiv1.BulkSet, Version: "1.4.4", Selector: "env in (prod)", DryRun: true})
+	if err != nil || !bulk.DryRun || bulk.Committed || len(bulk.Changes) != 1 || bulk.Changes[0].Cluster != "prod-eu" {
+		t.Errorf("Bulk = %+v, %v", bulk, err)
+	}
 	hl, err := c.History(ctx, "prod-eu", hubapi.HistoryQuery{App: "web", Limit: 2})
 	if err != nil || len(hl.Entries) != 2 || hl.Entries[0].Message != "rollback web on prod-eu to 1.4.3" {
 		t.Errorf("History = %+v, %v", hl, err)

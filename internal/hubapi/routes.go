@@ -164,6 +164,23 @@ func (c *Client) Rollback(ctx context.Context, cluster, app string, opts WriteOp
 	return &out, nil
 }
 
+// Bulk sets, unsets or rolls back an app on every cluster req selects (a label
+// selector and/or a list) as one commit, or with req.DryRun answers what would change
+// (POST /api/v1/apps/{app}/bulk). req.IfMatch, when set, guards the whole write: the
+// hub answers 409 when the selection or any selected apps.yaml changed since. A dry run
+// is retried like a read; a write only when it surely did not reach the hub.
+func (c *Client) Bulk(ctx context.Context, app string, req apiv1.BulkRequest) (*apiv1.BulkResult, error) {
+	var out apiv1.BulkResult
+	err := c.do(ctx, request{
+		method: http.MethodPost, path: apiPrefix + "/apps/" + url.PathEscape(app) + "/bulk",
+		body: req, out: &out, once: !req.DryRun,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // History returns the commits that changed a cluster's desired state, newest first
 // (GET /api/v1/clusters/{cluster}/history).
 func (c *Client) History(ctx context.Context, cluster string, q HistoryQuery) (*apiv1.HistoryList, error) {

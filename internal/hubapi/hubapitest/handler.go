@@ -56,6 +56,7 @@ func (h *Hub) Handler() http.Handler {
 			return h.rollback(r.PathValue("cluster"), r.PathValue("app"), author)
 		})
 	})
+	mux.HandleFunc("POST /api/v1/apps/{app}/bulk", h.serveBulk)
 	mux.HandleFunc("GET /api/v1/clusters/{cluster}/history", func(w http.ResponseWriter, r *http.Request) {
 		limit, err := limitParam(r)
 		if err != nil {
