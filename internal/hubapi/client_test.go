@@ -100,7 +100,7 @@ func TestRoutesAgainstTheFakeHub(t *testing.T) {
 		"GET /api/v1/clusters", "GET /api/v1/clusters/staging", "GET /api/v1/matrix",
 		"GET /api/v1/clusters/prod-eu/status", "PUT /api/v1/clusters/prod-eu/apps/web",
 		"POST /api/v1/clusters/prod-eu/apps/web/rollback", "DELETE /api/v1/clusters/staging/apps/web",
-		"GET /api/v1/clusters/prod-eu/history?app=web&limit=2", "POST /api/v1/clusters",
+		"POST /api/v1/apps/web/bulk", "GET /api/v1/clusters/prod-eu/history?app=web&limit=2", "POST /api/v1/clusters",
 		"DELETE /api/v1/clusters/prod-us", "GET /api/v1/events?cluster=staging&limit=1",
 	}
 	reqs := h.Requests()
