@@ -1,0 +1,205 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/cli"
+	"github.com/outpost-gitops/outpost/internal/hubapi"
+	"github.com/outpost-gitops/outpost/internal/testenv"
+)
+
+// bulkFleet are the clusters of TestBulkSetSelector and their labels: six the selector
+// matches, and a canary it must leave alone.
+var bulkFleet = map[string]string{
+	"prod-eu-1": "env: prod\n  region: eu",
+	"prod-eu-2": "env: prod\n  region: eu",
+	"prod-us-1": "env: prod\n  region: us",
+	"prod-us-2": "env: prod\n  region: us",
+	"dev-eu":    "env: dev\n  region: eu",
+	"dev-us":    "env: dev\n  region: us",
+	"canary-eu": "env: prod\n  region: eu\n  canary: \"yes\"",
+}
+
+// bulkSelector matches every cluster of bulkFleet but the canary.
+const bulkSelector = "env in (prod,dev),!canary"
+
+// TestBulkSetSelector: `outpost set --selector` on a fleet of seven clusters is ONE
+// commit that changes the six it matches, and every matched agent (a process each)
+// applies it, while the unmatched one stays. The clusters are namespaces of one
+// api-mode apiserver, each agent confined to its own (--namespaces), as in the
+// benchmarks' fleet; the hub serves its embedded repository to the agents.
+func TestBulkSetSelector(t *testing.T) {
+	ctx := t.Context()
+	cluster, err := testenv.Start(ctx, testenv.Options{Name: "e2e-bulk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Stop() })
+	cs, err := kubernetes.NewForConfig(cluster.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	seed := filepath.Join(dir, "seed")
+	files := map[string]string{
+		// One app for all: its ConfigMap lands in the namespace named like the cluster.
+		"apps/web/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n  namespace: ${CLUSTER_NAME}\ndata:\n  version: \"${APP_VERSION}\"\n",
+	}
+	for name, labels := range bulkFleet {
+		files["clusters/"+name+"/cluster.yaml"] = "labels:\n  " + labels + "\n"
+		files["clusters/"+name+"/apps.yaml"] = "apps:\n  # the shop\n  - name: web\n    version: \"1\" # bumped by the fleet\n"
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, content := range files {
+		full := filepath.Join(seed, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, full, content)
+	}
+
+	hubAddr := freeAddr(t)
+	hubURL := "http://" + hubAddr
+	admins := writeFile(t, filepath.Join(dir, "admins"), "Platform Team <platform@example.com>:"+adminToken+"\n")
+	hub, err := startProc(t, "hub", outpostBin, nil, "hub", "--listen="+hubAddr, "--data-dir="+filepath.Join(dir, "hub"),
+		"--admin-tokens-file="+admins, "--git-seed="+seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hub.stop)
+	if err := waitReady(ctx, hubURL, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	api, err := hubapi.New(hubURL, adminToken, hubapi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range bulkFleet {
+		reg, err := api.RegisterCluster(ctx, apiv1.RegisterClusterRequest{Name: name})
+		if err != nil {
+			t.Fatalf("register %s: %v", name, err)
+		}
+		tokenFile := writeFile(t, filepath.Join(dir, "token-"+name), reg.Token)
+		agent, err := startProc(t, "agent-"+name, outpostBin, nil, "agent", "--cluster="+name,
+			"--hub-url="+hubURL, "--token-file="+tokenFile,
+			"--git-url="+hubURL+"/git/"+name+".git", "--git-password-file="+tokenFile,
+			"--kubeconfig="+cluster.KubeconfigPath(), "--namespaces="+name, "--inventory-namespace="+name,
+			"--leader-elect=false", "--listen=", "--interval=10m", "--git-poll-interval=1m",
+			"--cache-dir="+filepath.Join(dir, "cache-"+name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(agent.stop)
+	}
+	s := &suite{t: t}
+	for name := range bulkFleet {
+		s.waitApp(api, name, "web", 2*time.Minute, synced("1"))
+	}
+
+	// The dry run lists the six and commits nothing.
+	before := headOf(t, api)
+	out, code := runOutpost(t, hubURL, "set", "web", "2", "--selector", bulkSelector, "--dry-run", "-o", "json")
+	if code != 0 {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
+	var dry apiv1.BulkResult
+	if err := json.Unmarshal([]byte(out), &dry); err != nil {
+		t.Fatalf("dry run output: %v\n%s", err, out)
+	}
+	if !dry.DryRun || dry.Committed || len(dry.Changes) != 6 || headOf(t, api) != before {
+		t.Fatalf("dry run = %+v", dry)
+	}
+
+	start := time.Now()
+	out, code = runOutpost(t, hubURL, "set", "web", "2", "--selector", bulkSelector, "--if-match", before, "-o", "json")
+	if code != 0 {
+		t.Fatalf("bulk set: exit %d\n%s", code, out)
+	}
+	var res apiv1.BulkResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("bulk set output: %v\n%s", err, out)
+	}
+	if !res.Committed || len(res.Changes) != 6 {
+		t.Fatalf("bulk set = %+v", res)
+	}
+	// One commit: the newest history entry of every matched cluster is that commit,
+	// authored by the token's identity, on top of the head the dry run saw.
+	for name := range bulkFleet {
+		hl, err := api.History(ctx, name, hubapi.HistoryQuery{App: "web", Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		matched := name != "canary-eu"
+		if got := hl.Entries[0].Commit == res.Revision; got != matched {
+			t.Errorf("%s: newest commit %s, bulk commit %s, matched %v", name, hl.Entries[0].Commit, res.Revision, matched)
+		}
+		if matched && (hl.Entries[0].Author != "Platform Team" || hl.Entries[0].Before != "1" || hl.Entries[0].After != "2") {
+			t.Errorf("%s: history entry %+v", name, hl.Entries[0])
+		}
+	}
+	cluster1, err := api.History(ctx, "prod-eu-1", hubapi.HistoryQuery{Limit: 2})
+	if err != nil || len(cluster1.Entries) < 1 || !strings.HasPrefix(cluster1.Entries[0].Message, "set web=2 on 6 clusters") {
+		t.Errorf("history of prod-eu-1: %+v, %v", cluster1, err)
+	}
+
+	// Every matched agent applies it; the canary stays at 1.
+	for name := range bulkFleet {
+		want := "2"
+		if name == "canary-eu" {
+			want = "1"
+		}
+		s.waitApp(api, name, "web", 2*time.Minute, synced(want))
+		cm, err := cs.CoreV1().ConfigMaps(name).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil || cm.Data["version"] != want {
+			t.Errorf("%s: ConfigMap web = %v, %v; want version %s", name, cm.Data, err, want)
+		}
+	}
+	t.Logf("bulk commit → all 6 matched agents reported 2 Synced: %s", time.Since(start).Round(10*time.Millisecond))
+
+	// The old revision is stale for the selection now.
+	if out, code := runOutpost(t, hubURL, "rollback", "web", "--selector", bulkSelector, "--if-match", before); code != 4 {
+		t.Errorf("stale bulk rollback: exit %d, want 4\n%s", code, out)
+	}
+}
+
+// runOutpost runs the CLI against the hub with the admin token; it returns stdout (and
+// stderr after it, when it failed) and the exit code.
+func runOutpost(t *testing.T, hubURL string, args ...string) (string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := cli.NewRootCommand(&out, &errOut)
+	root.SetArgs(append(args, "--hub", hubURL, "--token", adminToken))
+	err := root.ExecuteContext(t.Context())
+	if err != nil {
+		return out.String() + errOut.String() + err.Error(), cli.ExitCode(err)
+	}
+	return out.String(), 0
+}
+
+// headOf returns the hub's current Git revision (the matrix's).
+func headOf(t *testing.T, api *hubapi.Client) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	m, err := api.Matrix(ctx)
+	if err != nil {
+		t.Fatal(fmt.Errorf("matrix: %w", err))
+	}
+	return m.Revision
+}
