@@ -127,6 +127,7 @@ func measurements() []measurement {
 		{name: "git-fetch", run: gitFetch},
 		{name: "commit-to-reported", run: commitLatency},
 		{name: "commit-to-reported-fleet", run: fleetLatency},
+		{name: "fleet-bump", run: fleetBumpCompare},
 		{name: "drift", run: driftLatency},
 		{name: "hub-capacity", run: hubCapacity},
 	}
