@@ -37,6 +37,9 @@ type BulkRequest struct {
 	// Clusters are clusters named explicitly, selected in addition to the selector's.
 	// Selector and Clusters must not both be empty.
 	Clusters []string `json:"clusters,omitempty"`
+	// VarsFrom, for set only, names a cluster whose vars of the app are copied to every
+	// selected cluster (replacing theirs), read at the same revision. Empty: vars stay.
+	VarsFrom string `json:"varsFrom,omitempty"`
 	// DryRun answers what would change without committing.
 	DryRun bool `json:"dryRun,omitempty"`
 	// IfMatch is the revision the caller decided on (as the If-Match header, which may
@@ -60,6 +63,14 @@ func (r *BulkRequest) Validate() error {
 		return fieldErr("action", "must be set: set, unset or rollback")
 	default:
 		return fieldErr("action", "%s is not one of set, unset, rollback", quote(string(r.Action)))
+	}
+	if r.VarsFrom != "" {
+		if r.Action != BulkSet {
+			return fieldErr("varsFrom", "must be empty for %s", r.Action)
+		}
+		if err := ValidateName("varsFrom", r.VarsFrom); err != nil {
+			return err
+		}
 	}
 	if err := checkText("selector", r.Selector, MaxSelectorLen, false); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 
@@ -21,6 +22,11 @@ type AppsEdit struct {
 	Version string `json:"version,omitempty"`
 	// Remove deletes the app's entry instead of setting its version.
 	Remove bool `json:"remove,omitempty"`
+	// SetVars replaces the entry's vars with Vars (and removes them when Vars
+	// is empty); unused with Remove. Without it the vars stay as they are.
+	SetVars bool `json:"setVars,omitempty"`
+	// Vars are the vars to set with SetVars.
+	Vars map[string]string `json:"vars,omitempty"`
 }
 
 // AppsChange says what EditAppsFile did.
@@ -74,7 +80,8 @@ func EditAppsFile(data []byte, e AppsEdit) ([]byte, AppsChange, error) {
 	switch {
 	case e.Remove && idx < 0:
 		return nil, ch, &NotFoundError{Kind: KindApp, Name: e.App, Detail: "not listed in apps.yaml"}
-	case !e.Remove && idx >= 0 && d.entries[idx].hasVersion && ch.Before == e.Version:
+	case !e.Remove && idx >= 0 && d.entries[idx].hasVersion && ch.Before == e.Version &&
+		(!e.SetVars || sameVars(d.entries[idx].item, e.Vars)):
 		ch.After = e.Version
 		return data, ch, nil
 	}
@@ -82,7 +89,14 @@ func EditAppsFile(data []byte, e AppsEdit) ([]byte, AppsChange, error) {
 		ch.After = e.Version
 	}
 	ch.Changed = true
-	if out, ok := d.editInPlace(e, idx); ok {
+	if e.SetVars && ((idx >= 0 && sameVars(d.entries[idx].item, e.Vars)) || (idx < 0 && len(e.Vars) == 0)) {
+		e.SetVars = false // the vars stay as they are: only the version changes
+	}
+	// New vars go through the node tree (comments kept, spacing not); a version
+	// edit alone is made in place.
+	if e.SetVars {
+		// fall through to editNodes
+	} else if out, ok := d.editInPlace(e, idx); ok {
 		if verifyEdit(data, out, e) == nil {
 			return out, ch, nil
 		}
@@ -218,6 +232,67 @@ func parseEntry(item *yaml.Node) (appEntry, error) {
 	return e, nil
 }
 
+// entryVars returns the vars of an apps.yaml entry (nil when it has none, or
+// when they are not a mapping of strings).
+func entryVars(item *yaml.Node) map[string]string {
+	for i := 0; item != nil && i+1 < len(item.Content); i += 2 {
+		if item.Content[i].Value == "vars" {
+			var vars map[string]string
+			if item.Content[i+1].Decode(&vars) != nil {
+				return nil
+			}
+			return vars
+		}
+	}
+	return nil
+}
+
+// sameVars tells whether an entry's vars are exactly vars (none and empty are the
+// same).
+func sameVars(item *yaml.Node, vars map[string]string) bool {
+	for i := 0; item != nil && i+1 < len(item.Content); i += 2 {
+		if item.Content[i].Value == "vars" {
+			var cur map[string]string
+			if item.Content[i+1].Decode(&cur) != nil {
+				return false
+			}
+			return maps.Equal(cur, vars) && (len(cur) > 0 || len(vars) == 0)
+		}
+	}
+	return len(vars) == 0
+}
+
+// setVarsNode replaces the vars of an entry's mapping node: a flow mapping of
+// double-quoted strings in key order (the style of an existing block mapping is
+// kept), or no vars key when vars is empty.
+func setVarsNode(item *yaml.Node, vars map[string]string) {
+	at := -1
+	for i := 0; i+1 < len(item.Content); i += 2 {
+		if item.Content[i].Value == "vars" {
+			at = i
+		}
+	}
+	if len(vars) == 0 {
+		if at >= 0 {
+			item.Content = slices.Delete(item.Content, at, at+2)
+		}
+		return
+	}
+	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
+	if at >= 0 && item.Content[at+1].Kind == yaml.MappingNode {
+		m.Style = item.Content[at+1].Style
+		m.LineComment = item.Content[at+1].LineComment
+	}
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		m.Content = append(m.Content, strNode(k, versionStyle(0, k)), strNode(vars[k], yaml.DoubleQuotedStyle))
+	}
+	if at >= 0 {
+		item.Content[at+1] = m
+		return
+	}
+	item.Content = append(item.Content, strNode("vars", 0), m)
+}
+
 func hasAnchors(n *yaml.Node) bool {
 	if n.Kind == yaml.AliasNode || n.Anchor != "" {
 		return true
@@ -276,6 +351,13 @@ func (d *appsDoc) editNodes(e AppsEdit, idx int) ([]byte, error) {
 		}}
 		apps.Style &^= yaml.FlowStyle
 		apps.Content = append(apps.Content, item)
+	}
+	if e.SetVars && !e.Remove {
+		item := apps.Content[len(apps.Content)-1]
+		if idx >= 0 {
+			item = d.entries[idx].item
+		}
+		setVarsNode(item, e.Vars)
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
@@ -390,6 +472,18 @@ func applyDecoded(doc any, e AppsEdit) (any, error) {
 		list[idx].(map[string]any)["version"] = e.Version
 	default:
 		list = append(list, map[string]any{"name": e.App, "version": e.Version})
+		idx = len(list) - 1
+	}
+	if e.SetVars && !e.Remove {
+		m := list[idx].(map[string]any)
+		delete(m, "vars")
+		if len(e.Vars) > 0 {
+			vars := map[string]any{}
+			for k, v := range e.Vars {
+				vars[k] = v
+			}
+			m["vars"] = vars
+		}
 	}
 	if list == nil {
 		list = []any{}

@@ -53,6 +53,10 @@ type BulkRequest struct {
 	// Clusters are clusters named explicitly; they are selected in addition to
 	// those Selector matches. Selector and Clusters must not both be empty.
 	Clusters []string `json:"clusters,omitempty"`
+	// VarsFrom, with BulkSet, is a cluster whose vars of the app are copied to
+	// every selected cluster (replacing theirs), read at the same revision as
+	// the rest of the write. Empty: the selected clusters' vars stay.
+	VarsFrom string `json:"varsFrom,omitempty"`
 	// DryRun computes the changes without committing.
 	DryRun bool `json:"dryRun,omitempty"`
 	// IfMatch, when set, is the revision the caller decided on: the write fails
@@ -137,6 +141,14 @@ func (req BulkRequest) validate() (labels.Selector, error) {
 	}
 	if err := validateName(InputApp, req.App); err != nil {
 		return nil, err
+	}
+	if req.VarsFrom != "" {
+		if req.Action != BulkSet {
+			return nil, &ValidationError{Field: InputVarsFrom, Msg: fmt.Sprintf("must be empty for %s", req.Action)}
+		}
+		if err := validateName(InputVarsFrom, req.VarsFrom); err != nil {
+			return nil, err
+		}
 	}
 	if len(req.Clusters) > MaxBulkClusters {
 		return nil, &ValidationError{Field: InputClusters, Msg: fmt.Sprintf("lists %d clusters, more than the limit of %d", len(req.Clusters), MaxBulkClusters)}
@@ -271,10 +283,16 @@ func (s *Store) bulkPlan(ctx context.Context, base *object.Commit, req BulkReque
 			return nil, nil, err
 		}
 	}
+	var vars map[string]string
+	if req.VarsFrom != "" {
+		if vars, err = s.varsAt(tree, req.VarsFrom, req.App); err != nil {
+			return nil, nil, err
+		}
+	}
 	p := &plan{edits: map[string]gitobj.Edit{}}
 	changes := make([]ClusterChange, 0, len(clusters))
 	for _, c := range clusters {
-		e := AppsEdit{App: req.App, Version: req.Version, Remove: req.Action == BulkUnset}
+		e := AppsEdit{App: req.App, Version: req.Version, Remove: req.Action == BulkUnset, SetVars: req.VarsFrom != "", Vars: vars}
 		if req.Action == BulkRollback {
 			e.Version = prev[c]
 		}
@@ -290,6 +308,27 @@ func (s *Store) bulkPlan(ctx context.Context, base *object.Commit, req BulkReque
 	}
 	p.message = bulkMessage(req, changes)
 	return p, changes, nil
+}
+
+// varsAt returns the vars of app on cluster in tree; mu must be held.
+func (s *Store) varsAt(tree *object.Tree, cluster, app string) (map[string]string, error) {
+	if err := s.requireDir(tree, clusterDir(cluster), KindCluster, cluster); err != nil {
+		return nil, err
+	}
+	file := appsPath(cluster)
+	data, _, err := s.trees().readBlob(tree, file, repo.MaxFileSize)
+	if err != nil {
+		return nil, err
+	}
+	d, err := parseAppsDoc(data)
+	if err != nil {
+		return nil, &ContentError{File: file, Msg: file + ": " + err.Error(), Err: err}
+	}
+	i := d.find(app)
+	if i < 0 {
+		return nil, &NotFoundError{Kind: KindApp, Name: app, Cluster: cluster, Detail: "not listed in " + file + " (to copy its vars)"}
+	}
+	return entryVars(d.entries[i].item), nil
 }
 
 // previousVersions returns, for each cluster, the version the app had in the
@@ -357,6 +396,9 @@ func bulkMessage(req BulkRequest, changes []ClusterChange) string {
 	b.WriteString("\n\n")
 	if req.Selector != "" {
 		fmt.Fprintf(&b, "Selector: %s\n", req.Selector)
+	}
+	if req.VarsFrom != "" {
+		fmt.Fprintf(&b, "Vars-From: %s\n", req.VarsFrom)
 	}
 	if len(req.Clusters) > 0 {
 		fmt.Fprintf(&b, "Clusters: %s\n", boundedList(req.Clusters, maxMessageClusters))

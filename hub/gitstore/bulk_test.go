@@ -16,7 +16,7 @@ var bulkSeed = map[string]struct{ labels, apps string }{
 	"prod-eu-2": {"env: prod\n  region: eu", "apps:\n  - name: web\n    version: \"1.1\"\n"},
 	"prod-us-1": {"env: prod\n  region: us", "apps:\n  - name: web\n    version: \"1.2\"\n"},
 	"canary-eu": {"env: prod\n  region: eu\n  canary: \"true\"", "apps:\n  - name: web\n    version: \"1.3\"\n"},
-	"dev-eu":    {"env: dev\n  region: eu", "apps:\n  - name: web\n    version: \"1.4\"\n"},
+	"dev-eu":    {"env: dev\n  region: eu", "apps:\n  - name: web\n    version: \"1.4\"\n    vars: {replicas: \"5\", tier: gold}\n"},
 	"lab":       {"env: lab", "apps:\n  - name: api\n    version: \"0.1\"\n"},
 }
 
@@ -282,5 +282,57 @@ func TestBulkIfMatch(t *testing.T) {
 	res, err := s.Bulk(ctx, req, jane)
 	if err != nil || len(res.Changes) != 4 {
 		t.Fatalf("current if-match: %+v, %v", res, err)
+	}
+}
+
+// TestBulkVarsFrom: a bulk set can copy the app's vars from one cluster, read at the
+// same revision; the copy keeps the target files' comments.
+func TestBulkVarsFrom(t *testing.T) {
+	ctx := context.Background()
+	s := openBulkSeed(t)
+	res, err := s.Bulk(ctx, BulkRequest{Action: BulkSet, App: "web", Version: "1.4", Clusters: []string{"prod-eu-1", "prod-eu-2"}, VarsFrom: "dev-eu"}, jane)
+	if err != nil {
+		t.Fatalf("Bulk: %v", err)
+	}
+	sn, err := s.Snapshot(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"prod-eu-1", "prod-eu-2"} {
+		a := sn.Cluster(c).App("web")
+		if a.Version != "1.4" || a.Vars["replicas"] != "5" || a.Vars["tier"] != "gold" || len(a.Vars) != 2 {
+			t.Errorf("%s: web = %+v, want 1.4 with dev-eu's vars", c, a)
+		}
+	}
+	content, c := fileAt(t, s.Dir(), res.Revision, "clusters/prod-eu-1/apps.yaml")
+	if !strings.Contains(content, "# the shop") || !strings.Contains(content, "# pinned") {
+		t.Errorf("comments lost:\n%s", content)
+	}
+	if !strings.Contains(c.Message, "Vars-From: dev-eu") {
+		t.Errorf("message %q does not name the vars' source", c.Message)
+	}
+	// The same again: nothing to change.
+	again, err := s.Bulk(ctx, BulkRequest{Action: BulkSet, App: "web", Version: "1.4", Clusters: []string{"prod-eu-1"}, VarsFrom: "dev-eu"}, jane)
+	if err != nil || again.Committed {
+		t.Errorf("again: %+v, %v", again, err)
+	}
+	// Copying from a cluster without vars removes them.
+	if _, err := s.Bulk(ctx, BulkRequest{Action: BulkSet, App: "web", Version: "1.4", Clusters: []string{"prod-eu-2"}, VarsFrom: "prod-us-1"}, jane); err != nil {
+		t.Fatal(err)
+	}
+	if sn, _ := s.Snapshot(ctx, ""); len(sn.Cluster("prod-eu-2").App("web").Vars) != 0 {
+		t.Errorf("vars not removed: %+v", sn.Cluster("prod-eu-2").App("web"))
+	}
+	head := s.Head()
+	var nf *NotFoundError
+	if _, err := s.Bulk(ctx, BulkRequest{Action: BulkSet, App: "web", Version: "9", Selector: "env=prod", VarsFrom: "lab"}, jane); !errors.As(err, &nf) || nf.Cluster != "lab" {
+		t.Errorf("vars from a cluster without the app: %v", err)
+	}
+	var ve *ValidationError
+	if _, err := s.Bulk(ctx, BulkRequest{Action: BulkUnset, App: "web", Selector: "env=prod", VarsFrom: "dev-eu"}, jane); !errors.As(err, &ve) || ve.Field != InputVarsFrom {
+		t.Errorf("vars with unset: %v", err)
+	}
+	if s.Head() != head {
+		t.Errorf("a refused write committed")
 	}
 }

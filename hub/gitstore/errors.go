@@ -103,6 +103,8 @@ const (
 	InputSelector Input = "selector"
 	// InputClusters is a bulk write's list of clusters.
 	InputClusters Input = "clusters"
+	// InputVarsFrom is the cluster a bulk write copies vars from.
+	InputVarsFrom Input = "varsFrom"
 )
 
 // The Config fields Open checks.
@@ -126,7 +128,7 @@ const (
 func Inputs() []Input {
 	return []Input{InputCluster, InputApp, InputVersion, InputLabels, InputLimit, InputRevision,
 		InputOldRev, InputNewRev, InputIfMatch, InputAuthorName, InputAuthorEmail,
-		InputAction, InputSelector, InputClusters, InputDir, InputURL, InputBranch, InputSeed, InputCommitterName, InputCommitterEmail}
+		InputAction, InputSelector, InputClusters, InputVarsFrom, InputDir, InputURL, InputBranch, InputSeed, InputCommitterName, InputCommitterEmail}
 }
 
 // ValidationError is a rejected input: a malformed name, version, author,

@@ -42,7 +42,7 @@ func (a *API) bulk(w http.ResponseWriter, r *http.Request, c *caller) error {
 	}
 	res, err := a.cfg.Git.Bulk(r.Context(), gitstore.BulkRequest{
 		Action: gitstore.BulkAction(req.Action), App: app, Version: req.Version,
-		Selector: req.Selector, Clusters: req.Clusters, DryRun: req.DryRun, IfMatch: rev,
+		Selector: req.Selector, Clusters: req.Clusters, VarsFrom: req.VarsFrom, DryRun: req.DryRun, IfMatch: rev,
 	}, c.author)
 	if err != nil {
 		return err

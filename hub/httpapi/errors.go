@@ -99,7 +99,7 @@ func inputResponse(ve *gitstore.ValidationError) apiv1.ErrorResponse {
 	switch ve.Field {
 	case gitstore.InputCluster, gitstore.InputApp, gitstore.InputVersion, gitstore.InputLabels,
 		gitstore.InputLimit, gitstore.InputRevision, gitstore.InputAction, gitstore.InputSelector,
-		gitstore.InputClusters:
+		gitstore.InputClusters, gitstore.InputVarsFrom:
 		return apiv1.ErrorResponse{Code: apiv1.CodeInvalid, Field: string(ve.Field), Message: ve.Msg}
 	case gitstore.InputIfMatch:
 		return apiv1.ErrorResponse{Code: apiv1.CodeInvalid, Field: "If-Match", Message: ve.Msg}

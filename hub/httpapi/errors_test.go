@@ -56,6 +56,7 @@ func TestErrorKindsMapToResponses(t *testing.T) {
 		gitstore.InputAction:         invalid("action"),
 		gitstore.InputSelector:       invalid("selector"),
 		gitstore.InputClusters:       invalid("clusters"),
+		gitstore.InputVarsFrom:       invalid("varsFrom"),
 		gitstore.InputOldRev:         conflict("oldRev"),
 		gitstore.InputNewRev:         conflict("newRev"),
 		gitstore.InputAuthorName:     conflict("author.name"),

@@ -54,16 +54,17 @@ func promotable(st *apiv1.ClusterStatus, app string) (string, error) {
 func newPromoteCommand() *cobra.Command {
 	var f hubFlags
 	var from, to, ifMatch string
-	var dryRun bool
+	var dryRun, vars bool
 	cmd := &cobra.Command{
-		Use:   "promote APP --from CLUSTER --to SELECTOR",
+		Use:   "promote APP --from CLUSTER --to SELECTOR [--vars]",
 		Short: "Copy the version an app runs healthy on one cluster to the clusters a selector matches (one commit)",
 		Long: `Read the app's status on the --from cluster from the hub and, only when it runs the
 version Git asks for there, Synced and with health Current, set that version on every
 cluster whose cluster.yaml labels match --to (a Kubernetes label selector), in one
 commit, all or nothing. Otherwise nothing is written and the command exits with code 1,
 saying why. The write is guarded by the revision the status was read at (or
---if-match): if the selected clusters changed since, exit code 4.`,
+--if-match): if the selected clusters changed since, exit code 4. With --vars the app's
+vars on the source cluster are copied too, replacing the targets' vars.`,
 		Example: "  outpost promote web --from staging --to env=prod --dry-run\n" +
 			"  outpost promote web --from prod-canary --to 'env=prod,!canary'",
 		Args: exactArgs(1, "APP"),
@@ -94,15 +95,18 @@ saying why. The write is guarded by the revision the status was read at (or
 			if rev == "" {
 				rev = st.Revision
 			}
-			return runBulk(cmd, c, f.output, "promote "+app+"="+version+" from "+from, app, apiv1.BulkRequest{
-				Action: apiv1.BulkSet, Version: version, Selector: to, DryRun: dryRun, IfMatch: rev,
-			})
+			req := apiv1.BulkRequest{Action: apiv1.BulkSet, Version: version, Selector: to, DryRun: dryRun, IfMatch: rev}
+			if vars {
+				req.VarsFrom = from
+			}
+			return runBulk(cmd, c, f.output, "promote "+app+"="+version+" from "+from, app, req)
 		},
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&from, "from", "", "the cluster whose healthy version is copied (required)")
 	cmd.Flags().StringVar(&to, "to", "", "label selector of the clusters to set it on (required)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would change on each cluster; commit nothing")
+	cmd.Flags().BoolVar(&vars, "vars", false, "also copy the app's vars on the source cluster (replacing the targets' vars)")
 	cmd.Flags().StringVar(&ifMatch, "if-match", "",
 		"the revision the decision is based on (default: the revision the source's status was read at)")
 	return cmd

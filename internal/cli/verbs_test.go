@@ -247,8 +247,19 @@ func TestBulkSetIsOneRequest(t *testing.T) {
 	if err := json.Unmarshal(reqs[1].Body, &body); err != nil {
 		t.Fatal(err)
 	}
-	if body["version"] != "0.9.1" || body["selector"] != "env=staging" || body["ifMatch"] != rev {
-		t.Errorf("promote body = %s, want 0.9.1 on env=staging at %s", reqs[1].Body, rev)
+	if body["version"] != "0.9.1" || body["selector"] != "env=staging" || body["ifMatch"] != rev || body["varsFrom"] != nil {
+		t.Errorf("promote body = %s, want 0.9.1 on env=staging at %s, no varsFrom", reqs[1].Body, rev)
+	}
+	if r := runVerb(t, hubEnv(srv), "promote", "search", "--from", "prod-eu", "--to", "env=staging", "--vars", "--dry-run"); r.code != 0 {
+		t.Fatalf("promote --vars: exit %d\n%s", r.code, r.stderr)
+	}
+	reqs = h.Requests()
+	body = nil
+	if err := json.Unmarshal(reqs[len(reqs)-1].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body["varsFrom"] != "prod-eu" || body["dryRun"] != true {
+		t.Errorf("promote --vars --dry-run body = %s", reqs[len(reqs)-1].Body)
 	}
 }
 

@@ -47,6 +47,15 @@ func (h *Hub) bulk(app string, req apiv1.BulkRequest, author string) (*apiv1.Bul
 			}
 		}
 	}
+	if req.VarsFrom != "" {
+		src, err := h.cluster(req.VarsFrom)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := src.desired[app]; !ok {
+			return nil, notFound("app", "app %q is not set on cluster %q (to copy its vars)", app, req.VarsFrom)
+		}
+	}
 	if len(picked) == 0 {
 		return nil, &apiv1.ErrorResponse{Code: apiv1.CodeInvalid, Field: "selector", Message: fmt.Sprintf("%q matches no cluster", req.Selector)}
 	}
