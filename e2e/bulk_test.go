@@ -176,6 +176,13 @@ func TestBulkSetSelector(t *testing.T) {
 	if out, code := runOutpost(t, hubURL, "rollback", "web", "--selector", bulkSelector, "--if-match", before); code != 4 {
 		t.Errorf("stale bulk rollback: exit %d, want 4\n%s", code, out)
 	}
+
+	// promote copies what prod-eu-1 runs healthy (2) to the canary, read from the
+	// hub's status, and the canary's agent applies it.
+	if out, code := runOutpost(t, hubURL, "promote", "web", "--from", "prod-eu-1", "--to", "canary"); code != 0 || !strings.Contains(out, "set web=2 on 1 cluster") {
+		t.Fatalf("promote: exit %d\n%s", code, out)
+	}
+	s.waitApp(api, "canary-eu", "web", 2*time.Minute, synced("2"))
 }
 
 // runOutpost runs the CLI against the hub with the admin token; it returns stdout (and
