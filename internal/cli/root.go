@@ -35,11 +35,14 @@ func (e *UsageError) Unwrap() error { return e.Err }
 // ExitCode maps an error returned by the command tree to a process exit code.
 func ExitCode(err error) int {
 	var u *UsageError
+	var st *ExitStatusError
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &u):
 		return ExitUsage
+	case errors.As(err, &st):
+		return st.Code
 	}
 	if code, ok := hubExitCode(err); ok {
 		return code
@@ -59,7 +62,7 @@ func NewRootCommand(out, errOut io.Writer) *cobra.Command {
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
-	root.AddCommand(newDevCommand(), newAgentCommand(), newHubCommand())
+	root.AddCommand(newDevCommand(), newAgentCommand(), newHubCommand(), newDiffCommand())
 	root.AddCommand(hubVerbCommands()...)
 	return root
 }
