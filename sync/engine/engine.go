@@ -208,18 +208,22 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 	if err != nil {
 		return ar.fail(StageRender, err)
 	}
-	ar.Objects = rendered.Objects
 	ar.Digest = rendered.Digest
+	objs, err := e.withAppNamespace(ctx, app, rendered.Objects)
+	if err != nil {
+		return ar.fail(StageApply, err)
+	}
+	ar.Objects = objs
 	isNamespaced := e.cfg.IsNamespaced
 	if isNamespaced == nil {
-		isNamespaced = render.BuiltinNamespaced(rendered.Objects)
+		isNamespaced = render.BuiltinNamespaced(objs)
 	}
-	if err := checkNamespaces(rendered.Objects, e.cfg.Namespaces, isNamespaced); err != nil {
+	if err := checkNamespaces(objs, e.cfg.Namespaces, isNamespaced); err != nil {
 		return ar.fail(StageApply, err)
 	}
 
 	t = time.Now()
-	applied, err := e.cfg.Syncer.SyncApp(ctx, app.Name, rendered.Objects, apply.Options{
+	applied, err := e.cfg.Syncer.SyncApp(ctx, app.Name, objs, apply.Options{
 		Force: app.Config.Force, AllowEmpty: app.Config.AllowEmpty, DisablePrune: !app.Config.Prune,
 		Adopt: app.Config.Adopt,
 	})
@@ -231,7 +235,7 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 
 	t = time.Now()
 	hctx, hspan := e.cfg.Tracer.Start(ctx, "health")
-	ar.Health, err = e.health(hctx, app, rendered.Objects, waitHealth)
+	ar.Health, err = e.health(hctx, app, objs, waitHealth)
 	hspan.End()
 	ar.Durations.Health = time.Since(t)
 	if err != nil {
