@@ -59,6 +59,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer func() { _ = deps.source.Close() }()
+	if err := ensureNamespaces(ctx, deps.kube, cfg.ownNamespaces(), log); err != nil {
+		return err
+	}
 	m, err := newMetrics(tel.Meter, deps.hub)
 	if err != nil {
 		return err
