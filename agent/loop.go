@@ -56,7 +56,7 @@ type loop struct {
 
 func newLoop(cfg Config, d *deps, m *metrics, tracer trace.Tracer, log *slog.Logger) *loop {
 	l := &loop{
-		cfg: cfg, d: d, m: m, tracer: tracer, log: log.With("cluster", cfg.ClusterName),
+		cfg: cfg, d: d, m: m, tracer: tracer, log: log,
 		epoch:   time.Now().UnixMilli(),
 		wake:    make(chan struct{}, 1),
 		results: map[string]*engine.AppResult{},

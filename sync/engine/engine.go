@@ -46,7 +46,9 @@ type Config struct {
 	IsNamespaced render.NamespacedFunc
 	// Concurrency bounds the apps synced at once. Default 4.
 	Concurrency int
-	// Logger receives one line per app. Default: discard.
+	// Logger receives one line per app. Lines name no cluster: give a logger that
+	// carries it (the agent's does), so that no line repeats the attribute. Default:
+	// discard.
 	Logger *slog.Logger
 	// Namespaces, when set, are the only namespaces the engine may write to: an app
 	// with an object elsewhere, or a cluster-scoped one, fails before any request
@@ -243,7 +245,7 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 	}
 	ar.Phase = PhaseSynced
 	ar.SyncedAt = time.Now()
-	e.cfg.Logger.Info("app synced", "cluster", req.Cluster, "app", app.Name, "version", app.Version,
+	e.cfg.Logger.Info("app synced", "app", app.Name, "version", app.Version,
 		"revision", short(req.Revision), "health", ar.Health.Status, "render", ar.Durations.Render, "apply", ar.Durations.Apply)
 	return ar
 }
@@ -268,7 +270,7 @@ func (e *Engine) pruneRemoved(ctx context.Context, req Request, spec *repo.Clust
 	}
 	apps, err := e.cfg.Inventories.Apps(ctx)
 	if err != nil {
-		e.cfg.Logger.Warn("listing inventories failed; removed apps are pruned next time", "cluster", req.Cluster, "err", err)
+		e.cfg.Logger.Warn("listing inventories failed; removed apps are pruned next time", "err", err)
 		return nil
 	}
 	var out []AppResult
