@@ -41,6 +41,7 @@ type loop struct {
 	tracer trace.Tracer
 	log    *slog.Logger
 	watch  *driftwatch.Watcher
+	drifts *driftLog // logs drift when there is no hub to report it to
 	eng    *engine.Engine
 	epoch  int64 // when this replica became active, in Unix ms (api/v1 Generation)
 
@@ -64,6 +65,7 @@ func newLoop(cfg Config, d *deps, m *metrics, tracer trace.Tracer, log *slog.Log
 		synced:  map[string]time.Time{},
 		healthy: map[string]time.Time{},
 	}
+	l.drifts = newDriftLog(l.log)
 	l.watch = driftwatch.New(driftwatch.Config{Client: d.dynamic, Mapper: d.mapper, Logger: l.log, OnEvent: l.onDrift, Namespaced: len(cfg.Namespaces) > 0})
 	return l
 }
@@ -370,6 +372,7 @@ func (l *loop) report(app string, ar *engine.AppResult, o reportOpts) {
 	reports := l.watch.Drift(app)
 	l.m.drifted.Store(int64(l.watch.DriftedObjects()))
 	if l.d.hub == nil {
+		l.drifts.observe(app, string(ar.Config.Drift), reports)
 		return
 	}
 	st := appStatus(ar, gen, o.fetch, synced)
