@@ -146,9 +146,10 @@ func (s *substituter) substError(err error) error {
 // matching '}', nested references included) is doubled, and envsubst turns "$$"
 // back into '$'. Everything else is left for envsubst as in strict mode ("$$" stays
 // an escape, references to defined variables are replaced, $NAME without braces is
-// text), so a manifest that renders in strict mode renders the same in defined mode.
-// A reference with a default (${NAME:-x}) to an undefined variable is left as
-// written too: in a shell script the default is the script's, not Outpost's. A
+// text), so a manifest whose references all name defined variables renders the
+// same in both modes. A reference with a default (${NAME:-x}) to an undefined
+// variable is left as written too (where strict mode gives x): in a shell script
+// the default is the script's, not Outpost's. A
 // reference nested in the arguments of a defined one is evaluated by envsubst, so
 // there an undefined variable is empty.
 func escapeUndefined(text string, vars map[string]string) string {

@@ -3,6 +3,8 @@ package render
 import (
 	"strings"
 	"testing"
+
+	"github.com/fluxcd/pkg/envsubst"
 )
 
 // TestSubstituteModes renders one ConfigMap value under each app.yaml substitute
@@ -83,4 +85,23 @@ func unstructuredString(obj map[string]any, fields ...string) (string, bool, err
 	}
 	s, ok := cur.(string)
 	return s, ok, nil
+}
+
+// FuzzEscapeUndefined: with no variable defined, defined mode leaves a text without
+// "$$" exactly as written (or fails to parse it, as strict mode would).
+//
+//	go test ./sync/render -run '^$' -fuzz FuzzEscapeUndefined -fuzztime 30s
+func FuzzEscapeUndefined(f *testing.F) {
+	for _, s := range []string{"${A}", "${A:-${B}}", "${#B}", "a ${b c", "${B/x/${A}}", "$B ${", "}${B}}", "${A}${B:=$A}", `\${B}`, "${B:-}}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.Contains(s, "$$") {
+			return
+		}
+		got, err := envsubst.Eval(escapeUndefined(s, nil), func(string) (string, bool) { return "", true })
+		if err == nil && got != s {
+			t.Fatalf("%q with no variables came out as %q", s, got)
+		}
+	})
 }
