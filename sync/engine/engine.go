@@ -78,6 +78,7 @@ func (c Config) withDefaults() (Config, error) {
 // Engine syncs clusters.
 type Engine struct {
 	cfg Config
+	ns  namespaceClaims // which app creates a missing app namespace
 }
 
 // New returns an Engine.
@@ -211,7 +212,8 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 		return ar.fail(StageRender, err)
 	}
 	ar.Digest = rendered.Digest
-	objs, err := e.withAppNamespace(ctx, app, rendered.Objects)
+	objs, release, err := e.withAppNamespace(ctx, app, rendered.Objects)
+	defer release()
 	if err != nil {
 		return ar.fail(StageApply, err)
 	}
@@ -230,6 +232,7 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 		Adopt: app.Config.Adopt,
 	})
 	ar.Durations.Apply = time.Since(t)
+	release()
 	ar.Apply = applied
 	if err != nil {
 		return ar.fail(StageApply, err)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -11,6 +12,43 @@ import (
 	"github.com/outpost-gitops/outpost/sync/render"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
+
+// namespaceClaims makes one app the creator of a missing namespace that several apps
+// name: apps syncing at once would otherwise all add it, and all but the first to
+// apply fail on the ownership check.
+type namespaceClaims struct {
+	mu      sync.Mutex
+	locks   map[string]*sync.Mutex // per namespace, held from the decision to create it until the creator's apply returns
+	creator map[string]string      // namespace -> the app that created it in this process
+}
+
+// lock locks namespace ns and returns its unlock.
+func (c *namespaceClaims) lock(ns string) func() {
+	c.mu.Lock()
+	if c.locks == nil {
+		c.locks, c.creator = map[string]*sync.Mutex{}, map[string]string{}
+	}
+	m := c.locks[ns]
+	if m == nil {
+		m = &sync.Mutex{}
+		c.locks[ns] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+func (c *namespaceClaims) createdBy(ns string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.creator[ns]
+}
+
+func (c *namespaceClaims) setCreator(ns, app string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.creator[ns] = app
+}
 
 // withAppNamespace returns objs with the Namespace of app.yaml's namespace added, first,
 // when the app creates it or created it before:
@@ -25,33 +63,51 @@ import (
 //     it stays in the inventory and is pruned with the app;
 //   - it exists and is not the app's (created by a person, another tool or another
 //     app): objs as they are, so the app never adopts, changes or prunes it.
-func (e *Engine) withAppNamespace(ctx context.Context, app *repo.App, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+//
+// When the app creates the Namespace, release (always safe to call, more than once)
+// must be called once its apply returned: until then other apps that name the same
+// namespace wait, and then find it theirs to use, not to create.
+func (e *Engine) withAppNamespace(ctx context.Context, app *repo.App, objs []*unstructured.Unstructured) (_ []*unstructured.Unstructured, release func(), _ error) {
+	release = func() {}
 	name := app.Config.Namespace
 	if name == "" || len(e.cfg.Namespaces) > 0 {
-		return objs, nil
+		return objs, release, nil
 	}
 	for _, o := range objs {
 		if gvk := o.GroupVersionKind(); gvk.Group == "" && gvk.Kind == "Namespace" && o.GetName() == name {
-			return objs, nil
+			return objs, release, nil
 		}
 	}
+	unlock := e.ns.lock(name)
+	var once sync.Once
+	release = func() { once.Do(unlock) }
 	live, err := e.cfg.Health.Get(ctx, health.ObjectRef{APIVersion: "v1", Kind: "Namespace", Name: name})
 	switch {
 	case apierrors.IsNotFound(err) || err == nil && live == nil:
-		if !app.Config.CreateNamespace {
-			return nil, &MissingNamespaceError{Namespace: name, App: app.Name}
+		if c := e.ns.createdBy(name); c != "" && c != app.Name {
+			release() // created by another app of this engine, not yet in the cache read
+			return objs, release, nil
 		}
+		if !app.Config.CreateNamespace {
+			release()
+			return nil, release, &MissingNamespaceError{Namespace: name, App: app.Name}
+		}
+		e.ns.setCreator(name, app.Name) // held locked until the apply returns
 	case err != nil:
-		return nil, fmt.Errorf("read Namespace %s of app %s: %w", name, app.Name, err)
+		release()
+		return nil, release, fmt.Errorf("read Namespace %s of app %s: %w", name, app.Name, err)
 	case live.GetLabels()[render.LabelApp] != app.Name:
-		return objs, nil
+		release()
+		return objs, release, nil
+	default:
+		release() // the app's already: nothing to wait for
 	}
 	ns := &unstructured.Unstructured{}
 	ns.SetAPIVersion("v1")
 	ns.SetKind("Namespace")
 	ns.SetName(name)
 	ns.SetLabels(map[string]string{render.LabelManagedBy: render.ManagedByValue, render.LabelApp: app.Name})
-	return append([]*unstructured.Unstructured{ns}, objs...), nil
+	return append([]*unstructured.Unstructured{ns}, objs...), release, nil
 }
 
 // MissingNamespaceError is an app whose namespace does not exist while its app.yaml

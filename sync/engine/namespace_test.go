@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/outpost-gitops/outpost/sync/health"
 	"github.com/outpost-gitops/outpost/sync/render"
 )
 
@@ -56,8 +57,8 @@ func TestCreateNamespaceCreatesAndPrunesItWithTheApp(t *testing.T) {
 	f.cleanupNamespace(t, appNS)
 	f.write(t, nsRepo(""))
 	res := f.sync(t)
-	if web := appByName(res, "web"); web.Phase != PhaseSynced {
-		t.Fatalf("web = %s %+v, want Synced (its namespace created)", web.Phase, web.Error)
+	if web := appByName(res, "web"); web.Phase != PhaseSynced || web.Health.Status != health.Current {
+		t.Fatalf("web = %s %+v %+v, want Synced and Current (its namespace created)", web.Phase, web.Error, web.Health)
 	}
 	ns := f.namespace(t, appNS)
 	if ns == nil || ns.Labels[render.LabelApp] != "web" {
@@ -125,5 +126,34 @@ func TestCreateNamespaceFalseNamesTheNamespaceAndTheOption(t *testing.T) {
 	}
 	if f.namespace(t, appNS) != nil {
 		t.Errorf("namespace %s created despite createNamespace: false", appNS)
+	}
+}
+
+// Two apps of one level share a namespace that does not exist: one creates it and owns
+// it, the other only uses it, and both sync.
+func TestCreateNamespaceSharedByTwoApps(t *testing.T) {
+	f := newFixture(t)
+	appNS := f.ns + "-app"
+	f.cleanupNamespace(t, appNS)
+	files := nsRepo("")
+	files["clusters/dev/apps.yaml"] = "apps:\n  - name: keep\n    version: \"1\"\n  - name: web\n    version: \"1\"\n  - name: api\n    version: \"1\"\n"
+	files["apps/api/app.yaml"] = "namespace: $NS-app\n"
+	files["apps/api/cm.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: api}\n"
+	f.write(t, files)
+	res := f.sync(t)
+	for _, app := range []string{"web", "api"} {
+		if ar := appByName(res, app); ar.Phase != PhaseSynced {
+			t.Errorf("first sync: %s = %s %+v, want Synced", app, ar.Phase, ar.Error)
+		}
+	}
+	owner := f.namespace(t, appNS).Labels[render.LabelApp]
+	res = f.sync(t)
+	for _, app := range []string{"web", "api"} {
+		if ar := appByName(res, app); ar.Phase != PhaseSynced {
+			t.Errorf("second sync: %s = %s %+v, want Synced", app, ar.Phase, ar.Error)
+		}
+	}
+	if now := f.namespace(t, appNS).Labels[render.LabelApp]; now != owner || (owner != "web" && owner != "api") {
+		t.Errorf("namespace owner %q then %q, want one of the two apps, unchanged", owner, now)
 	}
 }
