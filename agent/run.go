@@ -44,6 +44,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// The one place the cluster attribute is added: every line of the agent (leader
+	// election, source, hub client, loop, engine, drift watch) carries it once.
+	log = log.With("cluster", cfg.ClusterName)
 	klog.SetSlogLogger(log) // client-go logs through the agent's logger
 	tel, err := telemetry.Setup(ctx, "outpost-agent", os.Getenv)
 	if err != nil {
@@ -59,6 +62,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer func() { _ = deps.source.Close() }()
+	if err := ensureNamespaces(ctx, deps.kube, cfg.ownNamespaces(), log); err != nil {
+		return err
+	}
 	m, err := newMetrics(tel.Meter, deps.hub)
 	if err != nil {
 		return err
