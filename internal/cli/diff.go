@@ -15,8 +15,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/outpost-gitops/outpost/internal/gitobj"
+	"github.com/outpost-gitops/outpost/sync/apply"
 	"github.com/outpost-gitops/outpost/sync/fleetdiff"
 )
 
@@ -49,6 +52,7 @@ type diffFlags struct {
 	output                   string
 	failOn                   []string
 	colour                   string
+	kubeconfigs              []string
 }
 
 // failOnPredicates are the changes --fail-on can name.
@@ -71,7 +75,9 @@ pull request.
 
 The base defaults to the merge base of HEAD with the followed branch (--branch,
 default origin/HEAD, else main); the head defaults to the working tree, uncommitted
-changes included.
+changes included. With --kubeconfig CLUSTER=PATH, the head is also dry-run on that
+cluster (server-side apply, nothing written), showing what would really change there,
+fields other managers changed included.
 
 Exit codes, like diff(1)'s: 0 no change, 1 changes, 2 error (also a head revision
 that does not load or render somewhere: each error is printed with its file and
@@ -89,6 +95,7 @@ line), 3 a change named by --fail-on (prune, crd, namespace).`,
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text, json or markdown")
 	fl.StringSliceVar(&f.failOn, "fail-on", nil, "exit 3 when such a change is present: prune, crd, namespace (repeatable)")
 	fl.StringVar(&f.colour, "color", "auto", "colour the text output: auto (on a terminal), always or never")
+	fl.StringArrayVar(&f.kubeconfigs, "kubeconfig", nil, "CLUSTER=PATH: also dry-run the head on this cluster (server-side) and show what would really change there (repeatable)")
 	return cmd
 }
 
@@ -112,6 +119,15 @@ func (f *diffFlags) check() (labels.Selector, error) {
 	}
 	if f.selector != "" && len(f.clusters) > 0 {
 		return nil, &UsageError{Err: errors.New("--cluster and --selector: give one of them")}
+	}
+	for _, kc := range f.kubeconfigs {
+		c, p, ok := strings.Cut(kc, "=")
+		if !ok || p == "" {
+			return nil, &UsageError{Err: fmt.Errorf("--kubeconfig %q: want CLUSTER=PATH", kc)}
+		}
+		if err := checkName("cluster", c); err != nil {
+			return nil, err
+		}
 	}
 	if f.selector == "" {
 		return nil, nil
@@ -151,8 +167,12 @@ func (f *diffFlags) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fail(err)
 	}
+	live, err := f.planners()
+	if err != nil {
+		return fail(err)
+	}
 	res, err := fleetdiff.Compute(ctx, baseDir, headDir, fleetdiff.Options{
-		BaseName: shortHash(baseCommit.Hash), HeadName: headName, Clusters: f.clusters, Selector: sel,
+		BaseName: shortHash(baseCommit.Hash), HeadName: headName, Clusters: f.clusters, Selector: sel, Live: live,
 	})
 	if err != nil {
 		return fail(err)
@@ -161,6 +181,28 @@ func (f *diffFlags) run(ctx context.Context, out io.Writer) error {
 		return fail(err)
 	}
 	return f.exitStatus(res)
+}
+
+// planners builds, for each --kubeconfig, a syncer that dry-runs on that cluster.
+func (f *diffFlags) planners() (map[string]fleetdiff.Planner, error) {
+	out := map[string]fleetdiff.Planner{}
+	for _, kc := range f.kubeconfigs {
+		cluster, path, _ := strings.Cut(kc, "=")
+		cfg, err := clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", kc, err)
+		}
+		c, err := client.New(cfg, client.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s (%s): %w", cluster, cfg.Host, err)
+		}
+		s, err := apply.New(apply.Config{Client: c})
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", cluster, err)
+		}
+		out[cluster] = s
+	}
+	return out, nil
 }
 
 // exitStatus turns the result into the command's exit code.

@@ -78,6 +78,27 @@ type ClusterDiff struct {
 	Cluster string `json:"cluster"`
 	// Apps are the apps that change, by name.
 	Apps []AppDiff `json:"apps"`
+	// Live is what applying the head would really change on the running cluster
+	// (a server-side dry-run), per app; only for clusters given a Planner.
+	Live []LiveApp `json:"live,omitempty"`
+}
+
+// LiveApp is the server-side dry-run of one app's head render against a cluster.
+type LiveApp struct {
+	// App is the app's name.
+	App string `json:"app"`
+	// Objects are the objects the apply would create, update or delete, with the
+	// fields it would change (including fields other managers set: they are what an
+	// apply takes back). Secret values are masked.
+	Objects []plan.Item `json:"objects,omitempty"`
+	// Error is why the dry-run failed, if it did.
+	Error string `json:"error,omitempty"`
+}
+
+// Planner previews the apply of an app's objects on one cluster without changing
+// it; *apply.Syncer's Plan is one.
+type Planner interface {
+	Plan(ctx context.Context, app string, desired []*unstructured.Unstructured) (*plan.Plan, error)
 }
 
 // Error is a load or render failure of one side, located as precisely as known.
@@ -154,6 +175,9 @@ type Options struct {
 	// Context is the number of unchanged lines around each change in a diff.
 	// Default 3.
 	Context int
+	// Live maps a cluster name to a Planner for that cluster: its head renders are
+	// also dry-run against it (ClusterDiff.Live).
+	Live map[string]Planner
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -202,7 +226,7 @@ func Compute(ctx context.Context, base, head string, opts Options) (*Result, err
 			continue // a head that does not load shows nothing as removed
 		}
 		cd := diffCluster(ctx, res, bside, hside, bc, hc, opts)
-		if len(cd.Apps) > 0 {
+		if len(cd.Apps) > 0 || len(cd.Live) > 0 {
 			cd.Cluster = name
 			res.Clusters = append(res.Clusters, cd)
 		}
@@ -312,6 +336,11 @@ func diffCluster(ctx context.Context, res *Result, b, h *side, bc, hc *repo.Clus
 		if failed {
 			continue // an incomplete head render must not show as removals
 		}
+		if p := opts.Live[hcName(hc)]; p != nil && hres != nil {
+			if la := live(ctx, p, name, hres); len(la.Objects) > 0 || la.Error != "" {
+				cd.Live = append(cd.Live, la)
+			}
+		}
 		ad := AppDiff{App: name, Objects: diffObjects(bres, hres, opts)}
 		if ba != nil {
 			ad.BaseVersion = ba.Version
@@ -324,6 +353,31 @@ func diffCluster(ctx context.Context, res *Result, b, h *side, bc, hc *repo.Clus
 		}
 	}
 	return cd
+}
+
+func hcName(c *repo.ClusterSpec) string {
+	if c == nil {
+		return ""
+	}
+	return c.Name
+}
+
+// live dry-runs an app's head render on a cluster and keeps what would change.
+func live(ctx context.Context, p Planner, app string, r *render.Result) LiveApp {
+	la := LiveApp{App: app}
+	pl, err := p.Plan(ctx, app, r.Objects)
+	if err != nil {
+		la.Error = err.Error()
+	}
+	if pl == nil {
+		return la
+	}
+	for _, it := range pl.Items {
+		if it.Action != plan.ActionUnchanged || it.Error != "" {
+			la.Objects = append(la.Objects, it)
+		}
+	}
+	return la
 }
 
 func appsOf(c *repo.ClusterSpec) map[string]*repo.App {

@@ -46,10 +46,35 @@ func WriteText(w io.Writer, r *Result, colour bool) error {
 				}
 			}
 		}
+		writeLive(p, c.Live, "  ")
 	}
 	c := r.Counts
 	p.line("", "%d clusters, %d apps: %d added, %d changed, %d removed (pruned)", c.Clusters, c.Apps, c.Added, c.Changed, c.Removed)
 	return p.err
+}
+
+// writeLive prints the server-side dry-run of a cluster's apps.
+func writeLive(p *printer, live []LiveApp, indent string) {
+	if len(live) == 0 {
+		return
+	}
+	p.line(bold, "%slive: what applying the head changes on the running cluster (server-side dry-run)", indent)
+	for _, a := range live {
+		p.line(bold, "%s  app %s", indent, a.App)
+		if a.Error != "" {
+			p.line(red, "%s    error: %s", indent, a.Error)
+		}
+		for _, it := range a.Objects {
+			what := fmt.Sprintf("%s %s (%s)", it.Action, it.Ref, it.Reason)
+			if it.Error != "" {
+				what += ": " + it.Error
+			}
+			p.line(cyan, "%s    %s", indent, what)
+			for _, f := range it.Diff {
+				p.line("", "%s      %s", indent, f.String())
+			}
+		}
+	}
 }
 
 type printer struct {
@@ -180,6 +205,11 @@ func WriteMarkdown(w io.Writer, r *Result) error {
 				fmt.Fprintf(&body, "%s `%s`\n\n```diff\n%s```\n\n", actionWord(o.Action), o.Object, strings.ReplaceAll(o.Diff, "```", "` ` `"))
 			}
 		}
+		if len(g.diff.Live) > 0 {
+			var lb strings.Builder
+			writeLive(&printer{w: &lb}, g.diff.Live, "")
+			fmt.Fprintf(&body, "```text\n%s```\n\n", strings.ReplaceAll(lb.String(), "```", "` ` `"))
+		}
 		body.WriteString("</details>\n\n")
 	}
 	out := head + body.String()
@@ -210,7 +240,10 @@ func group(cs []ClusterDiff) []clusterGroup {
 	var out []clusterGroup
 	at := map[[32]byte]int{}
 	for _, c := range cs {
-		b, _ := json.Marshal(c.Apps)
+		b, _ := json.Marshal(struct {
+			Apps []AppDiff
+			Live []LiveApp
+		}{c.Apps, c.Live})
 		k := sha256.Sum256(b)
 		if i, ok := at[k]; ok {
 			out[i].clusters = append(out[i].clusters, c.Cluster)
