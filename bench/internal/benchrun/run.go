@@ -74,6 +74,8 @@ type scale struct {
 	footprintApps                  []int
 	footprintSettle, footprintIdle time.Duration
 	footprintCombined              bool
+	// diffClusters × diffApps is the fleet-diff repository, diffed diffReps times.
+	diffClusters, diffApps, diffReps int
 }
 
 func scaleFor(quick bool) scale {
@@ -88,6 +90,7 @@ func scaleFor(quick bool) scale {
 			driftEdits: 20, idleBuckets: 3,
 			hubClusters: []int{1000}, hubWindow: 30 * time.Second,
 			footprintApps: []int{10}, footprintSettle: 2 * time.Second, footprintIdle: 5 * time.Second,
+			diffClusters: 20, diffApps: 5, diffReps: 2,
 		}
 	}
 	return scale{
@@ -101,6 +104,7 @@ func scaleFor(quick bool) scale {
 		hubClusters: []int{1000, 10000}, hubWindow: 60 * time.Second,
 		footprintApps: []int{10, 100}, footprintSettle: 10 * time.Second, footprintIdle: 20 * time.Second,
 		footprintCombined: true,
+		diffClusters:      100, diffApps: 20, diffReps: 3,
 	}
 }
 
@@ -129,6 +133,7 @@ func measurements() []measurement {
 		{name: "commit-to-reported-fleet", run: fleetLatency},
 		{name: "drift", run: driftLatency},
 		{name: "hub-capacity", run: hubCapacity},
+		{name: "fleet-diff", run: fleetDiff},
 	}
 }
 
