@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -181,5 +180,5 @@ func TestAgentLogLinesCarryClusterOnce(t *testing.T) {
 	if synced == 0 {
 		t.Errorf("no \"app synced\" line in %d lines:\n%s", len(lines), buf.String())
 	}
-	t.Log(fmt.Sprintf("%d lines checked", len(lines)))
+	t.Logf("%d lines checked", len(lines))
 }
