@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/telemetry"
 )
 
 // Config configures a Client.
@@ -75,6 +75,8 @@ type Client struct {
 	base   *url.URL
 	report *retryablehttp.Client
 	poll   *http.Client
+	// prop puts the trace context on every request (the hub's format).
+	prop propagation.TextMapPropagator
 
 	mu      sync.Mutex
 	pending map[string]entry
@@ -99,6 +101,7 @@ func New(cfg Config) (*Client, error) {
 	rc.HTTPClient.Timeout = cfg.RequestTimeout
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	return &Client{
+		prop:    telemetry.Propagator(),
 		cfg:     cfg,
 		base:    base,
 		report:  rc,
@@ -283,7 +286,7 @@ func (c *Client) authorize(ctx context.Context, h http.Header) error {
 		return fmt.Errorf("reading the agent token: %w", err)
 	}
 	h.Set("Authorization", "Bearer "+strings.TrimSpace(token))
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
+	c.prop.Inject(ctx, propagation.HeaderCarrier(h))
 	return nil
 }
 

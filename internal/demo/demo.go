@@ -53,6 +53,10 @@ type Config struct {
 	Out io.Writer
 	// Ready, when set, is called once everything runs (for tests).
 	Ready func(Running)
+	// SetGlobals, when set, receives the logger for client-go's messages (client-go.log
+	// in StateDir) before the agents start, for what only a main may do
+	// (klog.SetSlogLogger): the demo itself sets no process global.
+	SetGlobals func(*slog.Logger)
 }
 
 // Running describes a started demo.
@@ -111,6 +115,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}()
 	d := &demo{cfg: cfg, state: state}
 	defer d.stop()
+	if cfg.SetGlobals != nil {
+		log, err := d.logger("client-go")
+		if err != nil {
+			return err
+		}
+		cfg.SetGlobals(log)
+	}
 	fmt.Fprintf(cfg.Out, "Starting %d local clusters (etcd, kube-apiserver, controllers, scheduler, kwok nodes)...\n", len(cfg.Clusters))
 	if err := d.startClusters(ctx); err != nil {
 		return err
