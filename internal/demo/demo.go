@@ -32,7 +32,7 @@ import (
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/hub"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 // Config configures the demo. Defaults are applied by Run.
@@ -47,7 +47,7 @@ type Config struct {
 	ListenAddr string
 	// Clusters are the clusters to start; each must exist in ExamplesDir. Default dev, prod.
 	Clusters []string
-	// BinDir holds the testbed binaries (make testbin). Default testenv.DefaultBinDir.
+	// BinDir holds the testbed binaries (make testbin). Default localk8s.DefaultBinDir.
 	BinDir string
 	// Out receives the banner and progress lines.
 	Out io.Writer
@@ -149,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 type demo struct {
 	cfg        Config
 	state      string
-	clusters   []*testenv.Cluster
+	clusters   []*localk8s.Cluster
 	hubURL     string
 	adminToken string
 	cancel     []context.CancelFunc // hub and agents, in start order
@@ -166,15 +166,15 @@ func (d *demo) logger(name string) (*slog.Logger, error) {
 
 func (d *demo) startClusters(ctx context.Context) error {
 	type started struct {
-		c   *testenv.Cluster
+		c   *localk8s.Cluster
 		err error
 	}
 	results := make([]started, len(d.cfg.Clusters))
 	var wg sync.WaitGroup
 	for i, name := range d.cfg.Clusters {
 		wg.Go(func() {
-			c, err := testenv.Start(ctx, testenv.Options{
-				Name: name, Mode: testenv.ModeFull, Nodes: 2, BinDir: d.cfg.BinDir,
+			c, err := localk8s.Start(ctx, localk8s.Options{
+				Name: name, Mode: localk8s.ModeFull, Nodes: 2, BinDir: d.cfg.BinDir,
 				Dir: filepath.Join(d.state, "clusters", name),
 			})
 			results[i] = started{c, err}

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 // footprintTargetMB is the design brief's target for the idle agent's RSS at 100 apps
@@ -208,11 +208,11 @@ func measureFootprint(ctx context.Context, e *runEnv, h *benchHub, work, bin str
 	if err != nil {
 		return nil, err
 	}
-	addr, err := testenv.FreeAddr()
+	addr, err := localk8s.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	pprofAddr, err := testenv.FreeAddr()
+	pprofAddr, err := localk8s.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
