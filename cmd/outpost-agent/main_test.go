@@ -20,7 +20,7 @@ func TestLinksNeitherHubNorCLI(t *testing.T) {
 		t.Fatalf("go list -deps listed %d packages: %q", len(deps), out)
 	}
 	forbidden := []string{
-		"github.com/outpost-gitops/outpost/hub", "modernc.org/sqlite", "github.com/outpost-gitops/outpost/internal/cli",
+		"github.com/outpost-gitops/outpost/hub", "modernc.org/sqlite", "github.com/outpost-gitops/outpost/cmd/outpost/cli",
 		"golang.org/x/net/trace", "html/template",
 		"testing", "github.com/outpost-gitops/outpost/internal/testenv",
 	}

@@ -4,7 +4,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
-	"github.com/outpost-gitops/outpost/internal/demo"
+	"github.com/outpost-gitops/outpost/cmd/outpost/demo"
 )
 
 func newDemoCommand(o *devOptions) *cobra.Command {

@@ -1,5 +1,5 @@
 // Package demo runs Outpost end to end on one machine, for `make demo`: two local
-// Kubernetes clusters (testenv, full mode with kwok nodes), the hub with its embedded
+// Kubernetes clusters (localk8s, full mode with kwok nodes), the hub with its embedded
 // Git repository seeded from examples/, and one agent per cluster fetching that
 // repository from the hub with its own cluster token. It prints the dashboard URL,
 // the kubeconfigs and commands to try, shows sync progress, and on Ctrl-C stops and
