@@ -97,7 +97,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // deps are the agent's connections: one HTTP client and one RESTMapper (one discovery
 // cache) shared by every client and component.
 type deps struct {
-	rest    *rest.Config
 	kube    kubernetes.Interface
 	dynamic dynamic.Interface
 	mapper  meta.ResettableRESTMapper
@@ -128,7 +127,7 @@ func connect(cfg Config, log *slog.Logger) (*deps, error) {
 	// apiserver's own flow control protects it.
 	rc.QPS, rc.Burst = -1, 0
 	rc.UserAgent = "outpost-agent/" + Version
-	d := &deps{rest: rc}
+	d := &deps{}
 	hc, err := rest.HTTPClientFor(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes HTTP client: %w", err)
