@@ -186,11 +186,7 @@ func (l *loop) run(ctx context.Context, ready *atomic.Bool) {
 		l.log.Error("cannot create the apply engine", "err", err)
 		return
 	}
-	getter, err := health.NewDynamicGetterForConfig(l.d.rest)
-	if err != nil {
-		l.log.Error("cannot create the health getter", "err", err)
-		return
-	}
+	getter := health.NewDynamicGetter(l.d.dynamic, l.d.mapper)
 	l.eng, err = engine.New(engine.Config{
 		Syncer: syncer, Health: cacheGetter{watch: l.watch, fallback: getter},
 		Inventories: inventories,

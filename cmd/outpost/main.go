@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/outpost-gitops/outpost/internal/cli"
+	"github.com/outpost-gitops/outpost/cmd/outpost/cli"
 )
 
 func main() {

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -22,6 +21,7 @@ import (
 	"github.com/outpost-gitops/outpost/hub/gitstore"
 	"github.com/outpost-gitops/outpost/hub/store"
 	"github.com/outpost-gitops/outpost/internal/slots"
+	"github.com/outpost-gitops/outpost/internal/telemetry"
 )
 
 // Defaults of Config, in one place.
@@ -289,6 +289,8 @@ type API struct {
 	routes    []Route
 	apiRoutes map[string]bool // mux patterns of the /api/ routes
 	metrics   *metrics
+	// prop reads the trace context of requests (the agent's format).
+	prop      propagation.TextMapPropagator
 	summaries *summaryCache
 	dashboard http.Handler // nil: a plain page
 
@@ -331,7 +333,7 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), apiRoutes: map[string]bool{}}
+	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), apiRoutes: map[string]bool{}, prop: telemetry.Propagator()}
 	a.draining, a.drain = context.WithCancel(context.Background())
 	a.webhooks = make(chan struct{}, cfg.MaxWebhooks)
 	a.deliveries = newReplayMemory(webhookMemory)
@@ -429,7 +431,7 @@ func (a *API) wrap(rt Route) http.Handler {
 // ServeHTTP routes the request, with a span and metrics per route.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx := a.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	_, pattern := a.mux.Handler(r)
 	isAPI := strings.HasPrefix(r.URL.Path, "/api/")
 	// An unclean API path is refused, not redirected (the mux would redirect it and

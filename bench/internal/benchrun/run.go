@@ -12,7 +12,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 // Config configures a run.
@@ -23,7 +23,7 @@ type Config struct {
 	Only []string
 	// OutDir receives <date>.json and <date>.md; empty writes nothing.
 	OutDir string
-	// BinDir holds the testbed binaries; empty means testenv.DefaultBinDir.
+	// BinDir holds the testbed binaries; empty means localk8s.DefaultBinDir.
 	BinDir string
 	// Logger receives progress; default discards.
 	Logger *slog.Logger
@@ -162,7 +162,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{
 		Mode: "full", Started: time.Now().UTC(), Host: host, CPUs: runtime.NumCPU(),
 		OS: runtime.GOOS + "/" + runtime.GOARCH, GoVersion: runtime.Version(),
-		KubernetesVersion: testenv.KubernetesVersion,
+		KubernetesVersion: localk8s.KubernetesVersion,
 	}
 	if cfg.Quick {
 		rep.Mode = "quick"
@@ -224,8 +224,8 @@ func write(dir string, rep *Report) error {
 }
 
 // startCluster starts an api-mode testbed cluster for a measurement.
-func (e *runEnv) startCluster(ctx context.Context, name string) (*testenv.Cluster, error) {
-	c, err := testenv.Start(ctx, testenv.Options{Name: name, BinDir: e.binDir, Logger: e.log})
+func (e *runEnv) startCluster(ctx context.Context, name string) (*localk8s.Cluster, error) {
+	c, err := localk8s.Start(ctx, localk8s.Options{Name: name, BinDir: e.binDir, Logger: e.log})
 	if err != nil {
 		return nil, fmt.Errorf("start cluster %s: %w", name, err)
 	}

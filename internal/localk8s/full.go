@@ -1,4 +1,4 @@
-package testenv
+package localk8s
 
 import (
 	"context"

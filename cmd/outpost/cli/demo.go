@@ -2,8 +2,9 @@ package cli
 
 import (
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
-	"github.com/outpost-gitops/outpost/internal/demo"
+	"github.com/outpost-gitops/outpost/cmd/outpost/demo"
 )
 
 func newDemoCommand(o *devOptions) *cobra.Command {
@@ -15,6 +16,7 @@ func newDemoCommand(o *devOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Out = cmd.OutOrStdout()
 			cfg.BinDir = o.binDir
+			cfg.SetGlobals = klog.SetSlogLogger
 			return demo.Run(cmd.Context(), cfg)
 		},
 	}

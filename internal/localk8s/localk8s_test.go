@@ -1,9 +1,10 @@
-package testenv
+package localk8s
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,8 +28,36 @@ import (
 // env is the package's shared ModeAPI cluster.
 var env *Cluster
 
+// TestMain starts env as internal/testenv.RunMain does (which this package cannot
+// import: testenv imports it).
 func TestMain(m *testing.M) {
-	RunMain(m, Options{Name: "testenv"}, func(c *Cluster) { env = c })
+	c, err := Start(context.Background(), Options{Name: "localk8s"})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "localk8s: %v\n", err)
+		os.Exit(1)
+	}
+	env = c
+	code := m.Run()
+	if code != 0 {
+		c.KeepFiles()
+		fmt.Printf("localk8s: tests failed; cluster files and logs kept in %s\n", c.Dir())
+	}
+	if err := c.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "localk8s: %v\n", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// createNamespace creates a namespace for t in c, as testenv's CreateNamespace does.
+func createNamespace(t *testing.T, c *Cluster) string {
+	t.Helper()
+	name := "t-" + RandomSuffix()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if _, err := clientset(t, c).CoreV1().Namespaces().Create(t.Context(), ns, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+	return name
 }
 
 func clientset(t *testing.T, c *Cluster) *kubernetes.Clientset {
@@ -43,7 +72,7 @@ func clientset(t *testing.T, c *Cluster) *kubernetes.Clientset {
 func TestAPIClusterServerSideApply(t *testing.T) {
 	t.Logf("api cluster startup: %s", env.StartupDuration())
 	cs := clientset(t, env)
-	ns := env.CreateNamespace(t)
+	ns := createNamespace(t, env)
 	cm := corev1ac.ConfigMap("settings", ns).WithData(map[string]string{"color": "blue"})
 	if _, err := cs.CoreV1().ConfigMaps(ns).Apply(t.Context(), cm, metav1.ApplyOptions{FieldManager: "outpost-test", Force: true}); err != nil {
 		t.Fatalf("server-side apply: %v", err)
@@ -67,8 +96,8 @@ func TestAPIClusterServerSideApply(t *testing.T) {
 func TestRBACIsReal(t *testing.T) {
 	ctx := t.Context()
 	cs := clientset(t, env)
-	ns := env.CreateNamespace(t)
-	other := env.CreateNamespace(t)
+	ns := createNamespace(t, env)
+	other := createNamespace(t, env)
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "cm-reader", Namespace: ns},
 		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list"}}},
@@ -138,7 +167,7 @@ func TestFullClusterWorkloads(t *testing.T) {
 	})
 	t.Logf("full cluster (2 kwok nodes) startup: %s", c.StartupDuration())
 	cs := clientset(t, c)
-	ns := c.CreateNamespace(t)
+	ns := createNamespace(t, c)
 	labels := map[string]string{"app": "web"}
 	podSpec := corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Labels: labels},
@@ -217,7 +246,7 @@ func TestThreeClustersSideBySideLeaveNoProcess(t *testing.T) {
 	}
 	t.Logf("three api clusters started concurrently in %s", time.Since(start).Round(time.Millisecond))
 	// Each is a separate, working cluster: a namespace made in one is absent in the others.
-	ns := clusters[0].CreateNamespace(t)
+	ns := createNamespace(t, clusters[0])
 	for _, c := range clusters[1:] {
 		if _, err := clientset(t, c).CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("cluster %s sees namespace %s of cluster %s (err %v)", c.Name(), ns, clusters[0].Name(), err)

@@ -49,7 +49,7 @@ func TestDemoSyncsBothClustersAndCleansUp(t *testing.T) {
 	start := time.Now()
 	go func() {
 		done <- Run(ctx, Config{
-			StateDir: state, ExamplesDir: filepath.Join("..", "..", "examples"), ListenAddr: "127.0.0.1:0",
+			StateDir: state, ExamplesDir: filepath.Join("..", "..", "..", "examples"), ListenAddr: "127.0.0.1:0",
 			Out: out, Ready: func(r Running) { ready <- r },
 		})
 	}()

@@ -1,5 +1,5 @@
 // Package demo runs Outpost end to end on one machine, for `make demo`: two local
-// Kubernetes clusters (testenv, full mode with kwok nodes), the hub with its embedded
+// Kubernetes clusters (localk8s, full mode with kwok nodes), the hub with its embedded
 // Git repository seeded from examples/, and one agent per cluster fetching that
 // repository from the hub with its own cluster token. It prints the dashboard URL,
 // the kubeconfigs and commands to try, shows sync progress, and on Ctrl-C stops and
@@ -32,7 +32,7 @@ import (
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/hub"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 // Config configures the demo. Defaults are applied by Run.
@@ -47,12 +47,16 @@ type Config struct {
 	ListenAddr string
 	// Clusters are the clusters to start; each must exist in ExamplesDir. Default dev, prod.
 	Clusters []string
-	// BinDir holds the testbed binaries (make testbin). Default testenv.DefaultBinDir.
+	// BinDir holds the testbed binaries (make testbin). Default localk8s.DefaultBinDir.
 	BinDir string
 	// Out receives the banner and progress lines.
 	Out io.Writer
 	// Ready, when set, is called once everything runs (for tests).
 	Ready func(Running)
+	// SetGlobals, when set, receives the logger for client-go's messages (client-go.log
+	// in StateDir) before the agents start, for what only a main may do
+	// (klog.SetSlogLogger): the demo itself sets no process global.
+	SetGlobals func(*slog.Logger)
 }
 
 // Running describes a started demo.
@@ -111,6 +115,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}()
 	d := &demo{cfg: cfg, state: state}
 	defer d.stop()
+	if cfg.SetGlobals != nil {
+		log, err := d.logger("client-go")
+		if err != nil {
+			return err
+		}
+		cfg.SetGlobals(log)
+	}
 	fmt.Fprintf(cfg.Out, "Starting %d local clusters (etcd, kube-apiserver, controllers, scheduler, kwok nodes)...\n", len(cfg.Clusters))
 	if err := d.startClusters(ctx); err != nil {
 		return err
@@ -138,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 type demo struct {
 	cfg        Config
 	state      string
-	clusters   []*testenv.Cluster
+	clusters   []*localk8s.Cluster
 	hubURL     string
 	adminToken string
 	cancel     []context.CancelFunc // hub and agents, in start order
@@ -155,15 +166,15 @@ func (d *demo) logger(name string) (*slog.Logger, error) {
 
 func (d *demo) startClusters(ctx context.Context) error {
 	type started struct {
-		c   *testenv.Cluster
+		c   *localk8s.Cluster
 		err error
 	}
 	results := make([]started, len(d.cfg.Clusters))
 	var wg sync.WaitGroup
 	for i, name := range d.cfg.Clusters {
 		wg.Go(func() {
-			c, err := testenv.Start(ctx, testenv.Options{
-				Name: name, Mode: testenv.ModeFull, Nodes: 2, BinDir: d.cfg.BinDir,
+			c, err := localk8s.Start(ctx, localk8s.Options{
+				Name: name, Mode: localk8s.ModeFull, Nodes: 2, BinDir: d.cfg.BinDir,
 				Dir: filepath.Join(d.state, "clusters", name),
 			})
 			results[i] = started{c, err}

@@ -1,4 +1,4 @@
-package testenv
+package localk8s
 
 import (
 	"context"
@@ -347,6 +347,17 @@ func (c *Cluster) Stop() error {
 	return err
 }
 
+// KeepFiles makes Stop keep the cluster's directory (component logs), e.g. when tests
+// failed. It reports whether that changed anything: false when the directory was given
+// in Options, which Stop never removes.
+func (c *Cluster) KeepFiles() bool {
+	if !c.ownDir {
+		return false
+	}
+	c.opts.KeepDir = true
+	return true
+}
+
 func (c *Cluster) stopProcesses() error {
 	var first error
 	var groups []int
@@ -406,6 +417,10 @@ func freePorts(n int) ([]int, error) {
 	}
 	return ports, nil
 }
+
+// RandomSuffix returns six random lower-case hex digits, for names unique in a
+// cluster.
+func RandomSuffix() string { return randomToken()[:6] }
 
 func randomToken() string {
 	b := make([]byte, 24)

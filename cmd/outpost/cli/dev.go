@@ -11,14 +11,14 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 // devOptions are the flags shared by `outpost dev` commands.
 type devOptions struct {
 	// stateDir holds one directory per local cluster.
 	stateDir string
-	// binDir holds the testbed binaries ("" means testenv.DefaultBinDir).
+	// binDir holds the testbed binaries ("" means localk8s.DefaultBinDir).
 	binDir string
 }
 
@@ -26,7 +26,7 @@ func newDevCommand() *cobra.Command {
 	o := &devOptions{}
 	dev := &cobra.Command{Use: "dev", Short: "Developer tools: local clusters built from the Go module proxy"}
 	dev.PersistentFlags().StringVar(&o.stateDir, "state-dir", ".outpost/clusters", "directory holding the local clusters' files")
-	dev.PersistentFlags().StringVar(&o.binDir, "testbin-dir", os.Getenv(testenv.BinDirEnv), "directory of the testbed binaries built by `make testbin` (env "+testenv.BinDirEnv+")")
+	dev.PersistentFlags().StringVar(&o.binDir, "testbin-dir", os.Getenv(localk8s.BinDirEnv), "directory of the testbed binaries built by `make testbin` (env "+localk8s.BinDirEnv+")")
 	cluster := &cobra.Command{Use: "cluster", Short: "Start, stop and list local Kubernetes clusters (etcd + kube-apiserver [+ controllers, scheduler, kwok])"}
 	cluster.AddCommand(newClusterUpCommand(o), newClusterDownCommand(o), newClusterListCommand(o))
 	dev.AddCommand(cluster, newDemoCommand(o))
@@ -62,7 +62,7 @@ func newClusterUpCommand(o *devOptions) *cobra.Command {
 			if _, err := os.Stat(filepath.Join(dir, "cluster.json")); err == nil {
 				return fmt.Errorf("cluster %s already exists in %s; run `outpost dev cluster down %s` first", args[0], dir, args[0])
 			}
-			c, err := testenv.Start(cmd.Context(), testenv.Options{
+			c, err := localk8s.Start(cmd.Context(), localk8s.Options{
 				Name: args[0], Mode: m, Nodes: nodes, BinDir: o.binDir, Dir: dir, Detach: true,
 				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)),
 			})
@@ -89,7 +89,7 @@ func newClusterDownCommand(o *devOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := testenv.StopDetached(dir, 10*time.Second, time.Minute); err != nil {
+			if err := localk8s.StopDetached(dir, 10*time.Second, time.Minute); err != nil {
 				if errors.Is(err, os.ErrNotExist) {
 					return fmt.Errorf("no local cluster %s in %s", args[0], o.stateDir)
 				}
@@ -115,11 +115,11 @@ func newClusterListCommand(o *devOptions) *cobra.Command {
 				return err
 			}
 			for _, e := range entries {
-				st, err := testenv.ReadState(filepath.Join(o.stateDir, e.Name()))
+				st, err := localk8s.ReadState(filepath.Join(o.stateDir, e.Name()))
 				if err != nil {
 					continue
 				}
-				up := len(st.PIDs) > 0 && testenv.Alive(st.PIDs[len(st.PIDs)-1])
+				up := len(st.PIDs) > 0 && localk8s.Alive(st.PIDs[len(st.PIDs)-1])
 				state := "running"
 				if !up {
 					state = "stopped (run down to clean up)"
@@ -131,12 +131,12 @@ func newClusterListCommand(o *devOptions) *cobra.Command {
 	}
 }
 
-func parseMode(s string) (testenv.Mode, error) {
+func parseMode(s string) (localk8s.Mode, error) {
 	switch s {
 	case "api":
-		return testenv.ModeAPI, nil
+		return localk8s.ModeAPI, nil
 	case "full":
-		return testenv.ModeFull, nil
+		return localk8s.ModeFull, nil
 	}
 	return 0, &UsageError{Err: fmt.Errorf("--mode: want api or full, got %q", s)}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"github.com/outpost-gitops/outpost/agent"
 )
@@ -18,6 +19,9 @@ func newAgentCommand() *cobra.Command {
 variable (--git-url → OUTPOST_GIT_URL); a flag given on the command line wins.`,
 	}
 	cfg.RegisterFlags(cmd.Flags())
-	serverRunner(cmd, func(ctx context.Context, log *slog.Logger) error { return agent.Run(ctx, cfg, log) })
+	serverRunner(cmd, func(ctx context.Context, log *slog.Logger) error {
+		klog.SetSlogLogger(log) // the process global agent.Run leaves alone: client-go logs through the agent's logger
+		return agent.Run(ctx, cfg, log)
+	})
 	return cmd
 }
