@@ -302,6 +302,8 @@ type API struct {
 	authFails  *authLimiter  // nil: no limit
 	forgotten  *forgetClock  // when each cluster's stale apps were last forgotten
 
+	diffs chan struct{} // one token per diff being rendered (maxDiffs)
+
 	// draining ends when the hub shuts down: held long-polls answer at once.
 	draining context.Context
 	drain    context.CancelFunc
@@ -336,6 +338,7 @@ func New(cfg Config) (*API, error) {
 	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), apiRoutes: map[string]bool{}, prop: telemetry.Propagator()}
 	a.draining, a.drain = context.WithCancel(context.Background())
 	a.webhooks = make(chan struct{}, cfg.MaxWebhooks)
+	a.diffs = make(chan struct{}, maxDiffs)
 	a.deliveries = newReplayMemory(webhookMemory)
 	a.forgotten = &forgetClock{last: map[string]time.Time{}}
 	a.longPolls = slots.New(cfg.MaxLongPollsPerCluster)
@@ -381,6 +384,7 @@ func (a *API) routeTable() []Route {
 		{Method: http.MethodDelete, Path: "/api/v1/clusters/{cluster}/apps/{app}", access: adminOnly, handle: a.unsetVersion},
 		{Method: http.MethodPost, Path: "/api/v1/clusters/{cluster}/apps/{app}/rollback", access: adminOnly, handle: a.rollback},
 		{Method: http.MethodGet, Path: "/api/v1/matrix", access: adminOnly, handle: a.matrix},
+		{Method: http.MethodGet, Path: "/api/v1/diff", access: adminOnly, handle: a.diff},
 		{Method: http.MethodGet, Path: "/api/v1/events", access: adminOnly, handle: a.events},
 		{Method: http.MethodPost, Path: apiv1.ReportPath, access: agentOnly, handle: a.report},
 		{Method: http.MethodGet, Path: apiv1.DesiredPath, access: agentOnly, handle: a.desired, timeout: -1},
