@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"go.opentelemetry.io/otel"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/internal/gittest"
@@ -698,4 +700,53 @@ spec:
 	hub.Wait(t, "issuers", 10*time.Second, func(_ apiv1.AppStatus, d []apiv1.Drift) bool {
 		return len(d) == 1 && len(d[0].Fields) == 1 && d[0].Fields[0].Path == "spec.email" && d[0].Fields[0].Manager == "kubectl-edit"
 	})
+}
+
+// TestTwoAgentsInOneProcessShareNoGlobalAndDiscoverOnce: the demo and the bench run
+// several agents in one process, so Run sets no process global (OTel's tracer provider
+// and propagator, klog's logger), even with an OTLP endpoint set; and each agent has
+// one RESTMapper for its apply, health, drift watch and inventory, so it reads the
+// cluster's discovery roots (/api, /apis) once, not once per component.
+func TestTwoAgentsInOneProcessShareNoGlobalAndDiscoverOnce(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1") // export fails in the background
+	tp0, prop0 := otel.GetTracerProvider(), otel.GetTextMapPropagator()
+	klog0 := fmt.Sprintf("%T", klog.Background().GetSink())
+	type agentRun struct {
+		ns        string
+		hub       *hubtest.Stub
+		discovery atomic.Int32
+	}
+	runs := []*agentRun{{}, {}}
+	for _, r := range runs {
+		r.ns = env.CreateNamespace(t)
+		repo := newGitRepo(t, r.ns)
+		repo.commit(merge(webApp("web"), map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "1"})}), "web 1")
+		r.hub = hubtest.New(t, "agent-token")
+		startAgent(t, repo.url(), r.ns, func(c *Config) {
+			c.HubURL = r.hub.URL
+			c.RESTConfig.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+				return rtFunc(func(req *http.Request) (*http.Response, error) {
+					if req.URL.Path == "/api" || req.URL.Path == "/apis" {
+						r.discovery.Add(1)
+					}
+					return rt.RoundTrip(req)
+				})
+			})
+		})
+	}
+	for i, r := range runs {
+		r.hub.Wait(t, "web", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+		if n := r.discovery.Load(); n > 2 {
+			t.Errorf("agent %d read the discovery roots %d times, want once each of /api and /apis (one RESTMapper)", i, n)
+		}
+	}
+	if otel.GetTracerProvider() != tp0 {
+		t.Error("an agent replaced OTel's global tracer provider")
+	}
+	if otel.GetTextMapPropagator() != prop0 {
+		t.Error("an agent replaced OTel's global propagator")
+	}
+	if got := fmt.Sprintf("%T", klog.Background().GetSink()); got != klog0 {
+		t.Errorf("an agent replaced klog's logger: its sink is a %s, was a %s", got, klog0)
+	}
 }

@@ -30,8 +30,9 @@ func (e *UsageError) Unwrap() error { return e.Err }
 // RegisterFlags plus --log-level), sets every flag not given from its OUTPOST_*
 // variable found with lookup, logs JSON to stderr and calls Run until ctx ends. A bad
 // flag or configuration is a *UsageError; --help prints the flags and returns
-// pflag.ErrHelp.
-func Command(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
+// pflag.ErrHelp. Command sets no process global: setGlobals, when not nil, receives the
+// logger before Run starts, for what only a main may do (e.g. klog.SetSlogLogger).
+func Command(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer, setGlobals func(*slog.Logger)) error {
 	cfg := DefaultConfig()
 	fs := pflag.NewFlagSet("outpost-agent", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -54,6 +55,9 @@ func Command(ctx context.Context, args []string, lookup func(string) (string, bo
 		return &UsageError{Err: errors.New("--log-level (OUTPOST_LOG_LEVEL): want debug, info, warn or error")}
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if setGlobals != nil {
+		setGlobals(log)
+	}
 	err := Run(ctx, cfg, log)
 	var ce *ConfigError
 	if errors.As(err, &ce) {

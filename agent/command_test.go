@@ -25,7 +25,7 @@ func TestCommandBadConfigIsUsageError(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
 			var stderr bytes.Buffer
-			err := Command(context.Background(), tc.args, lookup, &stderr)
+			err := Command(context.Background(), tc.args, lookup, &stderr, nil)
 			if code := ExitCode(err); code != ExitUsage {
 				t.Fatalf("exit code %d (err %v), want %d", code, err, ExitUsage)
 			}
@@ -39,7 +39,7 @@ func TestCommandBadConfigIsUsageError(t *testing.T) {
 // TestCommandHelp: --help lists the flags and exits 0.
 func TestCommandHelp(t *testing.T) {
 	var stderr bytes.Buffer
-	err := Command(context.Background(), []string{"--help"}, func(string) (string, bool) { return "", false }, &stderr)
+	err := Command(context.Background(), []string{"--help"}, func(string) (string, bool) { return "", false }, &stderr, nil)
 	if code := ExitCode(err); code != ExitOK {
 		t.Fatalf("exit code %d (err %v), want 0", code, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 
@@ -82,6 +83,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// RESTConfig, when set, is used instead of Kubeconfig (embedding and tests; no flag).
 	RESTConfig *rest.Config
+	// TracerProvider, when set, receives the agent's spans instead of an OTLP exporter
+	// set up from the OTEL_EXPORTER_OTLP_* variables (embedding and tests; no flag).
+	TracerProvider trace.TracerProvider
 }
 
 // defaultCacheDir is outpost-agent under the user's cache directory ($XDG_CACHE_HOME

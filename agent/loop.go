@@ -42,6 +42,7 @@ type loop struct {
 	tracer trace.Tracer
 	log    *slog.Logger
 	watch  *driftwatch.Watcher
+	drifts *driftLog // logs drift when there is no hub to report it to
 	eng    *engine.Engine
 	owner  object.Owner // who Outpost is: built once, given to render, apply and the watcher
 	epoch  int64        // when this replica became active, in Unix ms (api/v1 Generation)
@@ -102,12 +103,13 @@ func (l *loop) result(app string) *engine.AppResult {
 
 func newLoop(cfg Config, d *deps, m *metrics, tracer trace.Tracer, log *slog.Logger) *loop {
 	l := &loop{
-		cfg: cfg, d: d, m: m, tracer: tracer, log: log.With("cluster", cfg.ClusterName),
+		cfg: cfg, d: d, m: m, tracer: tracer, log: log,
 		epoch: time.Now().UnixMilli(),
 		owner: object.DefaultOwner(),
 		wake:  make(chan struct{}, 1),
 		apps:  map[string]*appState{},
 	}
+	l.drifts = newDriftLog(l.log)
 	l.watch = driftwatch.New(driftwatch.Config{Client: d.dynamic, Mapper: d.mapper, Owner: l.owner, Logger: l.log, OnEvent: l.onDrift, Namespaced: len(cfg.Namespaces) > 0})
 	return l
 }
@@ -184,11 +186,7 @@ func (l *loop) run(ctx context.Context, ready *atomic.Bool) {
 		l.log.Error("cannot create the apply engine", "err", err)
 		return
 	}
-	getter, err := health.NewDynamicGetterForConfig(l.d.rest)
-	if err != nil {
-		l.log.Error("cannot create the health getter", "err", err)
-		return
-	}
+	getter := health.NewDynamicGetter(l.d.dynamic, l.d.mapper)
 	l.eng, err = engine.New(engine.Config{
 		Syncer: syncer, Health: cacheGetter{watch: l.watch, fallback: getter},
 		Inventories: inventories,
@@ -425,6 +423,7 @@ func (l *loop) send(ar *engine.AppResult, gen apiv1.Generation, synced time.Time
 	reports := l.watch.Drift(ar.App)
 	l.m.drifted.Store(int64(l.watch.DriftedObjects()))
 	if l.d.hub == nil {
+		l.drifts.observe(ar.App, string(ar.Config.Drift), reports)
 		return
 	}
 	st := appStatus(ar, gen, o.fetch, synced)

@@ -15,15 +15,13 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/outpost-gitops/outpost/agent/hubclient"
 	"github.com/outpost-gitops/outpost/agent/leader"
@@ -39,13 +37,17 @@ var Version = "dev"
 // Run runs the agent until ctx ends: it validates cfg, serves /metrics, /healthz and
 // /readyz, and syncs the cluster while it is the leader (or always, without leader
 // election). On shutdown it finishes or aborts the current apply, flushes the report
-// queue within cfg.ShutdownTimeout, and releases the Lease.
+// queue within cfg.ShutdownTimeout, and releases the Lease. Run sets no process
+// global (klog's logger, OTel's providers): that is the main's business, and several
+// agents may run in one process.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	klog.SetSlogLogger(log) // client-go logs through the agent's logger
-	tel, err := telemetry.Setup(ctx, "outpost-agent", os.Getenv)
+	// The one place the cluster attribute is added: every line of the agent (leader
+	// election, source, hub client, loop, engine, drift watch) carries it once.
+	log = log.With("cluster", cfg.ClusterName)
+	tel, err := telemetry.Setup(ctx, "outpost-agent", os.Getenv, cfg.TracerProvider)
 	if err != nil {
 		return err
 	}
@@ -59,6 +61,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer func() { _ = deps.source.Close() }()
+	if err := ensureNamespaces(ctx, deps.kube, cfg.ownNamespaces(), log); err != nil {
+		return err
+	}
 	m, err := newMetrics(tel.Meter, deps.hub)
 	if err != nil {
 		return err
@@ -95,16 +100,24 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}, work)
 }
 
-// deps are the agent's connections.
+// deps are the agent's connections: one HTTP client and one RESTMapper (one discovery
+// cache) shared by every client and component.
 type deps struct {
-	rest    *rest.Config
 	kube    kubernetes.Interface
 	dynamic dynamic.Interface
-	mapper  *restmapper.DeferredDiscoveryRESTMapper
+	mapper  meta.ResettableRESTMapper
 	client  client.Client
 	source  *source.Source
 	hub     *hubclient.Client // nil when standalone
 }
+
+// lazyMapper is controller-runtime's discovery RESTMapper: it discovers a group when
+// one of its kinds is first asked for, and again when a kind is unknown (a CRD just
+// created), so Reset, which the components call before asking again, has nothing to do.
+type lazyMapper struct{ meta.RESTMapper }
+
+// Reset implements meta.ResettableRESTMapper.
+func (lazyMapper) Reset() {}
 
 func connect(cfg Config, log *slog.Logger) (*deps, error) {
 	var rc *rest.Config
@@ -120,22 +133,25 @@ func connect(cfg Config, log *slog.Logger) (*deps, error) {
 	// apiserver's own flow control protects it.
 	rc.QPS, rc.Burst = -1, 0
 	rc.UserAgent = "outpost-agent/" + Version
-	d := &deps{rest: rc}
-	var err error
-	if d.kube, err = kubernetes.NewForConfig(rc); err != nil {
-		return nil, err
-	}
-	if d.dynamic, err = dynamic.NewForConfig(rc); err != nil {
-		return nil, err
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(rc)
+	d := &deps{}
+	hc, err := rest.HTTPClientFor(rc)
 	if err != nil {
+		return nil, fmt.Errorf("kubernetes HTTP client: %w", err)
+	}
+	if d.kube, err = kubernetes.NewForConfigAndClient(rc, hc); err != nil {
 		return nil, err
 	}
-	d.mapper = restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	// controller-runtime's own mapper refreshes discovery when a kind is unknown, which a
-	// CRD applied in the same sync needs; the drift watch resets d.mapper itself.
-	if d.client, err = client.New(rc, client.Options{}); err != nil {
+	if d.dynamic, err = dynamic.NewForConfigAndClient(rc, hc); err != nil {
+		return nil, err
+	}
+	// controller-runtime's mapper refreshes discovery when a kind is unknown, which a
+	// CRD applied in the same sync needs.
+	m, err := apiutil.NewDynamicRESTMapper(rc, hc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes discovery: %w", err)
+	}
+	d.mapper = lazyMapper{m}
+	if d.client, err = client.New(rc, client.Options{HTTPClient: hc, Mapper: m}); err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	d.source, err = source.New(source.Config{

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-gitops/outpost/bench/internal/benchrun"
@@ -35,6 +36,8 @@ func main() {
 	}
 	// controller-runtime warns, with a stack, when its global logger is never set.
 	ctrllog.SetLogger(logr.Discard())
+	// The in-process agents set no global: client-go's warnings go to stderr like theirs.
+	klog.SetSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("from", "client-go"))
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	rep, err := benchrun.Run(ctx, cfg)
 	if rep != nil {

@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
-	"github.com/outpost-gitops/outpost/internal/cli"
+	"github.com/outpost-gitops/outpost/cmd/outpost/cli"
 	"github.com/outpost-gitops/outpost/internal/gittest"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
 )

@@ -10,13 +10,15 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outpost-gitops/outpost/hub/gitstore"
 	"github.com/outpost-gitops/outpost/internal/flagenv"
 )
 
-// Config is everything `outpost hub` needs. Every field but Listener has a flag and an
-// OUTPOST_* environment variable (the flag wins); defaults live in DefaultConfig.
+// Config is everything `outpost hub` needs. Every field but Listener and
+// TracerProvider has a flag and an OUTPOST_* environment variable (the flag wins);
+// defaults live in DefaultConfig.
 type Config struct {
 	// ListenAddr serves the API, the agents' Git, the dashboard, /metrics, /healthz
 	// and /readyz.
@@ -69,6 +71,9 @@ type Config struct {
 	// Listener, when set, is served instead of listening on ListenAddr (tests and
 	// embedding; no flag). Run closes it.
 	Listener net.Listener
+	// TracerProvider, when set, receives the hub's spans instead of an OTLP exporter
+	// set up from the OTEL_EXPORTER_OTLP_* variables (tests and embedding; no flag).
+	TracerProvider trace.TracerProvider
 }
 
 // maxLongPollTimeout keeps the jittered hold under the agents' 60 s client timeout.

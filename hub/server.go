@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return configErr("data-dir", "%v", err)
 	}
-	tel, err := telemetry.Setup(ctx, "outpost-hub", os.Getenv)
+	tel, err := telemetry.Setup(ctx, "outpost-hub", os.Getenv, cfg.TracerProvider)
 	if err != nil {
 		return err
 	}

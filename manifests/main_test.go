@@ -29,8 +29,8 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-gitops/outpost/agent"
+	"github.com/outpost-gitops/outpost/cmd/outpost/cli"
 	"github.com/outpost-gitops/outpost/hub"
-	"github.com/outpost-gitops/outpost/internal/cli"
 	"github.com/outpost-gitops/outpost/internal/flagenv"
 	"github.com/outpost-gitops/outpost/internal/testenv"
 )

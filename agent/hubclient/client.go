@@ -10,11 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
+	"github.com/outpost-gitops/outpost/internal/telemetry"
 )
 
 // Config configures a Client.
@@ -89,7 +89,7 @@ func New(cfg Config) (*Client, error) {
 		MaxResponseBytes: 1 << 20,
 		Token:            cfg.Token,
 		Header: func(ctx context.Context, h http.Header) {
-			otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
+			telemetry.Propagator().Inject(ctx, propagation.HeaderCarrier(h))
 		},
 	})
 	if err != nil {

@@ -7,9 +7,9 @@ import (
 )
 
 // TestLinksNeitherHubNorCLI: the agent binary exists to stay small; it must not link
-// the hub (and its SQLite store), the CLI, or, built with -tags grpcnotrace as
-// released, golang.org/x/net/trace (whose html/template use turns off the linker's
-// dead-code elimination of methods).
+// the hub (and its SQLite store), the CLI, test support (testing, internal/testenv),
+// or, built with -tags grpcnotrace as released, golang.org/x/net/trace (whose
+// html/template use turns off the linker's dead-code elimination of methods).
 func TestLinksNeitherHubNorCLI(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-tags=grpcnotrace", ".").Output()
 	if err != nil {
@@ -20,8 +20,9 @@ func TestLinksNeitherHubNorCLI(t *testing.T) {
 		t.Fatalf("go list -deps listed %d packages: %q", len(deps), out)
 	}
 	forbidden := []string{
-		"github.com/outpost-gitops/outpost/hub", "modernc.org/sqlite", "github.com/outpost-gitops/outpost/internal/cli",
+		"github.com/outpost-gitops/outpost/hub", "modernc.org/sqlite", "github.com/outpost-gitops/outpost/cmd/outpost/cli",
 		"golang.org/x/net/trace", "html/template",
+		"testing", "github.com/outpost-gitops/outpost/internal/testenv",
 	}
 	for _, d := range deps {
 		for _, f := range forbidden {

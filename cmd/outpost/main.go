@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/outpost-gitops/outpost/internal/cli"
+	"github.com/outpost-gitops/outpost/cmd/outpost/cli"
 )
 
 func main() {
@@ -18,7 +18,9 @@ func main() {
 	err := cli.NewRootCommand(os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "outpost:", err)
+		if msg := err.Error(); msg != "" { // a diff with changes exits 1 silently
+			fmt.Fprintln(os.Stderr, "outpost:", msg)
+		}
 		os.Exit(cli.ExitCode(err))
 	}
 }

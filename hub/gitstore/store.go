@@ -19,6 +19,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/outpost-gitops/outpost/internal/gitobj"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
@@ -445,4 +446,34 @@ func fingerprint(item *yaml.Node) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
+}
+
+// Export writes the tree of rev (a full commit id; the head when empty) into dir,
+// which must exist and be empty, and returns the commit id and its first parent ("" for
+// a root commit). An unknown rev is a *NotFoundError. The export goes through
+// gitobj.Export: nothing is written outside dir.
+func (s *Store) Export(ctx context.Context, rev, dir string) (commit, parent string, err error) {
+	if rev == "" {
+		rev = s.Head()
+	}
+	if err := validateRevision(InputRevision, rev); err != nil {
+		return "", "", err
+	}
+	s.mu.Lock()
+	c, err := s.commit(plumbing.NewHash(rev))
+	var tree *object.Tree
+	if err == nil {
+		tree, err = c.Tree()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return "", "", err
+	}
+	if len(c.ParentHashes) > 0 {
+		parent = c.ParentHashes[0].String()
+	}
+	if err := gitobj.Export(ctx, tree, dir); err != nil {
+		return "", "", fmt.Errorf("export %s: %w", c.Hash, err)
+	}
+	return c.Hash.String(), parent, nil
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -22,6 +21,7 @@ import (
 	"github.com/outpost-gitops/outpost/hub/gitstore"
 	"github.com/outpost-gitops/outpost/hub/store"
 	"github.com/outpost-gitops/outpost/internal/slots"
+	"github.com/outpost-gitops/outpost/internal/telemetry"
 )
 
 // Defaults of Config, in one place.
@@ -291,6 +291,8 @@ type API struct {
 	routes    []Route
 	apiRoutes map[string]bool // mux patterns of the /api/ routes
 	metrics   *metrics
+	// prop reads the trace context of requests (the agent's format).
+	prop      propagation.TextMapPropagator
 	summaries *summaryCache
 	dashboard http.Handler // nil: a plain page
 
@@ -301,6 +303,8 @@ type API struct {
 	anonymous  *slots.Slots  // dashboard event streams without a token (one key)
 	authFails  *authLimiter  // nil: no limit
 	forgotten  *forgetClock  // when each cluster's stale apps were last forgotten
+
+	diffs chan struct{} // one token per diff being rendered (maxDiffs)
 
 	// draining ends when the hub shuts down: held long-polls answer at once.
 	draining context.Context
@@ -333,9 +337,10 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), apiRoutes: map[string]bool{}}
+	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), apiRoutes: map[string]bool{}, prop: telemetry.Propagator()}
 	a.draining, a.drain = context.WithCancel(context.Background())
 	a.webhooks = make(chan struct{}, cfg.MaxWebhooks)
+	a.diffs = make(chan struct{}, maxDiffs)
 	a.deliveries = newReplayMemory(webhookMemory)
 	a.forgotten = &forgetClock{last: map[string]time.Time{}}
 	a.longPolls = slots.New(cfg.MaxLongPollsPerCluster)
@@ -382,6 +387,7 @@ func (a *API) routeTable() []Route {
 		{Method: http.MethodPost, Path: "/api/v1/clusters/{cluster}/apps/{app}/rollback", access: adminOnly, handle: a.rollback},
 		{Method: http.MethodPost, Path: "/api/v1/apps/{app}/bulk", access: adminOnly, handle: a.bulk},
 		{Method: http.MethodGet, Path: "/api/v1/matrix", access: adminOnly, handle: a.matrix},
+		{Method: http.MethodGet, Path: "/api/v1/diff", access: adminOnly, handle: a.diff},
 		{Method: http.MethodGet, Path: "/api/v1/events", access: adminOnly, handle: a.events},
 		{Method: http.MethodPost, Path: apiv1.ReportPath, access: agentOnly, handle: a.report},
 		{Method: http.MethodGet, Path: apiv1.DesiredPath, access: agentOnly, handle: a.desired, timeout: -1},
@@ -432,7 +438,7 @@ func (a *API) wrap(rt Route) http.Handler {
 // ServeHTTP routes the request, with a span and metrics per route.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx := a.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	_, pattern := a.mux.Handler(r)
 	isAPI := strings.HasPrefix(r.URL.Path, "/api/")
 	// An unclean API path is refused, not redirected (the mux would redirect it and

@@ -137,7 +137,7 @@ func newTestHub(t testing.TB, dir string, opts ...hubOption) *testHub {
 		}
 	}
 	if s.metrics {
-		tel, err := telemetry.Setup(ctx, "outpost-hub-test", func(string) string { return "" })
+		tel, err := telemetry.Setup(ctx, "outpost-hub-test", func(string) string { return "" }, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/sync/fleetdiff"
 )
 
 // openAPIDoc reads docs/openapi.yaml as generic YAML.
@@ -110,6 +111,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Event":                   reflect.TypeFor[apiv1.Event](),
 		"EventList":               reflect.TypeFor[apiv1.EventList](),
 		"WebhookResponse":         reflect.TypeFor[WebhookResponse](),
+		"FleetDiff":               reflect.TypeFor[fleetdiff.Result](),
 	}
 	schemas := resolve(doc, "#/components/schemas").(map[string]any)
 	for name, s := range schemas {

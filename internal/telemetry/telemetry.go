@@ -2,7 +2,10 @@
 // the OTel Prometheus exporter (served on /metrics from a registry of the process's
 // own, not the global one), and tracing through OTLP/HTTP when
 // OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set. Trace
-// context is propagated with W3C tracecontext and baggage.
+// context is propagated with W3C tracecontext and baggage (Propagator).
+//
+// Nothing here sets OTel's process globals: several hubs and agents run in one process
+// (the demo, the bench), each with its own providers.
 package telemetry
 
 import (
@@ -14,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
@@ -40,10 +42,17 @@ type Telemetry struct {
 	shutdown []func(context.Context) error
 }
 
-// Setup creates the providers for service (e.g. "outpost-agent") and installs the
-// tracer provider and propagator globally, as OTel instrumentation expects. getenv is
-// os.Getenv in production.
-func Setup(ctx context.Context, service string, getenv func(string) string) (*Telemetry, error) {
+// Propagator is the trace-context format of the hub and agent, the contract between
+// them on every request: W3C tracecontext and baggage.
+func Propagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
+// Setup creates the providers for service (e.g. "outpost-agent"); it sets no global.
+// Spans go to tp when it is not nil (the caller owns it), else to an OTLP/HTTP
+// exporter when the OTEL_EXPORTER_OTLP_* variables name an endpoint, else nowhere.
+// getenv is os.Getenv in production.
+func Setup(ctx context.Context, service string, getenv func(string) string, tp trace.TracerProvider) (*Telemetry, error) {
 	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -57,7 +66,10 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (*Te
 		Metrics:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		shutdown: []func(context.Context) error{mp.Shutdown},
 	}
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	if tp != nil {
+		t.Tracer = tp.Tracer(service)
+		return t, nil
+	}
 	if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
 		t.Tracer = noop.NewTracerProvider().Tracer(service)
 		return t, nil
@@ -68,10 +80,9 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (*Te
 	if err != nil {
 		return nil, fmt.Errorf("OTLP trace exporter (OTEL_EXPORTER_OTLP_ENDPOINT): %w", err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(te), sdktrace.WithResource(res))
-	otel.SetTracerProvider(tp)
-	t.Tracer = tp.Tracer(service)
-	t.shutdown = append(t.shutdown, tp.Shutdown)
+	stp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(te), sdktrace.WithResource(res))
+	t.Tracer = stp.Tracer(service)
+	t.shutdown = append(t.shutdown, stp.Shutdown)
 	return t, nil
 }
 

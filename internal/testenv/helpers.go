@@ -9,34 +9,65 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
-// ServiceAccountToken returns a token for the ServiceAccount namespace/name, minted by
-// the TokenRequest API (valid for one hour). The ServiceAccount is created if missing.
-// Requests with the token are authenticated and authorized by the apiserver like any
-// in-cluster workload's, so RBAC applies to them for real.
-func (c *Cluster) ServiceAccountToken(ctx context.Context, namespace, name string) (string, error) {
-	cs, err := kubernetes.NewForConfig(c.RESTConfig())
+// Cluster is a local control plane (localk8s.Cluster) with the test helpers.
+type Cluster struct {
+	*localk8s.Cluster
+}
+
+// Options configure a cluster (localk8s.Options).
+type Options = localk8s.Options
+
+// Mode is what a cluster runs (localk8s.Mode).
+type Mode = localk8s.Mode
+
+// Requests records a client's requests to a cluster (localk8s.Requests).
+type Requests = localk8s.Requests
+
+// The cluster modes and the testbed's names (see localk8s).
+const (
+	ModeAPI           = localk8s.ModeAPI
+	ModeFull          = localk8s.ModeFull
+	BinDirEnv         = localk8s.BinDirEnv
+	KubernetesVersion = localk8s.KubernetesVersion
+)
+
+// Start starts a cluster (localk8s.Start).
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	c, err := localk8s.Start(ctx, opts)
 	if err != nil {
-		return "", fmt.Errorf("client: %w", err)
+		return nil, err
 	}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
-	if _, err := cs.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", fmt.Errorf("creating ServiceAccount %s/%s: %w", namespace, name, err)
-	}
-	ttl := int64(time.Hour / time.Second)
-	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &ttl},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return "", fmt.Errorf("requesting token for ServiceAccount %s/%s: %w", namespace, name, err)
-	}
-	return tr.Status.Token, nil
+	return &Cluster{Cluster: c}, nil
+}
+
+// FreeAddr returns a free loopback address (localk8s.FreeAddr).
+func FreeAddr() (string, error) { return localk8s.FreeAddr() }
+
+// DefaultBinDir is where the testbed binaries are (localk8s.DefaultBinDir).
+func DefaultBinDir() (string, error) { return localk8s.DefaultBinDir() }
+
+// GitCLI returns the git command for tests that run it (localk8s.GitCLI).
+func GitCLI() (string, error) { return localk8s.GitCLI() }
+
+// GitPath returns the git command or "" (localk8s.GitPath).
+func GitPath() string { return localk8s.GitPath() }
+
+// Alive reports whether a process runs (localk8s.Alive).
+func Alive(pid int) bool { return localk8s.Alive(pid) }
+
+// ReadState reads a detached cluster's state (localk8s.ReadState).
+func ReadState(dir string) (*localk8s.State, error) { return localk8s.ReadState(dir) }
+
+// StopDetached stops a detached cluster from its state (localk8s.StopDetached).
+func StopDetached(dir string, grace, verify time.Duration) error {
+	return localk8s.StopDetached(dir, grace, verify)
 }
 
 var nonDNS = regexp.MustCompile(`[^a-z0-9-]+`)
@@ -50,7 +81,7 @@ func (c *Cluster) CreateNamespace(t testing.TB) string {
 	if len(base) > 50 {
 		base = strings.TrimRight(base[:50], "-")
 	}
-	name := base + "-" + randomToken()[:6]
+	name := base + "-" + localk8s.RandomSuffix()
 	cs, err := kubernetes.NewForConfig(c.RESTConfig())
 	if err != nil {
 		t.Fatalf("client: %v", err)
@@ -84,8 +115,7 @@ func runMain(m *testing.M, opts Options, set func(*Cluster)) int {
 	fmt.Printf("testenv: cluster %s (%s mode) started in %s\n", c.Name(), c.Mode(), c.StartupDuration().Round(time.Millisecond))
 	set(c)
 	code := m.Run()
-	if code != 0 && c.ownDir {
-		c.opts.KeepDir = true
+	if code != 0 && c.KeepFiles() {
 		fmt.Printf("testenv: tests failed; cluster files and logs kept in %s\n", c.Dir())
 	}
 	if err := c.Stop(); err != nil {

@@ -47,7 +47,9 @@ type Config struct {
 	IsNamespaced render.NamespacedFunc
 	// Concurrency bounds the apps synced at once. Default 4.
 	Concurrency int
-	// Logger receives one line per app. Default: discard.
+	// Logger receives one line per app. Lines name no cluster: give a logger that
+	// carries it (the agent's does), so that no line repeats the attribute. Default:
+	// discard.
 	Logger *slog.Logger
 	// Namespaces, when set, are the only namespaces the engine may write to: an app
 	// with an object elsewhere, or a cluster-scoped one, fails before any request
@@ -81,6 +83,7 @@ func (c Config) withDefaults() (Config, error) {
 // Engine syncs clusters.
 type Engine struct {
 	cfg Config
+	ns  namespaceClaims // which app creates a missing app namespace
 }
 
 // New returns an Engine.
@@ -213,22 +216,28 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 	if err != nil {
 		return ar.fail(StageRender, err)
 	}
-	ar.Objects = rendered.Objects
 	ar.Digest = rendered.Digest
+	objs, release, err := e.withAppNamespace(ctx, app, rendered.Objects)
+	defer release()
+	if err != nil {
+		return ar.fail(StageApply, err)
+	}
+	ar.Objects = objs
 	isNamespaced := e.cfg.IsNamespaced
 	if isNamespaced == nil {
-		isNamespaced = render.BuiltinNamespaced(rendered.Objects)
+		isNamespaced = render.BuiltinNamespaced(objs)
 	}
-	if err := checkNamespaces(rendered.Objects, e.cfg.Namespaces, isNamespaced); err != nil {
+	if err := checkNamespaces(objs, e.cfg.Namespaces, isNamespaced); err != nil {
 		return ar.fail(StageApply, err)
 	}
 
 	t = time.Now()
-	applied, err := e.cfg.Syncer.SyncApp(ctx, app.Name, rendered.Objects, apply.Options{
+	applied, err := e.cfg.Syncer.SyncApp(ctx, app.Name, objs, apply.Options{
 		Force: app.Config.Force, AllowEmpty: app.Config.AllowEmpty, DisablePrune: !app.Config.Prune,
 		Adopt: app.Config.Adopt,
 	})
 	ar.Durations.Apply = time.Since(t)
+	release()
 	ar.Apply = applied
 	if err != nil {
 		return ar.fail(StageApply, err)
@@ -236,7 +245,7 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 
 	t = time.Now()
 	hctx, hspan := e.cfg.Tracer.Start(ctx, "health")
-	ar.Health, err = e.health(hctx, app, rendered.Objects, waitHealth)
+	ar.Health, err = e.health(hctx, app, objs, waitHealth)
 	hspan.End()
 	ar.Durations.Health = time.Since(t)
 	if err != nil {
@@ -244,7 +253,7 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 	}
 	ar.Phase = PhaseSynced
 	ar.SyncedAt = time.Now()
-	e.cfg.Logger.Info("app synced", "cluster", req.Cluster, "app", app.Name, "version", app.Version,
+	e.cfg.Logger.Info("app synced", "app", app.Name, "version", app.Version,
 		"revision", short(req.Revision), "health", ar.Health.Status, "render", ar.Durations.Render, "apply", ar.Durations.Apply)
 	return ar
 }
@@ -266,7 +275,7 @@ func (e *Engine) pruneRemoved(ctx context.Context, req Request, spec *repo.Clust
 	}
 	apps, err := e.cfg.Inventories.Apps(ctx)
 	if err != nil {
-		e.cfg.Logger.Warn("listing inventories failed; removed apps are pruned next time", "cluster", req.Cluster, "err", err)
+		e.cfg.Logger.Warn("listing inventories failed; removed apps are pruned next time", "err", err)
 		return nil
 	}
 	var out []AppResult

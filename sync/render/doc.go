@@ -13,14 +13,16 @@
 //     only, so no exec or Go plugins; no load restrictions inside the FS). A
 //     plain folder gets a kustomization generated in memory that lists its
 //     *.yaml/*.yml files except app.yaml;
-//  3. substitute: post-build substitution with fluxcd's envsubst in strict mode
-//     and Vars (cluster labels as CLUSTER_LABEL_<key> < cluster vars < app vars
-//     < built-ins APP_NAME, APP_VERSION, APP_NAMESPACE, CLUSTER_NAME); an
-//     undefined variable without a default is an error naming it and the
-//     object. The object's YAML keeps the source's quoting ("${n}" stays a
-//     string, ${n} takes the value's type) and drops comments; objects without
-//     '$' are not touched. Objects come out with JSON number types (int64,
-//     float64), so DeepCopy works on them;
+//  3. substitute: post-build substitution with fluxcd's envsubst, in the mode
+//     app.yaml's substitute names (strict by default; defined leaves references
+//     to undefined variables as written; off skips substitution), with Vars
+//     (cluster labels as CLUSTER_LABEL_<key> < cluster vars < app vars
+//     < built-ins APP_NAME, APP_VERSION, APP_NAMESPACE, CLUSTER_NAME); in
+//     strict mode an undefined variable without a default is an error naming
+//     it, the object and the substitute option. The object's YAML keeps the
+//     source's quoting ("${n}" stays a string, ${n} takes the value's type) and
+//     drops comments; objects without '$' are not touched. Objects come out
+//     with JSON number types (int64, float64), so DeepCopy works on them;
 //  4. finish: refuse objects without apiVersion, kind or metadata.name, give the
 //     app.yaml namespace to namespaced objects without one (SetDefaultNamespace,
 //     with BuiltinNamespaced or Options.IsNamespaced), add the ownership labels

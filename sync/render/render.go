@@ -228,7 +228,7 @@ func (r *Renderer) postBuild(ctx context.Context, m resmap.ResMap, cluster *repo
 	if m.Size() > MaxObjects {
 		return nil, fail("", fmt.Errorf("renders %d objects, more than the limit of %d", m.Size(), MaxObjects))
 	}
-	objs, err := toObjects(ctx, m, newSubstituter(Vars(cluster, app)), fail)
+	objs, err := toObjects(ctx, m, newSubstituter(Vars(cluster, app), app.Config.Substitute, repo.AppsDir+"/"+app.Name+"/"+repo.AppFile), fail)
 	if err != nil {
 		return nil, err
 	}

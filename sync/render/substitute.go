@@ -60,17 +60,23 @@ func Vars(cluster *repo.ClusterSpec, app *repo.App) map[string]string {
 // SubstituteVariables goes through a JSON round trip first, which loses the
 // quotes: there "${n}" with n=3 becomes the number 3, and version "1.0" the
 // number 1.)
+//
+// The app's substitute mode decides what an undefined variable does: strict fails,
+// defined leaves the reference as written (see escapeUndefined), off skips
+// substitution altogether.
 type substituter struct {
-	vars   map[string]string
-	maxVal int // length of the longest value
+	vars    map[string]string
+	maxVal  int                 // length of the longest value
+	mode    repo.SubstituteMode // "" is strict
+	appFile string              // "apps/<app>/app.yaml", named in errors
 }
 
-func newSubstituter(vars map[string]string) *substituter {
+func newSubstituter(vars map[string]string, mode repo.SubstituteMode, appFile string) *substituter {
 	maxVal := 0
 	for _, v := range vars {
 		maxVal = max(maxVal, len(v))
 	}
-	return &substituter{vars: vars, maxVal: maxVal}
+	return &substituter{vars: vars, maxVal: maxVal, mode: mode, appFile: appFile}
 }
 
 // undefinedVar extracts the name from envsubst's strict-mode error.
@@ -79,7 +85,7 @@ var undefinedVar = regexp.MustCompile(`variable not set \(strict mode\): "([^"]*
 // object returns res as an unstructured object's content, substituted unless it
 // holds no '$' or has substitution disabled.
 func (s *substituter) object(res *resource.Resource) (map[string]any, error) {
-	if disabled(res) || !hasDollar(res.YNode()) {
+	if s.mode == repo.SubstituteOff || disabled(res) || !hasDollar(res.YNode()) {
 		j, err := res.MarshalJSON()
 		if err != nil {
 			return nil, err
@@ -96,12 +102,18 @@ func (s *substituter) object(res *resource.Resource) (map[string]any, error) {
 	if worst := len(text) + refs*s.maxVal; worst > maxExpandedObject {
 		return nil, fmt.Errorf("%d variable references could expand the object to %d bytes, more than the limit of %d", refs, worst, maxExpandedObject)
 	}
+	defined := s.mode == repo.SubstituteDefined
+	if defined {
+		text = escapeUndefined(text, s.vars)
+	}
 	out, err := envsubst.Eval(text, func(name string) (string, bool) {
 		v, ok := s.vars[name]
-		return v, ok
+		// In defined mode only a reference nested in the arguments of a defined
+		// one (${A/x/${B}}) can still name an undefined variable: it is empty.
+		return v, ok || defined
 	})
 	if err != nil {
-		return nil, substError(err)
+		return nil, s.substError(err)
 	}
 	return parseSubstituted(out)
 }
@@ -122,11 +134,81 @@ func parseSubstituted(out string) (map[string]any, error) {
 	return decodeJSON(j)
 }
 
-func substError(err error) error {
+func (s *substituter) substError(err error) error {
 	if m := undefinedVar.FindStringSubmatch(err.Error()); m != nil {
-		return fmt.Errorf("undefined variable %q (define it in cluster.yaml vars or the app's apps.yaml vars, give a default with ${%s:=value}, or write $${%s} for a literal)", m[1], m[1], m[1])
+		return fmt.Errorf("undefined variable %q (define it in cluster.yaml vars or the app's apps.yaml vars, give a default with ${%s:=value}, write $${%s} for a literal, or set \"substitute: defined\" in %s to leave undefined variables as written)", m[1], m[1], m[1], s.appFile)
 	}
 	return fmt.Errorf("substitution: %w", err)
+}
+
+// escapeUndefined rewrites text so that envsubst leaves every reference to a
+// variable not in vars exactly as written: each '$' of such a ${...} (up to its
+// matching '}', nested references included) is doubled, and envsubst turns "$$"
+// back into '$'. Everything else is left for envsubst as in strict mode ("$$" stays
+// an escape, references to defined variables are replaced, $NAME without braces is
+// text), so a manifest whose references all name defined variables renders the
+// same in both modes. A reference with a default (${NAME:-x}) to an undefined
+// variable is left as written too (where strict mode gives x): in a shell script
+// the default is the script's, not Outpost's. A
+// reference nested in the arguments of a defined one is evaluated by envsubst, so
+// there an undefined variable is empty.
+func escapeUndefined(text string, vars map[string]string) string {
+	var b strings.Builder
+	b.Grow(len(text) + 16)
+	for i := 0; i < len(text); {
+		switch {
+		case strings.HasPrefix(text[i:], "$$"):
+			b.WriteString("$$")
+			i += 2
+		case strings.HasPrefix(text[i:], "${"):
+			name := refName(text[i+2:])
+			if _, ok := vars[name]; ok {
+				b.WriteString("${")
+				i += 2
+				continue
+			}
+			end := closingBrace(text, i+2)
+			if end < 0 {
+				end = i + 1 // unterminated: escape the "${" alone
+			}
+			b.WriteString(strings.ReplaceAll(text[i:end+1], "$", "$$"))
+			i = end + 1
+		default:
+			b.WriteByte(text[i])
+			i++
+		}
+	}
+	return b.String()
+}
+
+// refName returns the variable name at the start of s (the text after "${"),
+// skipping a length operator '#'.
+func refName(s string) string {
+	s = strings.TrimPrefix(s, "#")
+	n := 0
+	for n < len(s) && (s[n] == '_' || s[n] >= 'a' && s[n] <= 'z' || s[n] >= 'A' && s[n] <= 'Z' || s[n] >= '0' && s[n] <= '9') {
+		n++
+	}
+	return s[:n]
+}
+
+// closingBrace returns the index of the '}' that closes the reference whose body
+// starts at text[from], counting nested "${", or -1.
+func closingBrace(text string, from int) int {
+	depth := 1
+	for i := from; i < len(text); i++ {
+		switch {
+		case text[i] == '$' && i+1 < len(text) && text[i+1] == '{':
+			depth++
+			i++
+		case text[i] == '}':
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // decodeJSON decodes an object with the number types unstructured expects

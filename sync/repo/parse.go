@@ -202,6 +202,10 @@ func appField(cfg *AppConfig, key string, v node) (bool, error) {
 		cfg.Force, err = v.boolean(false)
 	case "adopt":
 		cfg.Adopt, err = v.boolean(false)
+	case "substitute":
+		cfg.Substitute, err = substituteMode(v)
+	case "createNamespace":
+		cfg.CreateNamespace, err = v.boolean(DefaultCreateNamespace)
 	default:
 		return false, nil
 	}
@@ -220,6 +224,20 @@ func driftPolicy(v node) (DriftPolicy, error) {
 		return DriftPolicy(s), nil
 	}
 	return "", v.errf("must be %q or %q, got %q", DriftReport, DriftCorrect, s)
+}
+
+func substituteMode(v node) (SubstituteMode, error) {
+	s, err := v.str()
+	if err != nil {
+		return "", err
+	}
+	switch SubstituteMode(s) {
+	case "":
+		return DefaultSubstitute, nil
+	case SubstituteStrict, SubstituteDefined, SubstituteOff:
+		return SubstituteMode(s), nil
+	}
+	return "", v.errf("must be %q, %q or %q, got %q", SubstituteStrict, SubstituteDefined, SubstituteOff, s)
 }
 
 func parseDependsOn(v node, cfg *AppConfig) error {

@@ -94,12 +94,15 @@ func TestParseAppFile(t *testing.T) {
 	}{
 		"empty is defaults": {in: "", want: def},
 		"all fields": {
-			in: "namespace: web\nprune: false\ndrift: correct\nhealthTimeout: 90s\ndependsOn: [db, cache]\nallowEmpty: true\nforce: true\n",
+			in: "namespace: web\nprune: false\ndrift: correct\nhealthTimeout: 90s\ndependsOn: [db, cache]\nallowEmpty: true\nforce: true\nsubstitute: defined\ncreateNamespace: false\n",
 			want: AppConfig{Namespace: "web", Prune: false, Drift: DriftCorrect,
 				HealthTimeout: metav1.Duration{Duration: 90 * time.Second}, DependsOn: []string{"db", "cache"},
-				AllowEmpty: true, Force: true, dependsOnLines: []int{5, 5}},
+				AllowEmpty: true, Force: true, Substitute: SubstituteDefined, dependsOnLines: []int{5, 5}},
 		},
-		"nulls keep defaults": {in: "namespace:\nprune:\ndrift:\nhealthTimeout:\n", want: def},
+		"nulls keep defaults": {in: "namespace:\nprune:\ndrift:\nhealthTimeout:\nsubstitute:\ncreateNamespace:\n", want: def},
+		"substitute off":      {in: "substitute: off\n", want: func() AppConfig { c := def; c.Substitute = SubstituteOff; return c }()},
+		"bad substitute":      {in: "prune: true\nsubstitute: lenient\n", wantErr: file + `:2: substitute: must be "strict", "defined" or "off", got "lenient"`},
+		"createNamespace str": {in: "createNamespace: \"no\"\n", wantErr: file + `:1: createNamespace: must be true or false, got "no"`},
 		"unknown field":       {in: "namespace: web\nprun: false\n", wantErr: file + ":2: prun: unknown field"},
 		"bad drift":           {in: "drift: sometimes\n", wantErr: file + `:1: drift: must be "report" or "correct", got "sometimes"`},
 		"prune string":        {in: "prune: \"no\"\n", wantErr: file + `:1: prune: must be true or false, got "no"`},

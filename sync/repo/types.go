@@ -36,6 +36,10 @@ const (
 	DefaultDrift = DriftReport
 	// DefaultHealthTimeout is app.yaml's healthTimeout when unset.
 	DefaultHealthTimeout = 5 * time.Minute
+	// DefaultSubstitute is app.yaml's substitute when unset.
+	DefaultSubstitute = SubstituteStrict
+	// DefaultCreateNamespace is app.yaml's createNamespace when unset.
+	DefaultCreateNamespace = true
 )
 
 // File layout of the repository contract, relative to the repository root.
@@ -61,6 +65,20 @@ const (
 	DriftReport DriftPolicy = "report"
 	// DriftCorrect reports drift and re-applies the desired state.
 	DriftCorrect DriftPolicy = "correct"
+)
+
+// SubstituteMode says how post-build variable substitution treats a reference to a
+// variable that is not defined.
+type SubstituteMode string
+
+const (
+	// SubstituteStrict fails the render on ${NAME} of an undefined variable.
+	SubstituteStrict SubstituteMode = "strict"
+	// SubstituteDefined replaces only defined variables and leaves every reference to
+	// an undefined one as written (shell scripts in ConfigMaps).
+	SubstituteDefined SubstituteMode = "defined"
+	// SubstituteOff does not substitute at all.
+	SubstituteOff SubstituteMode = "off"
 )
 
 // ClusterConfig is the content of clusters/<cluster>/cluster.yaml.
@@ -111,6 +129,11 @@ type AppConfig struct {
 	AllowEmpty bool `json:"allowEmpty"`
 	// Force lets the apply step recreate objects whose immutable fields changed.
 	Force bool `json:"force"`
+	// Substitute is how variables are substituted. Default strict.
+	Substitute SubstituteMode `json:"substitute"`
+	// CreateNamespace lets the sync create Namespace (when set and not rendered) if it
+	// does not exist; the Namespace then belongs to the app. Default true.
+	CreateNamespace bool `json:"createNamespace"`
 
 	dependsOnLines []int // line of each DependsOn item, for errors found later
 	// Adopt lets the app take over existing objects that Outpost does not manage.
@@ -122,9 +145,11 @@ type AppConfig struct {
 // DefaultAppConfig returns the config of an app without app.yaml.
 func DefaultAppConfig() AppConfig {
 	return AppConfig{
-		Prune:         DefaultPrune,
-		Drift:         DefaultDrift,
-		HealthTimeout: metav1.Duration{Duration: DefaultHealthTimeout},
+		Prune:           DefaultPrune,
+		Drift:           DefaultDrift,
+		HealthTimeout:   metav1.Duration{Duration: DefaultHealthTimeout},
+		Substitute:      DefaultSubstitute,
+		CreateNamespace: DefaultCreateNamespace,
 	}
 }
 

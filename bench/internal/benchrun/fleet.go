@@ -18,7 +18,7 @@ import (
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/hub"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 // benchAdminToken is the admin token of the benchmark's hub (loopback only, per run).
@@ -114,7 +114,7 @@ func (h *benchHub) register(ctx context.Context, dir, name string) (tokenFile st
 
 // startAgent runs an agent for cluster in-process: Git from the hub, reports to
 // hubURL (the hub, or a proxy in front of it).
-func startAgent(ctx context.Context, cluster *testenv.Cluster, name, gitBase, hubURL, tokenFile, cacheDir string,
+func startAgent(ctx context.Context, cluster *localk8s.Cluster, name, gitBase, hubURL, tokenFile, cacheDir string,
 	log *slog.Logger, mutate func(*agent.Config)) *component {
 	cfg := agent.DefaultConfig()
 	cfg.ClusterName = name

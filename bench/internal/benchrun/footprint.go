@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 // footprintTargetMB is the design brief's target for the idle agent's RSS at 100 apps
@@ -208,11 +208,11 @@ func measureFootprint(ctx context.Context, e *runEnv, h *benchHub, work, bin str
 	if err != nil {
 		return nil, err
 	}
-	addr, err := testenv.FreeAddr()
+	addr, err := localk8s.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	pprofAddr, err := testenv.FreeAddr()
+	pprofAddr, err := localk8s.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +331,38 @@ func measureFootprint(ctx context.Context, e *runEnv, h *benchHub, work, bin str
 		return nil, err
 	}
 	fp.heapInuse /= 1 << 20
+	if dir := os.Getenv(pprofDirEnv); dir != "" {
+		// The idle agent's heap profile (after a GC): agent-heap-<binary>-<apps>.pprof.
+		out := filepath.Join(dir, fmt.Sprintf("agent-heap-%s-%d.pprof", strings.ReplaceAll(b.label, " ", "-"), apps))
+		if err := saveURL(ctx, "http://"+pprofAddr+"/debug/pprof/heap?gc=1", out); err != nil {
+			return nil, err
+		}
+	}
 	return fp, nil
+}
+
+// saveURL writes the body of a GET of url to the file out.
+func saveURL(ctx context.Context, url, out string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("get %s: %s", url, resp.Status)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", url, err)
+	}
+	if err := os.WriteFile(out, body, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	return nil
 }
 
 // footprintEnv is the bench's environment without the Go runtime's memory knobs, so

@@ -28,7 +28,8 @@ const reportPeriod = 30 * time.Second
 
 // pprofDirEnv names a directory that, when set, receives the hub's profiles of each
 // hub-capacity run: hub-cpu-<N>.pprof over the measurement window and
-// hub-heap-<N>.pprof at its end (read them with `go tool pprof`).
+// hub-heap-<N>.pprof at its end, and of each agent-footprint run the idle agent's
+// heap, agent-heap-<binary>-<apps>.pprof (read them with `go tool pprof`).
 const pprofDirEnv = "OUTPOST_BENCH_PPROF_DIR"
 
 // hubCapacity runs the hub as its own process under N simulated clusters, for each

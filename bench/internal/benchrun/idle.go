@@ -9,7 +9,7 @@ import (
 
 	"github.com/outpost-gitops/outpost/agent"
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 const (
@@ -28,7 +28,7 @@ func agentIdle(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		Name: "agent-idle",
 		Description: fmt.Sprintf("A real agent (in-process, with the hub, Git polled every %s) on an api-mode "+
 			"testbed cluster with N apps, after all are Synced and %s of quiet: its requests to the apiserver "+
-			"counted client-side (testenv.Requests on its rest.Config; a watch counts once, when opened) in "+
+			"counted client-side (localk8s.Requests on its rest.Config; a watch counts once, when opened) in "+
 			"buckets of %s, scaled to per minute. Compare with noop-cost's flux-style cycle (one GET and one "+
 			"dry-run per object per interval).", fleetGitPoll, idleSettle, idleBucket),
 		Scale: fmt.Sprintf("%d apps × %d ConfigMaps, %d buckets", sc.noopApps, sc.noopObjectsPerApp, sc.idleBuckets),
@@ -69,7 +69,7 @@ func agentIdle(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		return res, err
 	}
 	counted := cluster.RESTConfig()
-	req := &testenv.Requests{}
+	req := &localk8s.Requests{}
 	counted.Wrap(req.Wrap)
 	a := startAgent(ctx, cluster, name, h.url, h.url, token, filepath.Join(work, "cache"), compLog, func(c *agent.Config) {
 		c.RESTConfig = counted

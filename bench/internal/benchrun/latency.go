@@ -15,7 +15,7 @@ import (
 	"github.com/outpost-gitops/outpost/agent"
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 const (
@@ -49,7 +49,7 @@ func commitLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	compLog := e.componentLogger()
 
 	names := make([]string, sc.e2eClusters)
-	clusters := make([]*testenv.Cluster, sc.e2eClusters)
+	clusters := make([]*localk8s.Cluster, sc.e2eClusters)
 	defer func() {
 		for _, c := range clusters {
 			if c != nil {

@@ -9,7 +9,7 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 	"github.com/outpost-gitops/outpost/sync/apply"
 	"github.com/outpost-gitops/outpost/sync/object"
 )
@@ -34,7 +34,7 @@ func noopCost(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		Description: "One sync cycle over every app when nothing changed. Outpost: sync/apply SyncApp per app " +
 			"(hash + resourceVersion records, one metadata LIST per kind and namespace). Flux-style: " +
 			"fluxcd/pkg/ssa ResourceManager.ApplyAll per app (GET + server-side dry-run per object). " +
-			"Requests counted client-side (testenv.Requests); cycles interleaved on one apiserver; " +
+			"Requests counted client-side (localk8s.Requests); cycles interleaved on one apiserver; " +
 			"the first (create) cycle and one warm-up cycle are not counted.",
 		Scale: fmt.Sprintf("%d apps × %d objects (ConfigMaps, headless Services), %d cycles",
 			sc.noopApps, sc.noopObjectsPerApp, sc.noopCycles),
@@ -45,7 +45,7 @@ func noopCost(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	}
 	defer func() { _ = cluster.Stop() }()
 
-	outReq, fluxReq := &testenv.Requests{}, &testenv.Requests{}
+	outReq, fluxReq := &localk8s.Requests{}, &localk8s.Requests{}
 	outClient, plain, err := countedClient(cluster, outReq)
 	if err != nil {
 		return res, err

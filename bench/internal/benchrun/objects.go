@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 // configMaps returns n ConfigMaps in ns, each carrying about size bytes of data.
@@ -82,7 +82,7 @@ func createNamespaces(ctx context.Context, c client.Client, names ...string) err
 
 // countedClient returns a client of cluster whose requests req records, and one that
 // is not counted.
-func countedClient(cluster *testenv.Cluster, req *testenv.Requests) (counted, plain client.Client, err error) {
+func countedClient(cluster *localk8s.Cluster, req *localk8s.Requests) (counted, plain client.Client, err error) {
 	cfg := cluster.RESTConfig()
 	cfg.Wrap(req.Wrap)
 	if counted, err = client.New(cfg, client.Options{}); err != nil {

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 // Config configures a run.
@@ -23,7 +23,7 @@ type Config struct {
 	Only []string
 	// OutDir receives <date>.json and <date>.md; empty writes nothing.
 	OutDir string
-	// BinDir holds the testbed binaries; empty means testenv.DefaultBinDir.
+	// BinDir holds the testbed binaries; empty means localk8s.DefaultBinDir.
 	BinDir string
 	// Logger receives progress; default discards.
 	Logger *slog.Logger
@@ -74,6 +74,8 @@ type scale struct {
 	footprintApps                  []int
 	footprintSettle, footprintIdle time.Duration
 	footprintCombined              bool
+	// diffClusters × diffApps is the fleet-diff repository, diffed diffReps times.
+	diffClusters, diffApps, diffReps int
 }
 
 func scaleFor(quick bool) scale {
@@ -88,6 +90,7 @@ func scaleFor(quick bool) scale {
 			driftEdits: 20, idleBuckets: 3,
 			hubClusters: []int{1000}, hubWindow: 30 * time.Second,
 			footprintApps: []int{10}, footprintSettle: 2 * time.Second, footprintIdle: 5 * time.Second,
+			diffClusters: 20, diffApps: 5, diffReps: 2,
 		}
 	}
 	return scale{
@@ -101,6 +104,7 @@ func scaleFor(quick bool) scale {
 		hubClusters: []int{1000, 10000}, hubWindow: 60 * time.Second,
 		footprintApps: []int{10, 100}, footprintSettle: 10 * time.Second, footprintIdle: 20 * time.Second,
 		footprintCombined: true,
+		diffClusters:      100, diffApps: 20, diffReps: 3,
 	}
 }
 
@@ -130,6 +134,7 @@ func measurements() []measurement {
 		{name: "fleet-bump", run: fleetBumpCompare},
 		{name: "drift", run: driftLatency},
 		{name: "hub-capacity", run: hubCapacity},
+		{name: "fleet-diff", run: fleetDiff},
 	}
 }
 
@@ -158,7 +163,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{
 		Mode: "full", Started: time.Now().UTC(), Host: host, CPUs: runtime.NumCPU(),
 		OS: runtime.GOOS + "/" + runtime.GOARCH, GoVersion: runtime.Version(),
-		KubernetesVersion: testenv.KubernetesVersion,
+		KubernetesVersion: localk8s.KubernetesVersion,
 	}
 	if cfg.Quick {
 		rep.Mode = "quick"
@@ -220,8 +225,8 @@ func write(dir string, rep *Report) error {
 }
 
 // startCluster starts an api-mode testbed cluster for a measurement.
-func (e *runEnv) startCluster(ctx context.Context, name string) (*testenv.Cluster, error) {
-	c, err := testenv.Start(ctx, testenv.Options{Name: name, BinDir: e.binDir, Logger: e.log})
+func (e *runEnv) startCluster(ctx context.Context, name string) (*localk8s.Cluster, error) {
+	c, err := localk8s.Start(ctx, localk8s.Options{Name: name, BinDir: e.binDir, Logger: e.log})
 	if err != nil {
 		return nil, fmt.Errorf("start cluster %s: %w", name, err)
 	}

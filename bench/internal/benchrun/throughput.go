@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/outpost-gitops/outpost/internal/testenv"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 	"github.com/outpost-gitops/outpost/sync/apply"
 )
 
@@ -212,7 +212,7 @@ func measureWorkload(ctx context.Context, e *runEnv, c client.Client, tools []ap
 // apply --server-side on it. With crdsFirst, CRDs are applied first from their own
 // directory and waited for until Established, as one must before their custom
 // resources can be applied.
-func kubectlApply(ctx context.Context, cluster *testenv.Cluster, dir string, objs []*unstructured.Unstructured, crdsFirst bool) error {
+func kubectlApply(ctx context.Context, cluster *localk8s.Cluster, dir string, objs []*unstructured.Unstructured, crdsFirst bool) error {
 	crds, rest := splitCRDs(objs)
 	if !crdsFirst || len(crds) == 0 {
 		return kubectlApplyDir(ctx, cluster, dir, objs)
@@ -231,7 +231,7 @@ func kubectlApply(ctx context.Context, cluster *testenv.Cluster, dir string, obj
 }
 
 // kubectlApplyDir writes objs into dir, one file each, and applies the directory.
-func kubectlApplyDir(ctx context.Context, cluster *testenv.Cluster, dir string, objs []*unstructured.Unstructured) error {
+func kubectlApplyDir(ctx context.Context, cluster *localk8s.Cluster, dir string, objs []*unstructured.Unstructured) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("kubectl manifests %s: %w", dir, err)
 	}
@@ -249,7 +249,7 @@ func kubectlApplyDir(ctx context.Context, cluster *testenv.Cluster, dir string, 
 }
 
 // kubectl runs the testbed's kubectl with args against cluster.
-func kubectl(ctx context.Context, cluster *testenv.Cluster, args ...string) error {
+func kubectl(ctx context.Context, cluster *localk8s.Cluster, args ...string) error {
 	cmd := exec.CommandContext(ctx, cluster.Binaries().Kubectl, append([]string{"--kubeconfig", cluster.KubeconfigPath()}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

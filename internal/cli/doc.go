@@ -1,5 +1,0 @@
-// Package cli is the command tree of the outpost binary (cobra): the hub and agent
-// servers, the CLI verbs that talk to the hub, and developer tools such as
-// `outpost dev cluster`. Commands parse and validate flags, then call Run functions of
-// the hub, agent and testenv packages; they hold no logic of their own.
-package cli
