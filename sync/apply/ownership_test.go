@@ -124,3 +124,35 @@ func TestAdoptOptionTakesExistingObjects(t *testing.T) {
 		t.Errorf("legacy labelled %q after adopt, want %s", got, h.app)
 	}
 }
+
+// A Namespace one app created holds another app's objects too: when the first app
+// drops it, prune leaves it in place (deleting it would delete the other app's
+// objects with it) and drops it from the first app's inventory.
+func TestPruneKeepsANamespaceAnotherAppStillUses(t *testing.T) {
+	h := newHarness(t)
+	shared := h.ns + "-shared"
+	ns := fromYAML(t, "", `{apiVersion: v1, kind: Namespace, metadata: {name: `+shared+`}}`)
+	keepA := fromYAML(t, h.ns, `{apiVersion: v1, kind: ConfigMap, metadata: {name: a-keep}}`)
+	cmA := fromYAML(t, shared, `{apiVersion: v1, kind: ConfigMap, metadata: {name: a-cm}}`)
+	cmB := fromYAML(t, shared, `{apiVersion: v1, kind: ConfigMap, metadata: {name: b-cm}}`)
+	appA, appB := h.app+"-a", h.app+"-b"
+	if res := h.syncAs(t, appA, []*unstructured.Unstructured{ns, keepA, cmA}, Options{}); res.Changes.Counts.Failed != 0 {
+		t.Fatalf("app A: %+v", res.Changes)
+	}
+	if res := h.syncAs(t, appB, []*unstructured.Unstructured{cmB}, Options{}); res.Changes.Counts.Failed != 0 {
+		t.Fatalf("app B: %+v", res.Changes)
+	}
+
+	// A drops its Namespace and its object in it: B's object is still there.
+	res := h.syncAs(t, appA, []*unstructured.Unstructured{keepA}, Options{})
+	if c, ok := res.Changes.Get(object.RefOf(ns)); !ok || c.Action != ActionDisowned {
+		t.Fatalf("namespace change %+v, want disowned (left in place)", c)
+	}
+	live := h.live(t, ns)
+	if live == nil || live.GetDeletionTimestamp() != nil {
+		t.Fatal("the shared Namespace was deleted with app B's objects in it")
+	}
+	if h.live(t, cmB) == nil || h.live(t, cmA) != nil {
+		t.Fatal("want B's ConfigMap kept and A's pruned")
+	}
+}

@@ -87,6 +87,18 @@ func (s *Syncer) pruneOne(ctx context.Context, app string, it plan.Item) Change 
 	case pm.DeletionTimestamp != nil:
 		return done(ActionDeleted)
 	}
+	if it.Ref.Group == "" && it.Ref.Kind == "Namespace" {
+		other, err := s.namespaceUser(ctx, app, it.Name)
+		if err != nil {
+			return failed(it.Ref, it.Version, OpGet, fmt.Errorf("prune %s: %w", it.Ref, err))
+		}
+		if other != "" {
+			// Deleting it would delete the other app's objects with it.
+			s.cfg.Logger.InfoContext(ctx, "namespace left in place: another app still has objects in it",
+				"app", app, "namespace", it.Name, "otherApp", other)
+			return done(ActionDisowned)
+		}
+	}
 	err = s.cfg.Client.Delete(ctx, pm,
 		client.Preconditions{UID: &pm.UID, ResourceVersion: &pm.ResourceVersion},
 		client.PropagationPolicy(metav1.DeletePropagationBackground))
@@ -95,3 +107,39 @@ func (s *Syncer) pruneOne(ctx context.Context, app string, it plan.Item) Change 
 	}
 	return done(ActionDeleted)
 }
+
+// AppLister lists the apps that have an inventory; *inventory.Store is one. Prune
+// uses it, when the Store provides it, to keep a Namespace other apps still use.
+type AppLister interface {
+	Apps(ctx context.Context) ([]string, error)
+}
+
+// namespaceUser returns an app other than app whose inventory lists an object in
+// namespace ns ("" when none), so that pruning app's Namespace never deletes another
+// app's objects with it. A Store that cannot list apps answers "".
+func (s *Syncer) namespaceUser(ctx context.Context, app, ns string) (string, error) {
+	lister, ok := s.cfg.Store.(AppLister)
+	if !ok {
+		return "", nil
+	}
+	apps, err := lister.Apps(ctx)
+	if err != nil {
+		return "", fmt.Errorf("list inventories: %w", err)
+	}
+	for _, other := range apps {
+		if other == app {
+			continue
+		}
+		inv, err := s.cfg.Store.Load(ctx, other)
+		if err != nil {
+			return "", fmt.Errorf("inventory of app %q: %w", other, err)
+		}
+		for _, e := range inv.Entries {
+			if e.Namespace == ns {
+				return other, nil
+			}
+		}
+	}
+	return "", nil
+}
+
