@@ -142,4 +142,3 @@ func (s *Syncer) namespaceUser(ctx context.Context, app, ns string) (string, err
 	}
 	return "", nil
 }
-
