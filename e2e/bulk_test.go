@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
-	"github.com/outpost-gitops/outpost/internal/cli"
+	"github.com/outpost-gitops/outpost/cmd/outpost/cli"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
 	"github.com/outpost-gitops/outpost/internal/testenv"
 )
@@ -122,8 +122,15 @@ func TestBulkSetSelector(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &dry); err != nil {
 		t.Fatalf("dry run output: %v\n%s", err, out)
 	}
-	if !dry.DryRun || dry.Committed || len(dry.Changes) != 6 || headOf(t, api) != before {
+	if !dry.DryRun || dry.Committed || len(dry.Changes) != 6 || headOf(t, api) != before || dry.PreviewRevision == "" {
 		t.Fatalf("dry run = %+v", dry)
+	}
+	// As a table, the dry run also shows what each matched cluster would apply,
+	// rendered by the hub from the preview commit, and still commits nothing.
+	out, code = runOutpost(t, hubURL, "set", "web", "2", "--selector", bulkSelector, "--dry-run")
+	if code != 0 || !strings.Contains(out, "rendered, per cluster") || strings.Count(out, "~ changed ConfigMap") != 6 ||
+		!strings.Contains(out, "6 clusters, 6 apps: 0 added, 6 changed, 0 removed") || headOf(t, api) != before {
+		t.Fatalf("dry run table: exit %d\n%s", code, out)
 	}
 
 	start := time.Now()

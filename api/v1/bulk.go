@@ -124,4 +124,8 @@ type BulkResult struct {
 	Revision string `json:"revision"`
 	// Changes has one entry per selected cluster, sorted by cluster.
 	Changes []BulkChange `json:"changes"`
+	// PreviewRevision, for a dry run that would change something, is the commit the
+	// write would make, on no branch: GET /api/v1/diff?base=<revision>&head=<preview>
+	// renders what it would do to every cluster.
+	PreviewRevision string `json:"previewRevision,omitempty"`
 }

@@ -91,6 +91,14 @@ func TestBulkSetSelectorOneCommit(t *testing.T) {
 	if !equalChanges(plan.Changes, wantChanges) {
 		t.Errorf("dry run changes = %+v, want %+v", plan.Changes, wantChanges)
 	}
+	// The dry run's preview commit is the write it would make, on no branch: its
+	// tree holds the edit (for GET /api/v1/diff), the branch does not.
+	if plan.Preview == "" || plan.Preview == before {
+		t.Fatalf("dry run preview %q", plan.Preview)
+	}
+	if sn, err := s.Snapshot(ctx, plan.Preview); err != nil || sn.Cluster("prod-eu-2") == nil || sn.Cluster("prod-eu-2").App("web").Version != "2.0" {
+		t.Fatalf("preview snapshot: %v", err)
+	}
 
 	res, err := s.Bulk(ctx, req, jane)
 	if err != nil {

@@ -40,6 +40,10 @@ type WriteResult struct {
 	// Attempts is the number of commits published, including those that lost a
 	// push race (1 without a race, 0 without a commit).
 	Attempts int `json:"attempts"`
+	// Preview, for a dry run that would change something, is the commit the write
+	// would make, stored in the repository but on no branch: diff it against
+	// Revision to see what the write would do to every cluster before making it.
+	Preview string `json:"preview,omitempty"`
 }
 
 // SetVersion sets the version of app on cluster: one commit "set app=version
@@ -293,8 +297,17 @@ func (s *Store) writeLocked(ctx context.Context, author Author, ifMatch string, 
 		}
 		p, err := ch.apply(ctx, base)
 		if err == nil && ch.dryRun {
-			return &WriteResult{Revision: s.head.String(), Previous: prev.String(), Message: p.message,
-				Before: p.before, After: p.after}, nil, nil
+			res := &WriteResult{Revision: s.head.String(), Previous: prev.String(), Message: p.message,
+				Before: p.before, After: p.after}
+			if len(p.edits) > 0 {
+				// The commit object, on no ref: what the write would make, for a diff.
+				h, err := s.commitPlan(ctx, base, baseTree, ch.cluster, p, author)
+				if err != nil {
+					return nil, nil, err
+				}
+				res.Preview = h.String()
+			}
+			return res, nil, nil
 		}
 		var h plumbing.Hash
 		if err == nil && len(p.edits) > 0 {

@@ -53,7 +53,8 @@ func (a *API) bulk(w http.ResponseWriter, r *http.Request, c *caller) error {
 			"revision", res.Revision, "by", c.author.Name)
 	}
 	out := apiv1.BulkResult{App: app, Action: req.Action, DryRun: res.DryRun, Committed: res.Committed,
-		Message: res.Message, Revision: res.Revision, Changes: make([]apiv1.BulkChange, 0, len(res.Changes))}
+		Message: res.Message, Revision: res.Revision, Changes: make([]apiv1.BulkChange, 0, len(res.Changes)),
+		PreviewRevision: res.Preview}
 	for _, ch := range res.Changes {
 		out.Changes = append(out.Changes, apiv1.BulkChange{Cluster: ch.Cluster, PreviousVersion: ch.Before,
 			Version: ch.After, Changed: ch.Changed})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/sync/fleetdiff"
 )
 
 // WriteOptions are the options of a write of desired state.
@@ -176,6 +177,23 @@ func (c *Client) Bulk(ctx context.Context, app string, req apiv1.BulkRequest) (*
 		body: req, out: &out, once: !req.DryRun,
 	})
 	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Diff renders what head changes relative to base on every cluster (GET
+// /api/v1/diff); empty head is the hub's head, empty base head's first parent.
+func (c *Client) Diff(ctx context.Context, base, head string) (*fleetdiff.Result, error) {
+	query := url.Values{}
+	if base != "" {
+		query.Set("base", base)
+	}
+	if head != "" {
+		query.Set("head", head)
+	}
+	var out fleetdiff.Result
+	if err := c.do(ctx, request{method: http.MethodGet, path: apiPrefix + "/diff", query: query, out: &out}); err != nil {
 		return nil, err
 	}
 	return &out, nil

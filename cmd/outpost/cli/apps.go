@@ -10,6 +10,7 @@ import (
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
+	"github.com/outpost-gitops/outpost/sync/fleetdiff"
 )
 
 // appWriteFlags are the flags of set, unset and rollback.
@@ -84,7 +85,29 @@ func runBulk(cmd *cobra.Command, c *hubapi.Client, format, what, app string, req
 	if err != nil {
 		return fmt.Errorf("%s on %s: %w", what, selectionText(req), err)
 	}
-	return write(cmd.OutOrStdout(), format, res, func(w io.Writer) error { return bulkTable(w, res) })
+	return write(cmd.OutOrStdout(), format, res, func(w io.Writer) error {
+		if err := bulkTable(w, res); err != nil {
+			return err
+		}
+		return previewDiff(cmd.Context(), w, c, res)
+	})
+}
+
+// previewDiff prints, after a dry run's table, what the write would do to every
+// cluster: the hub renders its preview commit against the current revision.
+func previewDiff(ctx context.Context, w io.Writer, c *hubapi.Client, res *apiv1.BulkResult) error {
+	if !res.DryRun || res.PreviewRevision == "" {
+		return nil
+	}
+	d, err := c.Diff(ctx, res.Revision, res.PreviewRevision)
+	if err != nil {
+		_, err = fmt.Fprintf(w, "\nthe rendered diff is not available: %v\n", err)
+		return err
+	}
+	if _, err := fmt.Fprintln(w, "\nrendered, per cluster (what the agents would apply):"); err != nil {
+		return err
+	}
+	return fleetdiff.WriteText(w, d, false)
 }
 
 // selectionText names a bulk write's selection for an error message.
