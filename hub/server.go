@@ -134,6 +134,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Store: st, Git: gs, Notifier: n, Admins: admins, WebhookSecret: []byte(secret), Branch: cfg.GitBranch,
 		GitServer: gitServer, Metrics: tel.Metrics, Meter: tel.Meter, Tracer: tel.Tracer,
 		Dashboard: func(src httpapi.ReadModel) (http.Handler, error) {
+			if cfg.DashboardPublic {
+				// A public dashboard shows status only: the history and commit pages
+				// (rendered manifests) need the admin token.
+				src = readModelOnly{src}
+			}
 			return web.New(src, web.Options{Logger: log})
 		},
 		DashboardPublic: cfg.DashboardPublic,
@@ -235,3 +240,10 @@ func pollGit(ctx context.Context, gs *gitstore.Store, interval time.Duration, lo
 		}
 	}
 }
+
+// readModelOnly hides every method but the ReadModel's, so a public dashboard gets
+// no history or commit pages (web.HistorySource).
+type readModelOnly struct{ httpapi.ReadModel }
+
+// The hub's API gives its dashboard the history and commit pages.
+var _ web.HistorySource = (*httpapi.API)(nil)

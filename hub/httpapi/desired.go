@@ -88,18 +88,35 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	if err := a.knownCluster(r.Context(), cluster); err != nil {
 		return err
 	}
-	entries, err := a.cfg.Git.History(r.Context(), cluster, app, int(limit))
+	out, err := a.historyOf(r.Context(), cluster, app, int(limit))
 	if err != nil {
 		return err
 	}
-	out := apiv1.HistoryList{Entries: make([]apiv1.HistoryEntry, 0, len(entries))}
+	setETag(w, a.cfg.Git.Head())
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// History returns at most limit commits that changed a registered cluster, newest
+// first: the answer of GET /api/v1/clusters/{cluster}/history, for the dashboard.
+func (a *API) History(ctx context.Context, cluster string, limit int) (*apiv1.HistoryList, error) {
+	if err := a.knownCluster(ctx, cluster); err != nil {
+		return nil, err
+	}
+	return a.historyOf(ctx, cluster, "", limit)
+}
+
+func (a *API) historyOf(ctx context.Context, cluster, app string, limit int) (*apiv1.HistoryList, error) {
+	entries, err := a.cfg.Git.History(ctx, cluster, app, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := &apiv1.HistoryList{Entries: make([]apiv1.HistoryEntry, 0, len(entries))}
 	for _, e := range entries {
 		out.Entries = append(out.Entries, apiv1.HistoryEntry{
 			Commit: e.Revision, Author: e.Author.Name, Email: e.Author.Email, Time: e.Time.UTC(),
 			Message: e.Message, Before: e.Before, After: e.After,
 		})
 	}
-	setETag(w, a.cfg.Git.Head())
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }

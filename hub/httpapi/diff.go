@@ -28,10 +28,6 @@ const maxDiffs = 2
 // relative to base (default: head's first parent) on every cluster, rendered by the
 // agent's renderer (sync/fleetdiff), as outpost diff -o json prints it.
 func (a *API) diff(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	ex, ok := a.cfg.Git.(Exporter)
-	if !ok {
-		return newError(apiv1.CodeUnavailable, "", "this hub's Git store cannot export revisions")
-	}
 	head, err := singleQuery(r, "head")
 	if err != nil {
 		return err
@@ -60,28 +56,49 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request, _ *caller) error {
 			return errInvalid("selector", "%s", err)
 		}
 	}
+	res, err := a.diffRevisions(r.Context(), base, head, opts)
+	if err != nil {
+		return err
+	}
+	setETag(w, res.Head+"-"+res.Base)
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// Diff renders what head (empty: the head) changes relative to base (empty: head's
+// first parent) on every cluster: the answer of GET /api/v1/diff, for the dashboard.
+func (a *API) Diff(ctx context.Context, base, head string) (*fleetdiff.Result, error) {
+	return a.diffRevisions(ctx, base, head, fleetdiff.Options{})
+}
+
+// diffRevisions exports both revisions and runs fleetdiff, at most maxDiffs at once.
+func (a *API) diffRevisions(ctx context.Context, base, head string, opts fleetdiff.Options) (*fleetdiff.Result, error) {
+	ex, ok := a.cfg.Git.(Exporter)
+	if !ok {
+		return nil, newError(apiv1.CodeUnavailable, "", "this hub's Git store cannot export revisions")
+	}
 	select {
 	case a.diffs <- struct{}{}:
 		defer func() { <-a.diffs }()
 	default:
 		e := newError(apiv1.CodeTooManyRequests, "", "%d diffs are being rendered; retry shortly", maxDiffs)
 		e.retryAfter = "2"
-		return e
+		return nil, e
 	}
 	tmp, err := os.MkdirTemp("", "outpost-hub-diff-")
 	if err != nil {
-		return fmt.Errorf("diff work directory: %w", err)
+		return nil, fmt.Errorf("diff work directory: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
 	headDir, baseDir := tmp+"/head", tmp+"/base"
 	for _, d := range []string{headDir, baseDir} {
 		if err := os.Mkdir(d, 0o700); err != nil {
-			return fmt.Errorf("diff work directory: %w", err)
+			return nil, fmt.Errorf("diff work directory: %w", err)
 		}
 	}
-	headRev, parent, err := ex.Export(r.Context(), head, headDir)
+	headRev, parent, err := ex.Export(ctx, head, headDir)
 	if err != nil {
-		return fieldError("head", err)
+		return nil, fieldError("head", err)
 	}
 	if base == "" {
 		base = parent
@@ -90,19 +107,13 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	if base == "" {
 		baseDir = "" // a root commit: everything is added
 	} else {
-		baseRev, _, err := ex.Export(r.Context(), base, baseDir)
+		baseRev, _, err := ex.Export(ctx, base, baseDir)
 		if err != nil {
-			return fieldError("base", err)
+			return nil, fieldError("base", err)
 		}
 		opts.BaseName = baseRev
 	}
-	res, err := fleetdiff.Compute(r.Context(), baseDir, headDir, opts)
-	if err != nil {
-		return err
-	}
-	setETag(w, headRev+"-"+opts.BaseName)
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return fleetdiff.Compute(ctx, baseDir, headDir, opts)
 }
 
 // fieldError names the query parameter a revision error is about.

@@ -104,3 +104,34 @@ func TestLiveRefreshInChromium(t *testing.T) {
 	report("0.9.3")
 	b.waitFor("the polling page shows a new report", searchOnProd, "0.9.3", 10*time.Second)
 }
+
+// TestCommitDiffInChromium opens a cluster's history in real headless Chromium, then
+// the page of its newest commit: the DOM must show the commit list and the commit's
+// rendered per-cluster diff, with added and removed lines marked.
+func TestCommitDiffInChromium(t *testing.T) {
+	chromium := chromiumtest.Path(t)
+	h, rev := withHistory(t)
+	srv := serve(t, h, web.Options{})
+	dir := chromiumtest.ArtifactDir(t)
+
+	history := string(chromiumtest.Headless(t, chromium, srv.URL+"/clusters/prod-eu/history", "--dump-dom"))
+	if !strings.Contains(history, `href="/commits/`+rev+`?cluster=prod-eu"`) || !strings.Contains(history, "History of prod-eu") {
+		t.Fatalf("the history DOM lacks the commit link:\n%s", history)
+	}
+	page := srv.URL + "/commits/" + rev + "?cluster=prod-eu"
+	dom := string(chromiumtest.Headless(t, chromium, page, "--dump-dom"))
+	for _, want := range []string{
+		`<html lang="en" data-js="on">`, ">prod-eu<", "Deployment.apps/web/web",
+		`<span class="d-del">-  image: nginx:1.4.2</span>`, `<span class="d-add">+  image: nginx:1.4.3</span>`,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the commit page's DOM lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("DOM:\n%s", dom)
+	}
+	shot := filepath.Join(dir, "dashboard-commit.png")
+	chromiumtest.Screenshot(t, chromium, page, shot)
+	t.Logf("screenshot of the commit page: %s", shot)
+}

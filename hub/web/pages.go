@@ -73,13 +73,16 @@ func (h *handler) parseTemplates() (map[string]*template.Template, error) {
 		"short": shortRev,
 		"trunc": func(s string) string { return truncate(s, maxValueLen) },
 		"dur":   duration,
+		// the commit page's unified diffs
+		"diffLines": diffLines,
+		"diffClass": diffLineClass,
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: parse templates/layout.html: %w", err)
 	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"overview", "cluster", "error"} {
+	for _, name := range []string{"overview", "cluster", "history", "commit", "error"} {
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: parse templates/%s.html: %w", name, err)

@@ -151,6 +151,8 @@ func New(src Source, opts Options) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.overview)
 	mux.HandleFunc("GET /clusters/{cluster}", h.cluster)
+	mux.HandleFunc("GET /clusters/{cluster}/history", h.history)
+	mux.HandleFunc("GET /commits/{rev}", h.commit)
 	mux.HandleFunc("GET /events/stream", h.stream)
 	mux.HandleFunc("GET /static/{file}", h.static)
 	mux.HandleFunc("/", h.notFound)
