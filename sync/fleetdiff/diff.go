@@ -290,6 +290,17 @@ func openSide(ctx context.Context, name, root string, opts Options) (*side, erro
 	return s, nil
 }
 
+// located turns a load or render error into an Error with its file, line and object:
+// a render error naming an object is located at that object's manifest in the app's
+// folder of root, when one matches.
+func locatedIn(root, sideName, cluster, app string, err error) Error {
+	e := located(sideName, cluster, app, err)
+	if e.File == "" && e.Object != "" && app != "" {
+		e.File, e.Line = locateObject(root, app, e.Object)
+	}
+	return e
+}
+
 // located turns a load or render error into an Error with its file, line and object.
 func located(sideName, cluster, app string, err error) Error {
 	e := Error{Side: sideName, Cluster: cluster, App: app, Message: err.Error()}
@@ -315,7 +326,7 @@ func diffCluster(ctx context.Context, res *Result, b, h *side, bc, hc *repo.Clus
 			r, err := b.r.Render(ctx, bc, ba)
 			res.Renders++
 			if err != nil {
-				res.Errors = append(res.Errors, located("base", bc.Name, name, err))
+				res.Errors = append(res.Errors, locatedIn(b.root, "base", bc.Name, name, err))
 			}
 			bres = r
 		}
@@ -327,7 +338,7 @@ func diffCluster(ctx context.Context, res *Result, b, h *side, bc, hc *repo.Clus
 				r, err := h.r.Render(ctx, hc, ha)
 				res.Renders++
 				if err != nil {
-					res.Errors = append(res.Errors, located("head", hc.Name, name, err))
+					res.Errors = append(res.Errors, locatedIn(h.root, "head", hc.Name, name, err))
 					failed = true
 				}
 				hres = r

@@ -278,14 +278,15 @@ func TestComputeHeadRenderErrorIsReportedNotPruned(t *testing.T) {
 	var sawRender, sawLoad bool
 	for _, e := range res.Errors {
 		switch {
-		case e.Cluster == "dev" && e.App == "web" && strings.Contains(e.Message, "UNDEFINED_TAG"):
+		case e.Cluster == "dev" && e.App == "web" && strings.Contains(e.Message, "UNDEFINED_TAG") &&
+			e.File == "apps/web/deploy.yaml" && e.Line == 1:
 			sawRender = true
 		case e.Cluster == "prod" && e.File == "clusters/prod/apps.yaml" && e.Line > 0:
 			sawLoad = true
 		}
 	}
 	if !sawRender || !sawLoad {
-		t.Fatalf("errors %+v: want dev/web's render error and prod's apps.yaml error with its line", res.Errors)
+		t.Fatalf("errors %+v: want dev/web's render error at apps/web/deploy.yaml:1 and prod's apps.yaml error with its line", res.Errors)
 	}
 	if res.Has(func(d ObjectDiff) bool { return d.Action == Removed && d.Object.Kind == "Deployment" }) {
 		t.Fatal("a failed head render shows the app's objects as removed")
