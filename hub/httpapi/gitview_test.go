@@ -145,3 +145,28 @@ func realTree(t *testing.T, h *testHub) *object.Tree {
 	}
 	return tree
 }
+
+// A fetch that lists refs just before a commit wants the view of the previous head:
+// it is still served (no "not our ref" and a retry at every fleet-wide commit), to
+// that cluster only.
+func TestPreviousViewStaysWantableForItsCluster(t *testing.T) {
+	h := newTestHub(t, t.TempDir())
+	prod := h.register(t, "prod-eu")
+	staging := h.register(t, "staging")
+	r, err := git.CloneContext(context.Background(), memory.NewStorage(), memfs.New(),
+		&git.CloneOptions{URL: h.url + "/git/prod-eu.git", Auth: &githttp.BasicAuth{Username: "agent", Password: prod}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := r.Head()
+	old := head.Hash().String()
+	if _, err := h.git.SetVersion(context.Background(), "prod-eu", "web", "9.9.9", gitstore.Author{Name: "Jane", Email: "j@example.com"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if ans := h.uploadPackWant(t, "prod-eu", prod, old); strings.Contains(ans, "ERR ") || !strings.Contains(ans, "PACK") {
+		t.Fatalf("want of prod-eu's previous view: %q, want a pack", ans[:min(len(ans), 160)])
+	}
+	if ans := h.uploadPackWant(t, "staging", staging, old); !strings.Contains(ans, "ERR ") || strings.Contains(ans, "PACK") {
+		t.Fatalf("staging's want of prod-eu's view: %q, want an ERR line and no pack", ans[:min(len(ans), 160)])
+	}
+}

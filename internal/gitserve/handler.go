@@ -411,7 +411,13 @@ func (h *Handler) buildAnswer(r *http.Request, req *uploadRequest, out io.Writer
 	if err != nil {
 		return 0, fmt.Errorf("list references: %w", err)
 	}
-	if err := h.checkWants(ctx, st, refs, req.wants); err != nil {
+	var recent []plumbing.Hash
+	if _, ok := st.(*overlay); ok {
+		// A view of the previous head stays wantable: the head may have moved on
+		// between the client's ref listing and this request.
+		recent = h.views.of(h.cfg.View(r))
+	}
+	if err := h.checkWants(ctx, st, refs, recent, req.wants); err != nil {
 		return 0, &refusedError{err}
 	}
 	has := func(hash plumbing.Hash) bool { return st.HasEncodedObject(hash) == nil }
@@ -524,11 +530,15 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// checkWants refuses a want that is not reachable from an advertised ref.
-func (h *Handler) checkWants(ctx context.Context, st storer.EncodedObjectStorer, refs []*plumbing.Reference, wants []plumbing.Hash) error {
+// checkWants refuses a want that is not reachable from an advertised ref or one of
+// the extra tips (the request's recent view commits).
+func (h *Handler) checkWants(ctx context.Context, st storer.EncodedObjectStorer, refs []*plumbing.Reference, extra, wants []plumbing.Hash) error {
 	tips := map[plumbing.Hash]bool{}
 	for _, r := range refs {
 		tips[r.Hash()] = true
+	}
+	for _, e := range extra {
+		tips[e] = true
 	}
 	var pending []plumbing.Hash
 	for _, w := range wants {

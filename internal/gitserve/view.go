@@ -93,6 +93,21 @@ func (c *viewCache) view(st storer.EncodedObjectStorer, commit plumbing.Hash, cl
 	return h, nil
 }
 
+// of returns the view commits cached for cluster: those of the heads it was
+// served lately. A fetch may want one of them after the head moved on between its
+// ref listing and its pack request; they hold only that cluster's files.
+func (c *viewCache) of(cluster string) []plumbing.Hash {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []plumbing.Hash
+	for id, h := range c.views {
+		if id.cluster == cluster {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // clusterDirs returns the entries of the clusters/ tree h by name, decoding it once.
 func (c *viewCache) clusterDirs(st storer.EncodedObjectStorer, h plumbing.Hash) (map[string]object.TreeEntry, error) {
 	c.mu.Lock()
