@@ -10,7 +10,6 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/outpost-gitops/outpost/agent"
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
 )
@@ -82,27 +81,8 @@ func fleetBumpCompare(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	}
 	cacheBase, _ := fleetCacheBase(work)
 	defer func() { _ = os.RemoveAll(cacheBase) }()
-	agents := make([]*component, n)
-	defer func() {
-		for _, a := range agents {
-			if a != nil {
-				a.cancel()
-			}
-		}
-		for _, a := range agents {
-			if a != nil {
-				_ = a.stop()
-			}
-		}
-	}()
-	for i, name := range names {
-		agents[i] = startAgent(ctx, cluster, name, h.url, h.url, tokens[i], filepath.Join(cacheBase, "cache-"+name), compLog,
-			func(cfg *agent.Config) {
-				cfg.GitPollInterval = fleetGitPoll
-				cfg.Namespaces = []string{name}
-				cfg.InventoryNamespace = name
-			})
-	}
+	stopAgents := startFleetAgents(ctx, cluster, h, names, tokens, cacheBase, compLog)
+	defer stopAgents()
 	if err := waitFleetSynced(ctx, h.admin, apps, "1"); err != nil {
 		return res, fmt.Errorf("agents did not sync the first version: %w", err)
 	}

@@ -3,6 +3,7 @@ package benchrun
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/outpost-gitops/outpost/agent"
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
+	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 const (
@@ -111,28 +113,8 @@ func fleetLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 			"("+fleetTmpfs+" not writable): all N agents share this host's disk")
 	}
 	startAll := time.Now()
-	agents := make([]*component, n)
-	defer func() {
-		// Cancel every agent first, so that they shut down together.
-		for _, a := range agents {
-			if a != nil {
-				a.cancel()
-			}
-		}
-		for _, a := range agents {
-			if a != nil {
-				_ = a.stop()
-			}
-		}
-	}()
-	for i, name := range names {
-		agents[i] = startAgent(ctx, cluster, name, h.url, h.url, tokens[i], filepath.Join(cacheBase, "cache-"+name), compLog,
-			func(cfg *agent.Config) {
-				cfg.GitPollInterval = fleetGitPoll
-				cfg.Namespaces = []string{name}
-				cfg.InventoryNamespace = name
-			})
-	}
+	stopAgents := startFleetAgents(ctx, cluster, h, names, tokens, cacheBase, compLog)
+	defer stopAgents()
 	if err := waitFleetSynced(ctx, h.admin, apps, "1"); err != nil {
 		return res, fmt.Errorf("agents did not sync the first version: %w", err)
 	}
@@ -336,3 +318,33 @@ func pidsCPU(pids []int) time.Duration {
 
 // selfRSSMB is this process's resident set, in MB.
 func selfRSSMB() float64 { return procRSSMB(os.Getpid()) }
+
+// startFleetAgents starts one agent per name against hub, each confined to the
+// namespace named like its cluster (the fleet measurements' layout), and returns
+// the function that stops them all together.
+func startFleetAgents(ctx context.Context, cluster *localk8s.Cluster, h *benchHub, names, tokens []string,
+	cacheBase string, log *slog.Logger) (stop func()) {
+	agents := make([]*component, len(names))
+	stop = func() {
+		// Cancel every agent first, so that they shut down together.
+		for _, a := range agents {
+			if a != nil {
+				a.cancel()
+			}
+		}
+		for _, a := range agents {
+			if a != nil {
+				_ = a.stop()
+			}
+		}
+	}
+	for i, name := range names {
+		agents[i] = startAgent(ctx, cluster, name, h.url, h.url, tokens[i], filepath.Join(cacheBase, "cache-"+name), log,
+			func(cfg *agent.Config) {
+				cfg.GitPollInterval = fleetGitPoll
+				cfg.Namespaces = []string{name}
+				cfg.InventoryNamespace = name
+			})
+	}
+	return stop
+}
