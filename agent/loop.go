@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/outpost-gitops/outpost/agent/driftwatch"
+	"github.com/outpost-gitops/outpost/agent/leader"
 	"github.com/outpost-gitops/outpost/agent/source"
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/sync/apply"
@@ -45,6 +46,7 @@ type loop struct {
 	drifts *driftLog // logs drift when there is no hub to report it to
 	eng    *engine.Engine
 	owner  object.Owner // who Outpost is: built once, given to render, apply and the watcher
+	fence  leader.Fence // nil without leader election; checked before every write batch
 	epoch  int64        // when this replica became active, in Unix ms (api/v1 Generation)
 
 	mu   sync.Mutex
@@ -181,6 +183,7 @@ func (l *loop) run(ctx context.Context, ready *atomic.Bool) {
 	syncer, err := apply.New(apply.Config{
 		Client: l.d.client, Logger: l.log, Concurrency: l.cfg.ApplyConcurrency, Store: inventories, Tracer: l.tracer,
 		Owner: l.owner, Lister: cacheLister{watch: l.watch, fallback: apply.NewAPILister(l.d.client, l.owner)},
+		Fence: l.fenceFunc(),
 	})
 	if err != nil {
 		l.log.Error("cannot create the apply engine", "err", err)
@@ -521,4 +524,12 @@ func (l *loop) markAll(phase apiv1.Phase, stage engine.Stage, err error) {
 		next.Error = engine.Locate(stage, err)
 		l.report(next.App, &next, reportOpts{phase: phase})
 	}
+}
+
+// fenceFunc is apply's Config.Fence: the leader election's fence, or none.
+func (l *loop) fenceFunc() func() error {
+	if l.fence == nil {
+		return nil
+	}
+	return l.fence
 }

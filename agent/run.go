@@ -85,12 +85,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		defer func() { _ = pp.Stop(context.WithoutCancel(ctx)) }()
 	}
 
-	work := func(ctx context.Context) {
+	work := func(ctx context.Context, fence leader.Fence) {
 		l := newLoop(cfg, deps, m, tel.Tracer, log)
+		l.fence = fence
 		l.run(ctx, &ready)
 	}
 	if !cfg.LeaderElect {
-		work(ctx)
+		work(ctx, nil)
 		return nil
 	}
 	ready.Store(true) // a standby is ready: it is waiting for the Lease

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,6 +38,8 @@ type Config struct {
 	RetryPeriod time.Duration
 	// Logger receives leadership changes. Default: discard.
 	Logger *slog.Logger
+
+	now func() time.Time // the clock of the fence; tests set it. Default time.Now.
 }
 
 func (c Config) withDefaults() Config {
@@ -49,22 +52,48 @@ func (c Config) withDefaults() Config {
 	if c.RetryPeriod <= 0 {
 		c.RetryPeriod = c.LeaseDuration / 7
 	}
+	if c.now == nil {
+		c.now = time.Now
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
 
+// Fence tells whether this replica may still write: nil while its last successful
+// renewal of the Lease is younger than RenewDeadline, else a *LostError. Leader
+// election notices a lost Lease only when a renewal fails; a replica that was paused
+// (SIGSTOP, a VM freeze, a long GC) beyond the Lease resumes believing it leads while
+// another has taken over. Checking the Fence before every write batch keeps it from
+// writing in that window: it uses the local clock only, no request.
+type Fence func() error
+
+// LostError is a Fence that no longer holds.
+type LostError struct {
+	// Lease names the Lease.
+	Lease string
+	// Since is how long ago it was last renewed by this replica.
+	Since time.Duration
+	// Deadline is Config.RenewDeadline.
+	Deadline time.Duration
+}
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("leadership of Lease %s not renewed for %s (over %s): not writing until it is", e.Lease, e.Since.Round(time.Millisecond), e.Deadline)
+}
+
 // Run campaigns for the Lease until ctx ends, calling lead each time this replica
 // becomes leader; lead's context is cancelled when leadership is lost or ctx ends, and
-// Run waits for lead to return before campaigning again or releasing the Lease.
-func Run(ctx context.Context, cfg Config, lead func(ctx context.Context)) error {
+// Run waits for lead to return before campaigning again or releasing the Lease. lead
+// gets the Fence to check before each write batch.
+func Run(ctx context.Context, cfg Config, lead func(ctx context.Context, fence Fence)) error {
 	cfg = cfg.withDefaults()
-	lock := &resourcelock.LeaseLock{
+	lock := &renewClock{Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: cfg.Namespace, Name: cfg.Name},
 		Client:     cfg.Client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
-	}
+	}, now: cfg.now}
 	for ctx.Err() == nil {
 		if err := campaign(ctx, cfg, lock, lead); err != nil {
 			return err
@@ -76,7 +105,7 @@ func Run(ctx context.Context, cfg Config, lead func(ctx context.Context)) error 
 // campaign runs one leader election: acquire, lead, lose or shut down. The elector runs
 // on its own context so that on shutdown the Lease is released only after lead has
 // returned: a standby never writes while this replica is still finishing an apply.
-func campaign(ctx context.Context, cfg Config, lock resourcelock.Interface, lead func(ctx context.Context)) error {
+func campaign(ctx context.Context, cfg Config, lock *renewClock, lead func(ctx context.Context, fence Fence)) error {
 	electorCtx, cancelElector := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelElector()
 	started := make(chan struct{})
@@ -104,7 +133,7 @@ func campaign(ctx context.Context, cfg Config, lock resourcelock.Interface, lead
 				stop := context.AfterFunc(ctx, cancel)
 				defer stop()
 				cfg.Logger.Info("became leader", "lease", cfg.Namespace+"/"+cfg.Name, "identity", cfg.Identity)
-				lead(workCtx)
+				lead(workCtx, lock.fence(cfg.Namespace+"/"+cfg.Name, cfg.RenewDeadline))
 			},
 			OnStoppedLeading: func() {
 				cfg.Logger.Info("not leading", "lease", cfg.Namespace+"/"+cfg.Name, "identity", cfg.Identity)
@@ -122,4 +151,50 @@ func campaign(ctx context.Context, cfg Config, lock resourcelock.Interface, lead
 	elector.Run(electorCtx) // returns when leadership is lost or the elector is cancelled
 	waitLead()
 	return nil
+}
+
+// renewClock is the Lease lock recording when this replica last wrote the Lease
+// successfully (acquired or renewed it): the time the request was sent, so the
+// fence errs on the safe side.
+type renewClock struct {
+	resourcelock.Interface
+	now  func() time.Time
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (r *renewClock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	sent := r.now()
+	err := r.Interface.Create(ctx, ler)
+	r.mark(sent, err, ler)
+	return err
+}
+
+func (r *renewClock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	sent := r.now()
+	err := r.Interface.Update(ctx, ler)
+	r.mark(sent, err, ler)
+	return err
+}
+
+// mark records a successful write of a record naming this replica.
+func (r *renewClock) mark(sent time.Time, err error, ler resourcelock.LeaderElectionRecord) {
+	if err != nil || ler.HolderIdentity != r.Identity() {
+		return
+	}
+	r.mu.Lock()
+	r.last = sent
+	r.mu.Unlock()
+}
+
+func (r *renewClock) fence(lease string, deadline time.Duration) Fence {
+	return func() error {
+		r.mu.Lock()
+		since := r.now().Sub(r.last)
+		r.mu.Unlock()
+		if since >= deadline {
+			return &LostError{Lease: lease, Since: since, Deadline: deadline}
+		}
+		return nil
+	}
 }

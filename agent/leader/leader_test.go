@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/outpost-gitops/outpost/internal/testenv"
 )
@@ -29,6 +30,8 @@ type candidate struct {
 	leading atomic.Bool
 	terms   atomic.Int32
 	crashed atomic.Bool
+	// fencedAtStart is set when a fresh term's fence did not hold.
+	fencedAtStart atomic.Bool
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -56,7 +59,10 @@ func start(t *testing.T, ns, name string, overlap *atomic.Int32, active *atomic.
 	}
 	go func() {
 		defer close(c.done)
-		_ = Run(ctx, cfg, func(ctx context.Context) {
+		_ = Run(ctx, cfg, func(ctx context.Context, fence Fence) {
+			if fence() != nil {
+				c.fencedAtStart.Store(true)
+			}
 			if active.Add(1) > 1 {
 				overlap.Add(1)
 			}
@@ -94,6 +100,9 @@ func TestOneLeaderAndFailover(t *testing.T) {
 	t.Logf("failover after release: %s", time.Since(stopped).Round(time.Millisecond))
 	if n := overlap.Load(); n != 0 {
 		t.Errorf("%d times two replicas led at once", n)
+	}
+	if leader.fencedAtStart.Load() || standby.fencedAtStart.Load() {
+		t.Error("a new leader's fence did not hold at the start of its term")
 	}
 	standby.cancel()
 	<-standby.done
@@ -142,4 +151,58 @@ func waitLeader(t *testing.T, cs ...*candidate) *candidate {
 	}
 	t.Fatal("no leader within 10s")
 	return nil
+}
+
+// fakeLock is a resourcelock.Interface whose writes succeed unless fail is set.
+type fakeLock struct {
+	resourcelock.Interface
+	id   string
+	fail error
+}
+
+func (f *fakeLock) Create(context.Context, resourcelock.LeaderElectionRecord) error { return f.fail }
+func (f *fakeLock) Update(context.Context, resourcelock.LeaderElectionRecord) error { return f.fail }
+func (f *fakeLock) Identity() string                                                { return f.id }
+
+// The fence holds while this replica's last successful renewal is younger than the
+// renew deadline, and not after: a replica paused beyond its Lease (SIGSTOP) finds it
+// broken when it resumes, before any write, without a request.
+func TestFenceFollowsTheLastRenewal(t *testing.T) {
+	now := time.Unix(1000, 0)
+	inner := &fakeLock{id: "agent-a"}
+	lock := &renewClock{Interface: inner, now: func() time.Time { return now }}
+	fence := lock.fence("ns/outpost-agent", 10*time.Second)
+	mine := resourcelock.LeaderElectionRecord{HolderIdentity: "agent-a"}
+
+	if err := fence(); err == nil {
+		t.Fatal("the fence holds before the Lease was ever acquired")
+	}
+	if err := lock.Create(t.Context(), mine); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(9 * time.Second)
+	if err := fence(); err != nil {
+		t.Fatalf("9s after acquiring: %v", err)
+	}
+	now = now.Add(2 * time.Second) // paused: no renewal for 11s
+	var lost *LostError
+	if err := fence(); !errors.As(err, &lost) || lost.Since != 11*time.Second {
+		t.Fatalf("11s without renewal: %v, want a *LostError of 11s", err)
+	}
+	inner.fail = errors.New("conflict: another holder")
+	_ = lock.Update(t.Context(), mine)
+	if err := fence(); err == nil {
+		t.Fatal("a failed renewal restored the fence")
+	}
+	inner.fail = nil
+	_ = lock.Update(t.Context(), resourcelock.LeaderElectionRecord{HolderIdentity: ""}) // the release
+	if err := fence(); err == nil {
+		t.Fatal("releasing the Lease restored the fence")
+	}
+	if err := lock.Update(t.Context(), mine); err != nil {
+		t.Fatal(err)
+	}
+	if err := fence(); err != nil {
+		t.Fatalf("after a renewal: %v", err)
+	}
 }

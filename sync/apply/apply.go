@@ -94,7 +94,17 @@ func (s *Syncer) Apply(ctx context.Context, p *plan.Plan, opts Options) (*Applie
 		}
 	}
 	crdKinds := p.DefinedKinds()
+	var fenceErr error
 	for n, items := range stages {
+		if len(items) > 0 && fenceErr == nil {
+			fenceErr = s.fenced(p.App)
+		}
+		if fenceErr != nil {
+			for _, it := range items {
+				changes = append(changes, failed(it.Ref, it.Version, OpApply, fenceErr))
+			}
+			continue
+		}
 		got := s.applyItems(ctx, p.App, items, opts, crdKinds)
 		if n == stageDefinitions {
 			s.waitForCRDs(ctx, got)

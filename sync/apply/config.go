@@ -85,6 +85,11 @@ type Config struct {
 	MaskKey []byte
 	// Interrupter, when set, is consulted between the steps of SyncApp.
 	Interrupter Interrupter
+	// Fence, when set, is checked before every write batch (each inventory save,
+	// each stage of the apply, each stage of the prune): an error stops the sync
+	// there, with no further write. The agent passes its leader election's fence, so
+	// a replica paused beyond its Lease never writes after it resumes.
+	Fence func() error
 	// Tracer records plan, apply and prune spans; default: no tracing.
 	Tracer trace.Tracer
 }

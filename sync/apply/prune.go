@@ -44,6 +44,12 @@ func (s *Syncer) Prune(ctx context.Context, a *Applied, opts Options) (ChangeSet
 	}
 	var changes []Change
 	for i := numStages - 1; i >= 0; i-- {
+		if len(stages[i]) == 0 {
+			continue
+		}
+		if err := s.fenced(a.app); err != nil {
+			return newChangeSet(changes), err
+		}
 		changes = append(changes, s.pruneItems(ctx, a.app, stages[i])...)
 	}
 	cs := newChangeSet(changes)

@@ -57,6 +57,9 @@ func (s *Syncer) SyncApp(ctx context.Context, app string, desired []*unstructure
 	}
 
 	union := inventory.Union(inv.Entries, desiredEntries(p))
+	if err := s.fenced(app); err != nil {
+		return res, err
+	}
 	if inv, err = s.save(ctx, res, inv, union); err != nil {
 		return res, err
 	}
@@ -90,6 +93,9 @@ func (s *Syncer) SyncApp(ctx context.Context, app string, desired []*unstructure
 		return res, err
 	}
 
+	if err := s.fenced(app); err != nil {
+		return res, err
+	}
 	if inv, err = s.save(ctx, res, inv, nextEntries(union, applied.Changes(), pruned)); err != nil {
 		return res, err
 	}
@@ -180,6 +186,17 @@ func (s *Syncer) save(ctx context.Context, res *Result, inv *inventory.Inventory
 	}
 	res.InventoryWrites++
 	return next, nil
+}
+
+// fenced checks Config.Fence before a write batch.
+func (s *Syncer) fenced(app string) error {
+	if s.cfg.Fence == nil {
+		return nil
+	}
+	if err := s.cfg.Fence(); err != nil {
+		return fmt.Errorf("app %q: no write: %w", app, err)
+	}
+	return nil
 }
 
 func (s *Syncer) interrupt(ctx context.Context, app string, step Step) error {

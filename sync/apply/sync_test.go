@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -509,5 +510,36 @@ func TestAPIListerPagesAndSelects(t *testing.T) {
 		if rv := live[object.RefOf(o)]; rv == "" || rv != h.live(t, o).GetResourceVersion() {
 			t.Errorf("%s: live version %q", o.GetName(), rv)
 		}
+	}
+}
+
+// A Fence that no longer holds (the agent lost its Lease while paused) stops a sync
+// before its first write: no inventory save, no apply, no prune.
+func TestSyncAppWritesNothingOnceFenced(t *testing.T) {
+	lost := errors.New("leadership not renewed")
+	var fenced atomic.Bool
+	h := newHarness(t, func(c *Config) {
+		c.Fence = func() error {
+			if fenced.Load() {
+				return lost
+			}
+			return nil
+		}
+	})
+	desired := objects(t, h.ns, 4)
+	h.sync(t, desired, Options{})
+
+	fenced.Store(true)
+	h.req.Reset()
+	next := append(without(desired, "deploy-3"), fromYAML(t, h.ns, `{apiVersion: v1, kind: ConfigMap, metadata: {name: new}}`))
+	_, err := h.s.SyncApp(t.Context(), h.app, owned(h.app, next), Options{})
+	if !errors.Is(err, lost) {
+		t.Fatalf("err = %v, want the fence's error", err)
+	}
+	if writes, _, _ := h.req.Counts(); writes != 0 {
+		t.Fatalf("a fenced sync wrote: %s", joined(h.req.Writes()))
+	}
+	if h.live(t, byName(desired, "deploy-3")) == nil {
+		t.Fatal("a fenced sync pruned")
 	}
 }
