@@ -217,6 +217,7 @@ func Compute(ctx context.Context, base, head string, opts Options) (*Result, err
 	}
 	res.Errors = append(res.Errors, bside.errors...)
 	res.Errors = append(res.Errors, hside.errors...)
+	same := &sameFiles{base: base, head: head, equal: map[string]bool{}}
 	for _, name := range unionKeys(bside.clusters, hside.clusters) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -225,7 +226,7 @@ func Compute(ctx context.Context, base, head string, opts Options) (*Result, err
 		if !opts.selects(name, bc, hc) || hside.failed[name] {
 			continue // a head that does not load shows nothing as removed
 		}
-		cd := diffCluster(ctx, res, bside, hside, bc, hc, opts)
+		cd := diffCluster(ctx, res, bside, hside, bc, hc, same, opts)
 		if len(cd.Apps) > 0 || len(cd.Live) > 0 {
 			cd.Cluster = name
 			res.Clusters = append(res.Clusters, cd)
@@ -315,7 +316,7 @@ func located(sideName, cluster, app string, err error) Error {
 	return e
 }
 
-func diffCluster(ctx context.Context, res *Result, b, h *side, bc, hc *repo.ClusterSpec, opts Options) ClusterDiff {
+func diffCluster(ctx context.Context, res *Result, b, h *side, bc, hc *repo.ClusterSpec, same *sameFiles, opts Options) ClusterDiff {
 	var cd ClusterDiff
 	bapps, happs := appsOf(bc), appsOf(hc)
 	for _, name := range unionKeys(bapps, happs) {
@@ -331,7 +332,7 @@ func diffCluster(ctx context.Context, res *Result, b, h *side, bc, hc *repo.Clus
 			bres = r
 		}
 		if ha != nil {
-			if bres != nil && sameInputs(b.root, h.root, bc, hc, ba, ha, bres.Sources) {
+			if bres != nil && sameInputs(same, bc, hc, ba, ha, bres.Sources) {
 				hres = bres
 				res.Reused++
 			} else {
@@ -347,7 +348,7 @@ func diffCluster(ctx context.Context, res *Result, b, h *side, bc, hc *repo.Clus
 		if failed {
 			continue // an incomplete head render must not show as removals
 		}
-		if p := opts.Live[hcName(hc)]; p != nil && hres != nil {
+		if p := opts.Live[hc.Name]; p != nil && hres != nil { // hres: hc is set
 			if la := live(ctx, p, name, hres); len(la.Objects) > 0 || la.Error != "" {
 				cd.Live = append(cd.Live, la)
 			}
@@ -364,13 +365,6 @@ func diffCluster(ctx context.Context, res *Result, b, h *side, bc, hc *repo.Clus
 		}
 	}
 	return cd
-}
-
-func hcName(c *repo.ClusterSpec) string {
-	if c == nil {
-		return ""
-	}
-	return c.Name
 }
 
 // live dry-runs an app's head render on a cluster and keeps what would change.
@@ -405,18 +399,34 @@ func appsOf(c *repo.ClusterSpec) map[string]*repo.App {
 // sameInputs tells whether the head render of an app would read exactly what its base
 // render read: the same source files, the same apps.yaml entry and app.yaml, the same
 // cluster labels and variables.
-func sameInputs(broot, hroot string, bc, hc *repo.ClusterSpec, ba, ha *repo.App, sources []string) bool {
+func sameInputs(same *sameFiles, bc, hc *repo.ClusterSpec, ba, ha *repo.App, sources []string) bool {
 	if !reflect.DeepEqual(ba, ha) || !maps.Equal(bc.Labels, hc.Labels) || !maps.Equal(bc.Vars, hc.Vars) {
 		return false
 	}
-	for _, s := range sources {
-		x, errx := os.ReadFile(filepath.Join(broot, filepath.FromSlash(s)))
-		y, erry := os.ReadFile(filepath.Join(hroot, filepath.FromSlash(s)))
-		if errx != nil || erry != nil || !bytes.Equal(x, y) {
+	for _, src := range sources {
+		if !same.file(src) {
 			return false
 		}
 	}
 	return true
+}
+
+// sameFiles compares repository files between the two checkouts, each once: every
+// cluster's render of an app reads the same files.
+type sameFiles struct {
+	base, head string
+	equal      map[string]bool // by repository path
+}
+
+func (s *sameFiles) file(p string) bool {
+	if eq, ok := s.equal[p]; ok {
+		return eq
+	}
+	x, errx := os.ReadFile(filepath.Join(s.base, filepath.FromSlash(p)))
+	y, erry := os.ReadFile(filepath.Join(s.head, filepath.FromSlash(p)))
+	eq := errx == nil && erry == nil && bytes.Equal(x, y)
+	s.equal[p] = eq
+	return eq
 }
 
 // diffObjects pairs the objects of two renders (either may be nil) by identity.
