@@ -116,17 +116,11 @@ func (h *handler) commit(w http.ResponseWriter, r *http.Request) {
 	h.render(w, http.StatusOK, "commit", pageData{Title: "Commit " + shortRev(rev), Section: "cluster", Body: body})
 }
 
-// diffLineClass gives a unified diff's line its colour class.
+// diffLineClass gives a unified diff's line its colour class (d-add, d-del, d-hunk,
+// d-file; none for context), by fleetdiff's classification.
 func diffLineClass(l string) string {
-	switch {
-	case strings.HasPrefix(l, "+++"), strings.HasPrefix(l, "---"):
-		return "d-file"
-	case strings.HasPrefix(l, "+"):
-		return "d-add"
-	case strings.HasPrefix(l, "-"):
-		return "d-del"
-	case strings.HasPrefix(l, "@@"):
-		return "d-hunk"
+	if k := fleetdiff.KindOf(l); k != fleetdiff.LineContext {
+		return "d-" + string(k)
 	}
 	return ""
 }

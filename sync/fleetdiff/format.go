@@ -117,19 +117,38 @@ func actionColour(a Action) string {
 	return cyan
 }
 
-func diffColour(l string) string {
+// LineKind says what a line of a unified diff is.
+type LineKind string
+
+// The kinds of unified-diff lines.
+const (
+	LineFile    LineKind = "file"    // the --- and +++ headers
+	LineAdded   LineKind = "add"     // a line the head adds
+	LineRemoved LineKind = "del"     // a line the head removes
+	LineHunk    LineKind = "hunk"    // an @@ hunk header
+	LineContext LineKind = "context" // an unchanged line
+)
+
+// KindOf classifies a line of ObjectDiff.Diff, for whoever colours it (the text
+// format here, the dashboard's commit page).
+func KindOf(l string) LineKind {
 	switch {
 	case strings.HasPrefix(l, "+++"), strings.HasPrefix(l, "---"):
-		return bold
+		return LineFile
 	case strings.HasPrefix(l, "+"):
-		return green
+		return LineAdded
 	case strings.HasPrefix(l, "-"):
-		return red
+		return LineRemoved
 	case strings.HasPrefix(l, "@@"):
-		return cyan
+		return LineHunk
 	}
-	return ""
+	return LineContext
 }
+
+// lineColours are the text format's ANSI colours per line kind.
+var lineColours = map[LineKind]string{LineFile: bold, LineAdded: green, LineRemoved: red, LineHunk: cyan}
+
+func diffColour(l string) string { return lineColours[KindOf(l)] }
 
 func versions(a AppDiff) string {
 	switch {
