@@ -183,7 +183,7 @@ func (l *loop) run(ctx context.Context, ready *atomic.Bool) {
 	syncer, err := apply.New(apply.Config{
 		Client: l.d.client, Logger: l.log, Concurrency: l.cfg.ApplyConcurrency, Store: inventories, Tracer: l.tracer,
 		Owner: l.owner, Lister: cacheLister{watch: l.watch, fallback: apply.NewAPILister(l.d.client, l.owner)},
-		Fence: l.fenceFunc(),
+		Fence: l.fence, // a nil Fence is no fence
 	})
 	if err != nil {
 		l.log.Error("cannot create the apply engine", "err", err)
@@ -524,12 +524,4 @@ func (l *loop) markAll(phase apiv1.Phase, stage engine.Stage, err error) {
 		next.Error = engine.Locate(stage, err)
 		l.report(next.App, &next, reportOpts{phase: phase})
 	}
-}
-
-// fenceFunc is apply's Config.Fence: the leader election's fence, or none.
-func (l *loop) fenceFunc() func() error {
-	if l.fence == nil {
-		return nil
-	}
-	return l.fence
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -90,7 +91,7 @@ func (a *API) diffRevisions(ctx context.Context, base, head string, opts fleetdi
 		return nil, fmt.Errorf("diff work directory: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
-	headDir, baseDir := tmp+"/head", tmp+"/base"
+	headDir, baseDir := filepath.Join(tmp, "head"), filepath.Join(tmp, "base")
 	for _, d := range []string{headDir, baseDir} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return nil, fmt.Errorf("diff work directory: %w", err)

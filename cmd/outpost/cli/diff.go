@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -305,7 +306,7 @@ func exportCommit(ctx context.Context, c *object.Commit, tmp, name string) (stri
 	if err != nil {
 		return "", fmt.Errorf("tree of %s: %w", shortHash(c.Hash), err)
 	}
-	dir := tmp + string(os.PathSeparator) + name
+	dir := filepath.Join(tmp, name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return "", err
 	}
