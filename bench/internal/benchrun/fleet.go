@@ -112,6 +112,18 @@ func (h *benchHub) register(ctx context.Context, dir, name string) (tokenFile st
 	return tokenFile, nil
 }
 
+// registerAll registers every cluster of names and returns their token files, in order.
+func (h *benchHub) registerAll(ctx context.Context, dir string, names []string) ([]string, error) {
+	tokens := make([]string, len(names))
+	for i, name := range names {
+		var err error
+		if tokens[i], err = h.register(ctx, dir, name); err != nil {
+			return nil, err
+		}
+	}
+	return tokens, nil
+}
+
 // startAgent runs an agent for cluster in-process: Git from the hub, reports to
 // hubURL (the hub, or a proxy in front of it).
 func startAgent(ctx context.Context, cluster *localk8s.Cluster, name, gitBase, hubURL, tokenFile, cacheDir string,

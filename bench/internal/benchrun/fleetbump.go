@@ -73,11 +73,9 @@ func fleetBumpCompare(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		return res, err
 	}
 	defer func() { _ = h.stop() }()
-	tokens := make([]string, n)
-	for i, name := range names {
-		if tokens[i], err = h.register(ctx, work, name); err != nil {
-			return res, err
-		}
+	tokens, err := h.registerAll(ctx, work, names)
+	if err != nil {
+		return res, err
 	}
 	cacheBase, _ := fleetCacheBase(work)
 	defer func() { _ = os.RemoveAll(cacheBase) }()

@@ -72,11 +72,9 @@ func commitLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		return res, err
 	}
 	defer func() { _ = h.stop() }()
-	tokens := make([]string, len(names))
-	for i, n := range names {
-		if tokens[i], err = h.register(ctx, work, n); err != nil {
-			return res, err
-		}
+	tokens, err := h.registerAll(ctx, work, names)
+	if err != nil {
+		return res, err
 	}
 
 	version := 1
