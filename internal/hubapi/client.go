@@ -24,7 +24,9 @@ type Options struct {
 	// HTTPClient sends the requests, e.g. one with a custom TLS configuration. Default:
 	// a pooled client with the usual dial and TLS handshake timeouts.
 	HTTPClient *http.Client
-	// Logger receives the retry log of go-retryablehttp (debug and error records).
+	// Logger receives the retry log of go-retryablehttp, every record at Debug: a
+	// failed attempt is not an error of the caller's (it gets the outcome as the
+	// call's error, and a cancelled long-poll at shutdown is no failure at all).
 	// Default: discarded.
 	Logger *slog.Logger
 	// Timeout bounds each call, retries included. Default 30 s.
@@ -134,7 +136,7 @@ func (c *Client) BaseURL() string { return c.base.String() }
 func (c *Client) retryClient(idempotent bool) *retryablehttp.Client {
 	return &retryablehttp.Client{
 		HTTPClient:   c.opts.HTTPClient,
-		Logger:       c.opts.Logger,
+		Logger:       debugLogger{c.opts.Logger},
 		RetryWaitMin: c.opts.RetryWaitMin,
 		RetryWaitMax: c.opts.RetryWaitMax,
 		RetryMax:     c.opts.RetryMax,
@@ -334,3 +336,11 @@ func readBody(resp *http.Response, limit int64) []byte {
 	_, _ = io.Copy(&buf, io.LimitReader(resp.Body, limit))
 	return buf.Bytes()
 }
+
+// debugLogger is go-retryablehttp's leveled logger writing every record at Debug.
+type debugLogger struct{ l *slog.Logger }
+
+func (d debugLogger) Error(msg string, kv ...any) { d.l.Debug(msg, kv...) }
+func (d debugLogger) Info(msg string, kv ...any)  { d.l.Debug(msg, kv...) }
+func (d debugLogger) Debug(msg string, kv ...any) { d.l.Debug(msg, kv...) }
+func (d debugLogger) Warn(msg string, kv ...any)  { d.l.Debug(msg, kv...) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -434,3 +435,39 @@ func TestTokenSourceAndHeaderHook(t *testing.T) {
 		t.Errorf("requests had %q, want %q", got, want)
 	}
 }
+
+// A failed attempt is the caller's to report: go-retryablehttp's records (its
+// "request failed" on a cancelled long-poll at shutdown, its retries) reach the
+// logger at Debug only.
+func TestRetryLogIsDebugOnly(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // a long-poll held until the agent shuts down
+	}))
+	t.Cleanup(srv.Close)
+	var buf strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c, err := hubapi.New(srv.URL, "token", hubapi.Options{Logger: log, RetryMax: 2, RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Desired(ctx, "prod-eu", ""); err == nil {
+		t.Fatal("no error from a long-poll cancelled at shutdown")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := buf.String()
+	if !strings.Contains(out, "level=DEBUG") || strings.Contains(out, "level=ERROR") || strings.Contains(out, "level=INFO") || strings.Contains(out, "level=WARN") {
+		t.Fatalf("retry log:\n%s\nwant Debug records only", out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
