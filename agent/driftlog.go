@@ -36,7 +36,7 @@ func (d *driftLog) observe(app, policy string, reports []*drift.Report) {
 		if !r.Drifted() {
 			continue
 		}
-		obj := objectString(r)
+		obj := r.Object.String() // as kubectl names it: Deployment.apps/ns/web
 		sum := driftDigest(r)
 		now[obj] = sum
 		if old, ok := before[obj]; ok && old == sum {
@@ -65,9 +65,6 @@ func (d *driftLog) observe(app, policy string, reports []*drift.Report) {
 	}
 	d.seen[app] = now
 }
-
-// objectString is the object as kubectl names it ("Deployment.apps/ns/web").
-func objectString(r *drift.Report) string { return r.Object.String() }
 
 // driftDigest identifies one object's drift: deleted, and each field's path, live
 // value and manager. The observation time is left out, so a resync that sees the same
