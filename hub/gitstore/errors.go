@@ -33,12 +33,14 @@ const (
 	// KindPreviousVersion is the version an app had on a cluster before its
 	// current one (what a rollback goes back to).
 	KindPreviousVersion Kind = "previous version"
+	// KindRolloutPolicy is an app's rollout policy: rollouts/<app>.yaml.
+	KindRolloutPolicy Kind = "rollout policy"
 )
 
 // Kinds returns every Kind, so that a table keyed by Kind can be checked for
 // completeness.
 func Kinds() []Kind {
-	return []Kind{KindCluster, KindApp, KindRevision, KindPreviousVersion}
+	return []Kind{KindCluster, KindApp, KindRevision, KindPreviousVersion, KindRolloutPolicy}
 }
 
 // NotFoundError says that a cluster, an app, a revision or a previous version

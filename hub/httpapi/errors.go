@@ -124,7 +124,7 @@ func notFoundField(k gitstore.Kind) string {
 	switch k {
 	case gitstore.KindCluster:
 		return "cluster"
-	case gitstore.KindApp, gitstore.KindPreviousVersion:
+	case gitstore.KindApp, gitstore.KindPreviousVersion, gitstore.KindRolloutPolicy:
 		return "app"
 	}
 	return ""

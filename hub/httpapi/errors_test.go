@@ -36,6 +36,7 @@ func TestErrorKindsMapToResponses(t *testing.T) {
 		gitstore.KindApp:             {http.StatusNotFound, apiv1.CodeNotFound, "app", `app "x" not found`},
 		gitstore.KindRevision:        {http.StatusNotFound, apiv1.CodeNotFound, "", `revision "x" not found`},
 		gitstore.KindPreviousVersion: {http.StatusNotFound, apiv1.CodeNotFound, "app", `previous version "x" not found`},
+		gitstore.KindRolloutPolicy:   {http.StatusNotFound, apiv1.CodeNotFound, "app", `rollout policy "x" not found`},
 	}
 	// A request's inputs are 400s; the author (the admin token's identity),
 	// Changed's revisions and the configuration keep the 409 they had.
