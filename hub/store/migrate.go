@@ -86,6 +86,26 @@ CREATE INDEX events_by_cluster_app ON events (cluster, app, id);`},
 ALTER TABLE clusters ADD COLUMN old_token_hash BLOB;
 ALTER TABLE clusters ADD COLUMN old_token_expires INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX clusters_by_old_token ON clusters (old_token_hash);`},
+		{version: 5, name: "rollouts and leases", sql: `
+-- Rollout runs: the run is a JSON document (api/v1 Rollout); the columns index it.
+CREATE TABLE rollouts (
+	id         TEXT PRIMARY KEY,
+	app        TEXT NOT NULL,
+	state      TEXT NOT NULL,
+	active     INTEGER NOT NULL,           -- 1 while the run holds its clusters
+	generation INTEGER NOT NULL,           -- compare-and-swap of updates
+	created_at INTEGER NOT NULL,           -- Unix nanoseconds
+	doc        BLOB NOT NULL
+);
+CREATE INDEX rollouts_by_app ON rollouts (app, created_at);
+-- At most one active run per app.
+CREATE UNIQUE INDEX rollouts_one_active ON rollouts (app) WHERE active = 1;
+-- Leases: work one hub process does at a time (driving rollouts).
+CREATE TABLE leases (
+	name   TEXT PRIMARY KEY,
+	holder TEXT NOT NULL,
+	until  INTEGER NOT NULL                -- Unix nanoseconds
+);`},
 	}
 }
 

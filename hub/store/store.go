@@ -16,6 +16,7 @@ import (
 type Store interface {
 	Registry
 	Statuses
+	Rollouts
 	// Close releases the store.
 	Close() error
 }

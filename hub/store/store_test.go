@@ -111,8 +111,8 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := appliedVersions(t, s); !reflect.DeepEqual(got, []int{1, 2, 3, 4}) {
-		t.Fatalf("applied versions %v, want [1 2 3 4]", got)
+	if got := appliedVersions(t, s); !reflect.DeepEqual(got, []int{1, 2, 3, 4, 5}) {
+		t.Fatalf("applied versions %v, want [1 2 3 4 5]", got)
 	}
 	if _, err := s.GetCluster(ctx, "prod-eu"); err != nil {
 		t.Fatalf("cluster lost by the upgrade: %v", err)
