@@ -9,7 +9,7 @@
 // the commit and its bookkeeping finds the commit again.
 //
 // The logic is split as plan and I/O:
-//   - plan.go holds pure functions: New builds a run from a policy and the head's
+//   - plan.go holds pure functions: NewRun builds a run from a policy and the head's
 //     clusters; Advance takes a run, what each cluster reported, and the time, and
 //     returns the next run (its gates, soak clocks, failures, the next step to
 //     write) and the events; Act applies a person's action; Record applies the

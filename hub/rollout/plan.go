@@ -58,8 +58,8 @@ type StartError struct {
 
 func (e *StartError) Error() string { return fmt.Sprintf("rollout of %s: %s", e.App, e.Msg) }
 
-// New builds a run of app at version from its policy and the head's fleet.
-func New(id, app, version string, p *repo.RolloutPolicy, f Fleet, by string, now time.Time) (*apiv1.Rollout, error) {
+// NewRun builds a run of app at version from its policy and the head's fleet.
+func NewRun(id, app, version string, p *repo.RolloutPolicy, f Fleet, by string, now time.Time) (*apiv1.Rollout, error) {
 	if !slices.Contains(f.Apps, app) {
 		return nil, &StartError{App: app, Msg: fmt.Sprintf("no directory apps/%s/ at %s", app, f.Revision)}
 	}
@@ -581,4 +581,34 @@ func orNone(v string) string {
 		return "(none)"
 	}
 	return v
+}
+
+// Unplan drops step i, which could not be written for a reason retrying will not
+// fix (a cluster directory removed, a file the write would leave invalid), and
+// pauses the run with that reason: a person fixes the repository and resumes, or
+// rolls back or aborts.
+func Unplan(r *apiv1.Rollout, i int, reason string, now time.Time) (*apiv1.Rollout, []apiv1.Event) {
+	n := clone(r)
+	st := n.Steps[i]
+	n.Steps = n.Steps[:i]
+	for _, name := range st.Clusters {
+		c := n.cluster(name)
+		if st.Kind == apiv1.StepForward {
+			c.Phase, c.Step = apiv1.ClusterPending, -1
+		} else {
+			c.Step = lastStepOf(n.Steps, name)
+		}
+	}
+	n.State, n.Reason, n.FinishedAt = apiv1.RolloutPaused, "paused: commit not written: "+reason, time.Time{}
+	return n.touch(now), []apiv1.Event{n.event("", now, "rollout "+n.ID+" paused: "+Subject(r, i)+": "+reason)}
+}
+
+// lastStepOf returns the index of the last step writing cluster, or -1.
+func lastStepOf(steps []apiv1.RolloutStep, cluster string) int {
+	for i := len(steps) - 1; i >= 0; i-- {
+		if slices.Contains(steps[i].Clusters, cluster) {
+			return i
+		}
+	}
+	return -1
 }

@@ -51,7 +51,7 @@ type sim struct {
 
 func newSim(t *testing.T, p *repo.RolloutPolicy) *sim {
 	t.Helper()
-	r, err := New("web-1", "web", "2.0", p, fleet6, "jane", t0)
+	r, err := NewRun("web-1", "web", "2.0", p, fleet6, "jane", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestNewResolvesWavesAtTheHead(t *testing.T) {
 		{Name: "canary", Clusters: []string{"eu-1"}},
 		{Name: "prod", Selector: "env=prod", MaxFailures: repo.FailureBudget{Percent: 50}},
 	}, ProgressDeadline: time.Minute, OnFailure: repo.OnFailurePause}
-	r, err := New("web-1", "web", "2.0", p, fleet6, "jane", t0)
+	r, err := NewRun("web-1", "web", "2.0", p, fleet6, "jane", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestNewResolvesWavesAtTheHead(t *testing.T) {
 		"wrong app's label": {&repo.RolloutPolicy{Waves: []repo.WavePolicy{{Name: "a", Selector: "region=ap"}}}, "web", "select no cluster"},
 	}
 	for name, tc := range cases {
-		_, err := New("x", tc.app, "2.0", tc.p, fleet6, "jane", t0)
+		_, err := NewRun("x", tc.app, "2.0", tc.p, fleet6, "jane", t0)
 		var se *StartError
 		if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want a StartError containing %q", name, err, tc.want)
