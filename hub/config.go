@@ -48,6 +48,15 @@ type Config struct {
 	// WebhookSecretFile holds the secret of Git push webhooks (HMAC key for GitHub
 	// and Gitea, token for GitLab); empty disables webhooks.
 	WebhookSecretFile string
+	// RolloutWebhookURL, when set, receives a signed POST whenever a rollout needs
+	// a person: paused, rolling back, rolled back, aborted.
+	RolloutWebhookURL string
+	// RolloutWebhookSecretFile holds the HMAC-SHA256 key that signs those posts
+	// (header X-Outpost-Signature-256); empty: unsigned.
+	RolloutWebhookSecretFile string
+	// RolloutInterval is how often active rollouts are evaluated when no report
+	// arrives (reports wake the driver at once).
+	RolloutInterval time.Duration
 	// LongPollTimeout is how long an agent's long-poll is held without a change
 	// (jittered by 10 %). Agents' clients must wait longer.
 	LongPollTimeout time.Duration
@@ -89,6 +98,7 @@ func DefaultConfig() Config {
 		LongPollTimeout:     30 * time.Second,
 		MaxEventsPerCluster: 1000,
 		ShutdownTimeout:     20 * time.Second,
+		RolloutInterval:     time.Second,
 	}
 }
 
@@ -104,6 +114,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.GitSeedDir, "git-seed", c.GitSeedDir, "directory seeding the embedded repository's first commit")
 	fs.DurationVar(&c.GitPollInterval, "git-poll-interval", c.GitPollInterval, "how often to fetch --git-url without a webhook; 0 disables")
 	fs.StringVar(&c.WebhookSecretFile, "webhook-secret-file", c.WebhookSecretFile, "file holding the Git webhook secret; empty disables webhooks")
+	fs.StringVar(&c.RolloutWebhookURL, "rollout-webhook-url", c.RolloutWebhookURL, "URL receiving a signed POST when a rollout pauses, rolls back or is aborted; empty: none")
+	fs.StringVar(&c.RolloutWebhookSecretFile, "rollout-webhook-secret-file", c.RolloutWebhookSecretFile, "file holding the HMAC key signing rollout webhooks; empty: unsigned")
+	fs.DurationVar(&c.RolloutInterval, "rollout-interval", c.RolloutInterval, "how often active rollouts are evaluated without a report")
 	fs.DurationVar(&c.LongPollTimeout, "long-poll-timeout", c.LongPollTimeout, "how long an agent's long-poll is held without a change")
 	fs.IntVar(&c.MaxEventsPerCluster, "max-events-per-cluster", c.MaxEventsPerCluster, "events kept per cluster")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "TLS certificate; with --tls-key-file, serve HTTPS")
@@ -172,6 +185,7 @@ func (c *Config) Validate() error {
 	for _, f := range []struct{ flag, path string }{
 		{"admin-tokens-file", c.AdminTokensFile}, {"git-password-file", c.GitPasswordFile},
 		{"webhook-secret-file", c.WebhookSecretFile}, {"tls-cert-file", c.TLSCertFile}, {"tls-key-file", c.TLSKeyFile},
+		{"rollout-webhook-secret-file", c.RolloutWebhookSecretFile},
 	} {
 		if err := flagenv.Readable(f.path); err != nil {
 			return configErr(f.flag, "%v", err)
@@ -201,13 +215,20 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		flag string
 		d    time.Duration
-	}{{"long-poll-timeout", c.LongPollTimeout}, {"shutdown-timeout", c.ShutdownTimeout}} {
+	}{{"long-poll-timeout", c.LongPollTimeout}, {"shutdown-timeout", c.ShutdownTimeout}, {"rollout-interval", c.RolloutInterval}} {
 		if d.d <= 0 {
 			return configErr(d.flag, "must be positive, got %s", d.d)
 		}
 	}
 	if c.LongPollTimeout > maxLongPollTimeout {
 		return configErr("long-poll-timeout", "at most %s, got %s: agents' clients give up after 60 s", maxLongPollTimeout, c.LongPollTimeout)
+	}
+	if c.RolloutWebhookURL != "" {
+		if u, err := url.Parse(c.RolloutWebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return configErr("rollout-webhook-url", "%q is not an http(s) URL", gitstore.RedactURL(c.RolloutWebhookURL))
+		}
+	} else if c.RolloutWebhookSecretFile != "" {
+		return configErr("rollout-webhook-secret-file", "signs --rollout-webhook-url posts: set that too, or leave this empty")
 	}
 	if c.MaxEventsPerCluster < 1 {
 		return configErr("max-events-per-cluster", "must be at least 1, got %d", c.MaxEventsPerCluster)

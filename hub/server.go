@@ -16,6 +16,7 @@ import (
 	"github.com/outpost-gitops/outpost/hub/gitstore"
 	"github.com/outpost-gitops/outpost/hub/httpapi"
 	"github.com/outpost-gitops/outpost/hub/notify"
+	"github.com/outpost-gitops/outpost/hub/rollout"
 	"github.com/outpost-gitops/outpost/hub/store"
 	"github.com/outpost-gitops/outpost/hub/web"
 	"github.com/outpost-gitops/outpost/internal/gitserve"
@@ -123,6 +124,29 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	pub.Start(gs)
 
+	var webhook *rollout.Webhook
+	if cfg.RolloutWebhookURL != "" {
+		var key []byte
+		if cfg.RolloutWebhookSecretFile != "" {
+			k, err := readSecret("rollout-webhook-secret-file", cfg.RolloutWebhookSecretFile)
+			if err != nil {
+				return err
+			}
+			key = []byte(k)
+		}
+		if webhook, err = rollout.NewWebhook(cfg.RolloutWebhookURL, key, log); err != nil {
+			return configErr("rollout-webhook-url", "%v", err)
+		}
+	}
+	rcfg := rollout.Config{Store: st, Git: gs, Interval: cfg.RolloutInterval, Meter: tel.Meter, Logger: log}
+	if webhook != nil {
+		rcfg.Notifier = webhook
+	}
+	driver, err := rollout.New(rcfg)
+	if err != nil {
+		return err
+	}
+
 	var gitServer http.Handler
 	if cfg.GitURL == "" {
 		// httpapi authorizes every request to /git/ before it reaches the handler.
@@ -131,7 +155,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 	api, err := httpapi.New(httpapi.Config{
-		Store: st, Git: gs, Notifier: n, Admins: admins, WebhookSecret: []byte(secret), Branch: cfg.GitBranch,
+		Store: st, Git: gs, Notifier: n, Admins: admins, Rollouts: driver, WebhookSecret: []byte(secret), Branch: cfg.GitBranch,
 		GitServer: gitServer, Metrics: tel.Metrics, Meter: tel.Meter, Tracer: tel.Tracer,
 		Dashboard: func(src httpapi.ReadModel) (http.Handler, error) {
 			if cfg.DashboardPublic {
@@ -154,11 +178,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, api, gs, log)
+	return serve(ctx, cfg, api, gs, log, func(ctx context.Context, wg *sync.WaitGroup) {
+		wg.Go(func() { _ = driver.Run(ctx) })
+		if webhook != nil {
+			wg.Go(func() { webhook.Run(ctx) })
+		}
+	})
 }
 
-// serve serves api until ctx ends, fetching the remote repository periodically.
-func serve(ctx context.Context, cfg Config, api *httpapi.API, gs *gitstore.Store, log *slog.Logger) error {
+// serve serves api until ctx ends, fetching the remote repository periodically;
+// background starts the other loops (rollouts), which end with its context.
+func serve(ctx context.Context, cfg Config, api *httpapi.API, gs *gitstore.Store, log *slog.Logger, background func(context.Context, *sync.WaitGroup)) error {
 	l := cfg.Listener
 	if l == nil {
 		var err error
@@ -196,6 +226,7 @@ func serve(ctx context.Context, cfg Config, api *httpapi.API, gs *gitstore.Store
 	if cfg.GitURL != "" && cfg.GitPollInterval > 0 {
 		wg.Go(func() { pollGit(pollCtx, gs, cfg.GitPollInterval, log) })
 	}
+	background(pollCtx, &wg)
 	defer func() {
 		stopPolling()
 		wg.Wait()

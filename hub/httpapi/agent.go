@@ -36,6 +36,9 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, c *caller) error {
 		return err
 	}
 	a.metrics.reported(r.Context(), len(res.Stored), len(res.Stale))
+	if a.cfg.Rollouts != nil && len(res.Stored) > 0 {
+		a.cfg.Rollouts.Wake() // a rollout gate may pass or fail on this report
+	}
 	a.forgetApps(r.Context(), rep.Cluster, now)
 	out := apiv1.ReportResponse{Stored: res.Stored, Stale: res.Stale}
 	if out.Stored == nil {

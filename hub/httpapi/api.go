@@ -140,6 +140,9 @@ type Config struct {
 	// Branch is the branch holding desired state; webhooks of pushes to other refs
 	// are ignored. Default gitstore.DefaultBranch.
 	Branch string
+	// Rollouts runs rollouts (hub/rollout's Driver); nil: the rollout routes answer
+	// 404 and manual writes are never held.
+	Rollouts Rollouts
 	// GitServer serves the repository to agents at /git/<cluster>.git (internal/gitserve,
 	// configured without its own authorization: the API authorizes); nil: 404.
 	GitServer http.Handler
@@ -386,6 +389,10 @@ func (a *API) routeTable() []Route {
 		{Method: http.MethodDelete, Path: "/api/v1/clusters/{cluster}/apps/{app}", access: adminOnly, handle: a.unsetVersion},
 		{Method: http.MethodPost, Path: "/api/v1/clusters/{cluster}/apps/{app}/rollback", access: adminOnly, handle: a.rollback},
 		{Method: http.MethodPost, Path: "/api/v1/apps/{app}/bulk", access: adminOnly, handle: a.bulk},
+		{Method: http.MethodPost, Path: apiv1.RolloutsPath, access: adminOnly, handle: a.startRollout},
+		{Method: http.MethodGet, Path: apiv1.RolloutsPath, access: adminOnly, handle: a.listRollouts},
+		{Method: http.MethodGet, Path: apiv1.RolloutsPath + "/{id}", access: adminOnly, handle: a.getRollout},
+		{Method: http.MethodPost, Path: apiv1.RolloutsPath + "/{id}/{action}", access: adminOnly, handle: a.actOnRollout},
 		{Method: http.MethodGet, Path: "/api/v1/matrix", access: adminOnly, handle: a.matrix},
 		{Method: http.MethodGet, Path: "/api/v1/diff", access: adminOnly, handle: a.diff},
 		{Method: http.MethodGet, Path: "/api/v1/events", access: adminOnly, handle: a.events},

@@ -40,14 +40,24 @@ func (a *API) bulk(w http.ResponseWriter, r *http.Request, c *caller) error {
 	case header != "" && !strings.EqualFold(header, rev):
 		return errInvalid("ifMatch", "the body's ifMatch %s and the If-Match header %s differ", rev, header)
 	}
-	res, err := a.cfg.Git.Bulk(r.Context(), gitstore.BulkRequest{
+	force, err := queryBool(r, "force")
+	if err != nil {
+		return err
+	}
+	greq := gitstore.BulkRequest{
 		Action: gitstore.BulkAction(req.Action), App: app, Version: req.Version,
 		Selector: req.Selector, Clusters: req.Clusters, VarsFrom: req.VarsFrom, DryRun: req.DryRun, IfMatch: rev,
-	}, c.author)
+	}
+	held, err := a.bulkGuard(r, greq, force, c)
+	if err != nil {
+		return err
+	}
+	res, err := a.cfg.Git.Bulk(r.Context(), greq, c.author)
 	if err != nil {
 		return err
 	}
 	if res.Committed {
+		a.overridden(r.Context(), held, c.author.Name)
 		a.metrics.committed(r.Context(), "bulk-"+string(req.Action))
 		a.log.Info("desired state changed", "message", firstLine(res.Message), "clusters", len(res.Changes),
 			"revision", res.Revision, "by", c.author.Name)
@@ -128,4 +138,29 @@ func jsonNames(t reflect.Type) map[string]bool {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// bulkGuard applies rolloutGuard to the clusters a bulk write would change: when
+// the app has an active rollout, a dry run of the write names them.
+func (a *API) bulkGuard(r *http.Request, req gitstore.BulkRequest, force bool, c *caller) (map[string]string, error) {
+	if a.cfg.Rollouts == nil || req.DryRun {
+		return nil, nil
+	}
+	runs, err := a.cfg.Rollouts.List(r.Context(), req.App, true, 1)
+	if err != nil || len(runs) == 0 {
+		return nil, err
+	}
+	dry := req
+	dry.DryRun = true
+	plan, err := a.cfg.Git.Bulk(r.Context(), dry, c.author)
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	for _, ch := range plan.Changes {
+		if ch.Changed {
+			changed = append(changed, ch.Cluster)
+		}
+	}
+	return a.rolloutGuard(r.Context(), req.App, changed, force)
 }

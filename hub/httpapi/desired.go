@@ -27,6 +27,14 @@ func (a *API) changeApp(w http.ResponseWriter, r *http.Request, c *caller, op st
 	if err != nil {
 		return err
 	}
+	force, err := queryBool(r, "force")
+	if err != nil {
+		return err
+	}
+	held, err := a.rolloutGuard(r.Context(), app, []string{cluster}, force)
+	if err != nil {
+		return err
+	}
 	res, err := write(r.Context(), cluster, app, c.author, rev)
 	if err != nil {
 		return err
@@ -34,6 +42,7 @@ func (a *API) changeApp(w http.ResponseWriter, r *http.Request, c *caller, op st
 	if res.Committed {
 		a.metrics.committed(r.Context(), op)
 		a.log.Info("desired state changed", "message", res.Message, "revision", res.Revision, "by", c.author.Name)
+		a.overridden(r.Context(), held, c.author.Name)
 	}
 	setETag(w, res.Revision)
 	writeJSON(w, http.StatusOK, apiv1.ChangeResult{

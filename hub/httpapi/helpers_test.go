@@ -19,6 +19,7 @@ import (
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/hub/gitstore"
 	"github.com/outpost-gitops/outpost/hub/notify"
+	"github.com/outpost-gitops/outpost/hub/rollout"
 	"github.com/outpost-gitops/outpost/hub/store"
 	"github.com/outpost-gitops/outpost/internal/gitserve"
 	"github.com/outpost-gitops/outpost/internal/gittest"
@@ -42,6 +43,7 @@ type hubSetup struct {
 	quiet         bool
 	logOut        io.Writer
 	appRetention  time.Duration
+	rollouts      bool
 }
 
 type hubOption func(*hubSetup)
@@ -69,6 +71,9 @@ func withQuietLog() hubOption { return func(s *hubSetup) { s.quiet = true } }
 // withHold sets the notifier's hold time (no jitter).
 func withHold(d time.Duration) hubOption { return func(s *hubSetup) { s.hold = d } }
 
+// withRollouts runs a rollout driver (evaluating every 50 ms) in the hub.
+func withRollouts() hubOption { return func(s *hubSetup) { s.rollouts = true } }
+
 // testHub is a hub API on a real store and a real Git repository in dir, served by
 // httptest.
 type testHub struct {
@@ -79,6 +84,8 @@ type testHub struct {
 	git      *gitstore.Store
 	notifier *notify.Notifier
 	srv      *httptest.Server
+	// stopDriver stops the rollout driver (withRollouts) and waits for it.
+	stopDriver context.CancelFunc
 }
 
 // newTestHub opens (or reopens) the hub whose state lives in dir: the store in
@@ -143,11 +150,25 @@ func newTestHub(t testing.TB, dir string, opts ...hubOption) *testHub {
 		}
 		cfg.Meter, cfg.Tracer, cfg.Metrics = tel.Meter, tel.Tracer, tel.Metrics
 	}
+	var stopDriver context.CancelFunc = func() {}
+	if s.rollouts {
+		d, err := rollout.New(rollout.Config{Store: st, Git: gs, Interval: 50 * time.Millisecond, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Rollouts = d
+		var dctx context.Context
+		dctx, stopDriver = context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = d.Run(dctx); close(done) }()
+		prev := stopDriver
+		stopDriver = func() { prev(); <-done }
+	}
 	api, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &testHub{dir: dir, api: api, store: st, git: gs, notifier: n}
+	h := &testHub{dir: dir, api: api, store: st, git: gs, notifier: n, stopDriver: stopDriver}
 	h.srv = httptest.NewServer(api)
 	h.url = h.srv.URL
 	t.Cleanup(h.close)
@@ -161,6 +182,7 @@ func (h *testHub) close() {
 	}
 	h.api.Drain()
 	h.srv.Close()
+	h.stopDriver()
 	_ = h.store.Close()
 	h.srv = nil
 }

@@ -111,6 +111,14 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Event":                   reflect.TypeFor[apiv1.Event](),
 		"EventList":               reflect.TypeFor[apiv1.EventList](),
 		"WebhookResponse":         reflect.TypeFor[WebhookResponse](),
+		"StartRolloutRequest":     reflect.TypeFor[apiv1.StartRolloutRequest](),
+		"RolloutList":             reflect.TypeFor[apiv1.RolloutList](),
+		"Rollout":                 reflect.TypeFor[apiv1.Rollout](),
+		"RolloutPolicy":           reflect.TypeFor[apiv1.RolloutPolicy](),
+		"RolloutWave":             reflect.TypeFor[apiv1.RolloutWave](),
+		"RolloutCluster":          reflect.TypeFor[apiv1.RolloutCluster](),
+		"RolloutReport":           reflect.TypeFor[apiv1.RolloutReport](),
+		"RolloutStep":             reflect.TypeFor[apiv1.RolloutStep](),
 		"FleetDiff":               reflect.TypeFor[fleetdiff.Result](),
 	}
 	schemas := resolve(doc, "#/components/schemas").(map[string]any)

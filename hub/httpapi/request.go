@@ -31,6 +31,21 @@ func queryName(r *http.Request, param string) (string, error) {
 	return v, nil
 }
 
+// queryBool returns an optional boolean query parameter (true or false), false
+// when absent.
+func queryBool(r *http.Request, param string) (bool, error) {
+	v, err := singleQuery(r, param)
+	switch {
+	case err != nil:
+		return false, err
+	case v == "" || v == "false":
+		return false, nil
+	case v == "true":
+		return true, nil
+	}
+	return false, errInvalid(param, "must be true or false, got %q", v)
+}
+
 // singleQuery returns a query parameter given at most once.
 func singleQuery(r *http.Request, param string) (string, error) {
 	vs := r.URL.Query()[param]

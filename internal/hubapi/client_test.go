@@ -76,7 +76,7 @@ func TestRoutesAgainstTheFakeHub(t *testing.T) {
 	if err != nil || !res.Changed || res.Version != "" {
 		t.Errorf("UnsetApp = %+v, %v", res, err)
 	}
-	bulk, err := c.Bulk(ctx, "web", apiv1.BulkRequest{Action: apiv1.BulkSet, Version: "1.4.4", Selector: "env in (prod)", DryRun: true})
+	bulk, err := c.Bulk(ctx, "web", apiv1.BulkRequest{Action: apiv1.BulkSet, Version: "1.4.4", Selector: "env in (prod)", DryRun: true}, hubapi.WriteOptions{})
 	if err != nil || !bulk.DryRun || bulk.Committed || len(bulk.Changes) != 1 || bulk.Changes[0].Cluster != "prod-eu" {
 		t.Errorf("Bulk = %+v, %v", bulk, err)
 	}

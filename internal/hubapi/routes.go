@@ -17,6 +17,18 @@ type WriteOptions struct {
 	// state of the cluster changed since. Empty: unconditional. Sent quoted as an entity
 	// tag; a value quoted already is sent as is.
 	IfMatch string
+	// Force writes even when an active rollout of the app holds the cluster: the
+	// hub marks the cluster overridden in the run and pauses it (query force=true).
+	// Without it such a write is refused with 409 conflict naming the run.
+	Force bool
+}
+
+// query is the write's query string.
+func (o WriteOptions) query() url.Values {
+	if !o.Force {
+		return nil
+	}
+	return url.Values{"force": {"true"}}
 }
 
 // HistoryQuery selects history entries.
@@ -132,7 +144,7 @@ func (c *Client) Matrix(ctx context.Context) (*apiv1.Matrix, error) {
 func (c *Client) SetVersion(ctx context.Context, cluster, app, version string, opts WriteOptions) (*apiv1.ChangeResult, error) {
 	var out apiv1.ChangeResult
 	err := c.do(ctx, request{
-		method: http.MethodPut, path: appPath(cluster, app), ifMatch: opts.IfMatch,
+		method: http.MethodPut, path: appPath(cluster, app), ifMatch: opts.IfMatch, query: opts.query(),
 		body: apiv1.SetVersionRequest{Version: version}, out: &out,
 	})
 	if err != nil {
@@ -144,7 +156,7 @@ func (c *Client) SetVersion(ctx context.Context, cluster, app, version string, o
 // UnsetApp removes an app from a cluster (DELETE /api/v1/clusters/{cluster}/apps/{app}).
 func (c *Client) UnsetApp(ctx context.Context, cluster, app string, opts WriteOptions) (*apiv1.ChangeResult, error) {
 	var out apiv1.ChangeResult
-	err := c.do(ctx, request{method: http.MethodDelete, path: appPath(cluster, app), ifMatch: opts.IfMatch, out: &out})
+	err := c.do(ctx, request{method: http.MethodDelete, path: appPath(cluster, app), ifMatch: opts.IfMatch, query: opts.query(), out: &out})
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +168,7 @@ func (c *Client) UnsetApp(ctx context.Context, cluster, app string, opts WriteOp
 func (c *Client) Rollback(ctx context.Context, cluster, app string, opts WriteOptions) (*apiv1.ChangeResult, error) {
 	var out apiv1.ChangeResult
 	err := c.do(ctx, request{
-		method: http.MethodPost, path: appPath(cluster, app) + "/rollback", ifMatch: opts.IfMatch,
+		method: http.MethodPost, path: appPath(cluster, app) + "/rollback", ifMatch: opts.IfMatch, query: opts.query(),
 		out: &out, once: true,
 	})
 	if err != nil {
@@ -170,11 +182,13 @@ func (c *Client) Rollback(ctx context.Context, cluster, app string, opts WriteOp
 // (POST /api/v1/apps/{app}/bulk). req.IfMatch, when set, guards the whole write: the
 // hub answers 409 when the selection or any selected apps.yaml changed since. A dry run
 // is retried like a read; a write only when it surely did not reach the hub.
-func (c *Client) Bulk(ctx context.Context, app string, req apiv1.BulkRequest) (*apiv1.BulkResult, error) {
+// opts.IfMatch, when set, is sent as the If-Match header (it must then equal
+// req.IfMatch, if that is set too).
+func (c *Client) Bulk(ctx context.Context, app string, req apiv1.BulkRequest, opts WriteOptions) (*apiv1.BulkResult, error) {
 	var out apiv1.BulkResult
 	err := c.do(ctx, request{
 		method: http.MethodPost, path: apiPrefix + "/apps/" + url.PathEscape(app) + "/bulk",
-		body: req, out: &out, once: !req.DryRun,
+		ifMatch: opts.IfMatch, query: opts.query(), body: req, out: &out, once: !req.DryRun,
 	})
 	if err != nil {
 		return nil, err
@@ -264,6 +278,56 @@ func (c *Client) Desired(ctx context.Context, cluster, since string) (*apiv1.Des
 		method: http.MethodGet, path: apiv1.DesiredPath, query: query, out: &out,
 		timeout: c.opts.LongPollTimeout,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// StartRollout starts a rollout of app to version, following rollouts/<app>.yaml
+// (POST /api/v1/rollouts). Not retried once it may have reached the hub.
+func (c *Client) StartRollout(ctx context.Context, app, version string) (*apiv1.Rollout, error) {
+	var out apiv1.Rollout
+	err := c.do(ctx, request{method: http.MethodPost, path: apiv1.RolloutsPath,
+		body: apiv1.StartRolloutRequest{App: app, Version: version}, want: []int{http.StatusCreated}, out: &out, once: true})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListRollouts returns the runs of app ("" for all), newest first; active keeps
+// only the runs that hold their clusters (GET /api/v1/rollouts).
+func (c *Client) ListRollouts(ctx context.Context, app string, active bool) (*apiv1.RolloutList, error) {
+	query := url.Values{}
+	if app != "" {
+		query.Set("app", app)
+	}
+	if active {
+		query.Set("active", "true")
+	}
+	var out apiv1.RolloutList
+	if err := c.do(ctx, request{method: http.MethodGet, path: apiv1.RolloutsPath, query: query, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetRollout returns one run (GET /api/v1/rollouts/{id}).
+func (c *Client) GetRollout(ctx context.Context, id string) (*apiv1.Rollout, error) {
+	var out apiv1.Rollout
+	if err := c.do(ctx, request{method: http.MethodGet, path: apiv1.RolloutsPath + "/" + url.PathEscape(id), out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RolloutAction pauses, resumes, approves, aborts or rolls back a run
+// (POST /api/v1/rollouts/{id}/{action}).
+func (c *Client) RolloutAction(ctx context.Context, id string, action apiv1.RolloutAction) (*apiv1.Rollout, error) {
+	var out apiv1.Rollout
+	err := c.do(ctx, request{method: http.MethodPost, path: apiv1.RolloutsPath + "/" + url.PathEscape(id) + "/" + url.PathEscape(string(action)),
+		out: &out, once: true})
 	if err != nil {
 		return nil, err
 	}

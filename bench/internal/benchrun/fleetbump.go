@@ -153,7 +153,7 @@ func bulkBump(ctx context.Context, admin *hubapi.Client, apps map[string]string,
 	ctx, cancel := context.WithTimeout(ctx, fleetBumpTimeout)
 	defer cancel()
 	start := time.Now()
-	res, err := admin.Bulk(ctx, fleetBumpApp, apiv1.BulkRequest{Action: apiv1.BulkSet, Version: version, Selector: "env=bench"})
+	res, err := admin.Bulk(ctx, fleetBumpApp, apiv1.BulkRequest{Action: apiv1.BulkSet, Version: version, Selector: "env=bench"}, hubapi.WriteOptions{})
 	if err != nil {
 		return 0, 0, err
 	}

@@ -20,6 +20,7 @@ type appWriteFlags struct {
 	selector string
 	dryRun   bool
 	ifMatch  string
+	force    bool
 }
 
 func (f *appWriteFlags) register(cmd *cobra.Command) {
@@ -31,6 +32,8 @@ func (f *appWriteFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "show what would change on each cluster; commit nothing")
 	cmd.Flags().StringVar(&f.ifMatch, "if-match", "",
 		"write only if the desired state of the clusters written is still at this revision (else exit code 4)")
+	cmd.Flags().BoolVar(&f.force, "force", false,
+		"write even on clusters an active rollout of the app holds (the run marks them overridden and pauses)")
 }
 
 // check validates the clusters, selector, app and revision before any request.
@@ -70,9 +73,9 @@ func (f *appWriteFlags) run(cmd *cobra.Command, what, app string, action apiv1.B
 		return runBulk(cmd, c, f.output, what, app, apiv1.BulkRequest{
 			Action: action, Version: version, Selector: f.selector, Clusters: f.clusters,
 			DryRun: f.dryRun, IfMatch: strings.Trim(f.ifMatch, `"`),
-		})
+		}, f.force)
 	}
-	res, err := write(cmd.Context(), c, f.clusters[0], hubapi.WriteOptions{IfMatch: f.ifMatch})
+	res, err := write(cmd.Context(), c, f.clusters[0], hubapi.WriteOptions{IfMatch: f.ifMatch, Force: f.force})
 	if err != nil {
 		return fmt.Errorf("%s on cluster %s: %w", what, f.clusters[0], err)
 	}
@@ -80,8 +83,8 @@ func (f *appWriteFlags) run(cmd *cobra.Command, what, app string, action apiv1.B
 }
 
 // runBulk sends one bulk write and prints its table.
-func runBulk(cmd *cobra.Command, c *hubapi.Client, format, what, app string, req apiv1.BulkRequest) error {
-	res, err := c.Bulk(cmd.Context(), app, req)
+func runBulk(cmd *cobra.Command, c *hubapi.Client, format, what, app string, req apiv1.BulkRequest, force bool) error {
+	res, err := c.Bulk(cmd.Context(), app, req, hubapi.WriteOptions{Force: force})
 	if err != nil {
 		return fmt.Errorf("%s on %s: %w", what, selectionText(req), err)
 	}

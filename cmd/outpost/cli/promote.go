@@ -99,7 +99,7 @@ vars on the source cluster are copied too, replacing the targets' vars.`,
 			if vars {
 				req.VarsFrom = from
 			}
-			return runBulk(cmd, c, f.output, "promote "+app+"="+version+" from "+from, app, req)
+			return runBulk(cmd, c, f.output, "promote "+app+"="+version+" from "+from, app, req, false)
 		},
 	}
 	f.register(cmd.Flags())
