@@ -37,6 +37,8 @@ func TestDocExamples(t *testing.T) {
 		"BulkResult":              func() any { return &BulkResult{} },
 		"HistoryList":             func() any { return &HistoryList{} },
 		"EventList":               func() any { return &EventList{} },
+		"StartRolloutRequest":     func() any { return &StartRolloutRequest{} },
+		"Rollout":                 func() any { return &Rollout{} },
 	}
 	examples := docExample.FindAllSubmatch(doc, -1)
 	if len(examples) < len(types)-1 {

@@ -44,7 +44,7 @@ const exitCodesHelp = `Exit codes, for scripts:
 func hubVerbCommands() []*cobra.Command {
 	return []*cobra.Command{
 		newClustersCommand(), newSetCommand(), newUnsetCommand(), newRollbackCommand(),
-		newPromoteCommand(), newStatusCommand(), newHistoryCommand(),
+		newPromoteCommand(), newStatusCommand(), newHistoryCommand(), newRolloutCommand(),
 	}
 }
 
