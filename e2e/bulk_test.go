@@ -5,20 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/cmd/outpost/cli"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
-	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
 // bulkFleet are the clusters of TestBulkSetSelector and their labels: six the selector
@@ -43,70 +38,15 @@ const bulkSelector = "env in (prod,dev),!canary"
 // benchmarks' fleet; the hub serves its embedded repository to the agents.
 func TestBulkSetSelector(t *testing.T) {
 	ctx := t.Context()
-	cluster, err := testenv.Start(ctx, testenv.Options{Name: "e2e-bulk"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cluster.Stop() })
-	cs, err := kubernetes.NewForConfig(cluster.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	dir := t.TempDir()
-	seed := filepath.Join(dir, "seed")
 	files := map[string]string{
 		// One app for all: its ConfigMap lands in the namespace named like the cluster.
 		"apps/web/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n  namespace: ${CLUSTER_NAME}\ndata:\n  version: \"${APP_VERSION}\"\n",
 	}
-	for name, labels := range bulkFleet {
-		files["clusters/"+name+"/cluster.yaml"] = "labels:\n  " + labels + "\n"
-		files["clusters/"+name+"/apps.yaml"] = "apps:\n  # the shop\n  - name: web\n    version: \"1\" # bumped by the fleet\n"
-		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for p, content := range files {
-		full := filepath.Join(seed, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, full, content)
-	}
-
-	hubAddr := freeAddr(t)
-	hubURL := "http://" + hubAddr
-	admins := writeFile(t, filepath.Join(dir, "admins"), "Platform Team <platform@example.com>:"+adminToken+"\n")
-	hub, err := startProc(t, "hub", outpostBin, nil, "hub", "--listen="+hubAddr, "--data-dir="+filepath.Join(dir, "hub"),
-		"--admin-tokens-file="+admins, "--git-seed="+seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hub.stop)
-	if err := waitReady(ctx, hubURL, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	api, err := hubapi.New(hubURL, adminToken, hubapi.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for name := range bulkFleet {
-		reg, err := api.RegisterCluster(ctx, apiv1.RegisterClusterRequest{Name: name})
-		if err != nil {
-			t.Fatalf("register %s: %v", name, err)
-		}
-		tokenFile := writeFile(t, filepath.Join(dir, "token-"+name), reg.Token)
-		agent, err := startProc(t, "agent-"+name, outpostBin, nil, "agent", "--cluster="+name,
-			"--hub-url="+hubURL, "--token-file="+tokenFile,
-			"--git-url="+hubURL+"/git/"+name+".git", "--git-password-file="+tokenFile,
-			"--kubeconfig="+cluster.KubeconfigPath(), "--namespaces="+name, "--inventory-namespace="+name,
-			"--leader-elect=false", "--listen=", "--interval=10m", "--git-poll-interval=1m",
-			"--cache-dir="+filepath.Join(dir, "cache-"+name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(agent.stop)
+		files["clusters/"+name+"/apps.yaml"] = "apps:\n  # the shop\n  - name: web\n    version: \"1\" # bumped by the fleet\n"
 	}
+	f := startNSFleet(t, "e2e-bulk", bulkFleet, files)
+	cs, api, hubURL := f.cs, f.api, f.hubURL
 	s := &suite{t: t}
 	for name := range bulkFleet {
 		s.waitApp(api, name, "web", 2*time.Minute, synced("1"))
