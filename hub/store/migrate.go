@@ -104,7 +104,7 @@ CREATE UNIQUE INDEX rollouts_one_active ON rollouts (app) WHERE active = 1;
 CREATE TABLE leases (
 	name   TEXT PRIMARY KEY,
 	holder TEXT NOT NULL,
-	until  INTEGER NOT NULL                -- Unix nanoseconds
+	expires_at INTEGER NOT NULL            -- Unix nanoseconds
 );`},
 	}
 }

@@ -172,9 +172,9 @@ func (s *SQLite) AcquireLease(ctx context.Context, name, holder string, now time
 	}
 	var got bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO leases (name, holder, until) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-			WHERE leases.holder = excluded.holder OR leases.until <= ?`,
+		res, err := tx.ExecContext(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+			WHERE leases.holder = excluded.holder OR leases.expires_at <= ?`,
 			name, holder, toNanos(now.Add(ttl)), toNanos(now))
 		if err != nil {
 			return fmt.Errorf("lease %s: %w", name, err)
