@@ -53,6 +53,10 @@ type Config struct {
 	Out io.Writer
 	// Ready, when set, is called once everything runs (for tests).
 	Ready func(Running)
+	// RolloutApp and RolloutVersion, when set, start a rollout of that app to that
+	// version (rollouts/<app>.yaml of the examples) once every app is synced, to show
+	// it across the clusters. Default cache 7.4.2; RolloutApp "-" starts none.
+	RolloutApp, RolloutVersion string
 	// SetGlobals, when set, receives the logger for client-go's messages (client-go.log
 	// in StateDir) before the agents start, for what only a main may do
 	// (klog.SetSlogLogger): the demo itself sets no process global.
@@ -86,6 +90,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Out == nil {
 		c.Out = io.Discard
+	}
+	if c.RolloutApp == "" {
+		c.RolloutApp, c.RolloutVersion = "cache", "7.4.2"
 	}
 	return c
 }
@@ -322,16 +329,32 @@ func (d *demo) progress(ctx context.Context) {
 	seen := map[string]string{}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	rollout := ""
 	for {
+		synced := true
 		for _, c := range d.clusters {
 			st, err := client.ClusterStatus(ctx, c.Name())
 			if err != nil {
+				synced = false
 				continue
 			}
+			synced = synced && allHealthy(st)
 			for _, line := range statusLines(st) {
 				key := line[:strings.Index(line, " ")]
 				if seen[key] != line {
 					seen[key] = line
+					fmt.Fprintf(d.cfg.Out, "%s  %s\n", time.Now().Format("15:04:05"), line)
+				}
+			}
+		}
+		if rollout == "" && synced && d.cfg.RolloutApp != "-" {
+			rollout = d.startRollout(ctx, client)
+		}
+		if rollout != "" && rollout != "-" {
+			if r, err := client.GetRollout(ctx, rollout); err == nil {
+				line := fmt.Sprintf("rollout %s: %s=%s %s, wave %s", r.ID, r.App, r.Version, r.State, waveOf(r))
+				if seen["rollout"] != line {
+					seen["rollout"] = line
 					fmt.Fprintf(d.cfg.Out, "%s  %s\n", time.Now().Format("15:04:05"), line)
 				}
 			}
@@ -342,6 +365,45 @@ func (d *demo) progress(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// startRollout starts the demo's rollout and says where to watch it; it returns
+// the run's ID, or "-" when it could not start.
+func (d *demo) startRollout(ctx context.Context, client *hubapi.Client) string {
+	r, err := client.StartRollout(ctx, d.cfg.RolloutApp, d.cfg.RolloutVersion)
+	if err != nil {
+		fmt.Fprintf(d.cfg.Out, "%s  rollout of %s=%s not started: %v\n", time.Now().Format("15:04:05"), d.cfg.RolloutApp, d.cfg.RolloutVersion, err)
+		return "-"
+	}
+	var waves []string
+	for _, w := range r.Waves {
+		waves = append(waves, w.Name)
+	}
+	fmt.Fprintf(d.cfg.Out, `
+Every app is synced. Rolling %s out to %s across the waves %s (examples/rollouts/%s.yaml):
+  Rollout:  %s/rollouts/%s
+  bin/outpost rollout status %s
+
+`, r.App, r.Version, strings.Join(waves, " -> "), r.App, d.hubURL, r.ID, r.App)
+	return r.ID
+}
+
+// allHealthy reports whether every app of a cluster is Synced and Current.
+func allHealthy(st *apiv1.ClusterStatus) bool {
+	for _, a := range st.Apps {
+		if a.Phase != apiv1.PhaseSynced || a.Health.Status != apiv1.HealthCurrent {
+			return false
+		}
+	}
+	return len(st.Apps) > 0
+}
+
+// waveOf names a run's current wave: "2/2 prod", or "done".
+func waveOf(r *apiv1.Rollout) string {
+	if r.Wave < len(r.Waves) {
+		return fmt.Sprintf("%d/%d %s", r.Wave+1, len(r.Waves), r.Waves[r.Wave].Name)
+	}
+	return "done"
 }
 
 // statusLines formats a cluster's apps as "cluster/app version phase health [drift]".

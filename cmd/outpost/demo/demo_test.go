@@ -82,6 +82,35 @@ func TestDemoSyncsBothClustersAndCleansUp(t *testing.T) {
 	if !strings.Contains(out.String(), "Dashboard:  "+r.HubURL) || !strings.Contains(out.String(), "bin/outpost set web") {
 		t.Errorf("banner lacks the dashboard URL or the commands to try:\n%s", out)
 	}
+	// The demo then rolls cache 7.4.2 out across dev and prod, dev first.
+	for {
+		list, err := client.ListRollouts(t.Context(), "cache", false)
+		if err == nil && len(list.Rollouts) == 1 && list.Rollouts[0].State == apiv1.RolloutSucceeded {
+			run := list.Rollouts[0]
+			if len(run.Waves) != 2 || run.Waves[1].StartedAt.Before(run.Waves[0].DoneAt) {
+				t.Errorf("waves %+v: prod must start after dev is done", run.Waves)
+			}
+			break
+		}
+		if time.Now().After(deadline.Add(3 * time.Minute)) {
+			t.Fatalf("the demo's rollout did not succeed: %+v, %v\n%s", list, err, out)
+		}
+		time.Sleep(time.Second)
+	}
+	if !strings.Contains(out.String(), "/rollouts/cache-") || !strings.Contains(out.String(), "Succeeded") {
+		t.Errorf("the demo output does not show the rollout:\n%s", out)
+	}
+	for _, c := range []string{"dev", "prod"} {
+		st, err := client.ClusterStatus(t.Context(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range st.Apps {
+			if a.App == "cache" && a.Version != "7.4.2" {
+				t.Errorf("%s runs cache %s after the rollout, want 7.4.2", c, a.Version)
+			}
+		}
+	}
 
 	cancel()
 	select {
