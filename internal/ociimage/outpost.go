@@ -137,6 +137,16 @@ func Pause(binary string) Spec {
 	}
 }
 
+// StandIn returns the Spec of an image standing in for a web server the testbed cannot
+// pull (e.g. nginx of examples/apps/web): the pause binary answering HTTP 200 on port
+// 80, as root like nginx.
+func StandIn(pauseBinary string) Spec {
+	return Spec{
+		Files:      []File{{Path: "/pause", Mode: 0o755, Source: pauseBinary}},
+		Entrypoint: []string{"/pause", "-listen=:80"},
+	}
+}
+
 func goBuild(ctx context.Context, goBin, dir string, args []string) error {
 	if goBin == "" {
 		goBin = "go"
