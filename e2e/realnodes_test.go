@@ -20,8 +20,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
-	"github.com/outpost-gitops/outpost/internal/hubapi"
 	"github.com/outpost-gitops/outpost/internal/gittest"
+	"github.com/outpost-gitops/outpost/internal/hubapi"
 	"github.com/outpost-gitops/outpost/internal/localk8s"
 	"github.com/outpost-gitops/outpost/internal/ociimage"
 	"github.com/outpost-gitops/outpost/manifests"
@@ -306,4 +306,3 @@ func leaseHolder(t *testing.T, cs kubernetes.Interface, not string) string {
 	}))
 	return holder
 }
-
