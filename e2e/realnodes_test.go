@@ -42,7 +42,9 @@ const realNodesImage = "outpost.local/outpost:e2e"
 // the projected ServiceAccount token and the hub's volume. The agent registers with
 // the hub over the pod network (the hub's Service through kube-proxy), syncs the
 // sample apps from the suite's Git server, reports drift, and when the leader's pod is
-// killed the other replica takes the Lease over and syncs the next change.
+// killed the other replica takes the Lease over and syncs the next change; when the
+// new leader's container is SIGKILLed (a crash) the kubelet restarts it, a replica
+// leads again and the next change syncs.
 //
 // What kwok cannot show: that the image starts, the processes pass their probes as
 // the pod specs confine them, and the agent reaches the apiserver and the hub from a
@@ -147,7 +149,49 @@ func TestRealNodes(t *testing.T) {
 		t.Errorf("dev's reports come from agent %q, want the new leader %q", st.Cluster.Agent.ID, next)
 	}
 	// The DaemonSet replaces the killed pod: two agents again, on both nodes.
-	realPods(t, cs, "app.kubernetes.io/name="+manifests.AgentName, 2)
+	agents = realPods(t, cs, "app.kubernetes.io/name="+manifests.AgentName, 2)
+
+	t.Log("SIGKILL the new leader's container (a crash, no clean shutdown): the kubelet restarts it, a replica leads again, the next change syncs")
+	var crashed corev1.Pod
+	for _, p := range agents {
+		if p.Name == next {
+			crashed = p
+		}
+	}
+	if crashed.Name == "" {
+		t.Fatalf("the leader %s is not among the agent pods", next)
+	}
+	crashedAt := time.Now()
+	must(t, c.KillContainer(ctx, crashed.Spec.NodeName, crashed.Status.ContainerStatuses[0].ContainerID))
+	must(t, poll(ctx, "the crashed agent container restarted and Ready", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		p, err := cs.CoreV1().Pods(manifests.Namespace).Get(ctx, crashed.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return p.Status.ContainerStatuses[0].RestartCount > crashed.Status.ContainerStatuses[0].RestartCount && realPodProblem(*p) == "", nil
+	}))
+	holder := leaseRenewedAfter(t, cs, crashedAt)
+	t.Logf("Lease held by %s, renewed %s after the crash", holder, time.Since(crashedAt).Round(time.Millisecond))
+	if out, code := s.outpost("set", "web", "1.29.0", "--cluster", "dev"); code != 0 {
+		t.Fatalf("outpost set web 1.29.0: exit %d: %s", code, out)
+	}
+	s.waitApp(api, "dev", "web", 2*time.Minute, synced("1.29.0"))
+}
+
+// leaseRenewedAfter waits for the agent's Lease to be renewed after t0 and returns its
+// holder.
+func leaseRenewedAfter(t *testing.T, cs kubernetes.Interface, t0 time.Time) string {
+	t.Helper()
+	var holder string
+	must(t, poll(t.Context(), "agent Lease renewed after "+t0.Format(time.RFC3339), 90*time.Second, func(ctx context.Context) (bool, error) {
+		l, err := cs.CoordinationV1().Leases(manifests.Namespace).Get(ctx, manifests.AgentName, metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil {
+			return false, nil
+		}
+		holder = *l.Spec.HolderIdentity
+		return holder != "" && l.Spec.RenewTime.After(t0), nil
+	}))
+	return holder
 }
 
 // realNodeFleet is the fleet of TestRealNodes: one cluster with real nodes is the
@@ -202,7 +246,7 @@ func importImages(t *testing.T, c *localk8s.Cluster) {
 	spec, err := ociimage.Outpost(ociimage.OutpostOptions{Binaries: bins, Version: "e2e"})
 	must(t, err)
 	archives := map[string]ociimage.Spec{realNodesImage: spec}
-	for _, v := range []string{"1.27.3", "1.28.0"} {
+	for _, v := range []string{"1.27.3", "1.28.0", "1.29.0"} {
 		archives["docker.io/library/nginx:"+v] = ociimage.StandIn(c.Binaries().Pause)
 	}
 	for ref, spec := range archives {

@@ -50,15 +50,17 @@ const (
 	cniBinDir = "/usr/lib/cni"
 )
 
-// RealNodeTools are the host programs a real node runs, from Debian packages (see
-// `hack/deps.sh real-nodes`).
-var realNodeTools = []struct{ name, pkg string }{
-	{"containerd", "containerd"},
-	{"containerd-shim-runc-v2", "containerd"},
-	{"ctr", "containerd"},
-	{"runc", "runc"},
-	{"ip", "iproute2"},
-	{"nft", "nftables"},
+// realNodeTools returns the host programs a real node runs and their Debian packages
+// (see `hack/deps.sh real-nodes`).
+func realNodeTools() []struct{ name, pkg string } {
+	return []struct{ name, pkg string }{
+		{"containerd", "containerd"},
+		{"containerd-shim-runc-v2", "containerd"},
+		{"ctr", "containerd"},
+		{"runc", "runc"},
+		{"ip", "iproute2"},
+		{"nft", "nftables"},
+	}
 }
 
 // realNode is one kubelet with its containerd.
@@ -85,7 +87,7 @@ func checkRealNodeHost() error {
 		return errors.New("real nodes need root (containerd, runc, cgroups, bridges)")
 	}
 	var missing []string
-	for _, t := range realNodeTools {
+	for _, t := range realNodeTools() {
 		if _, err := exec.LookPath(t.name); err != nil {
 			missing = append(missing, t.name+" (Debian package "+t.pkg+")")
 		}
@@ -331,6 +333,26 @@ func (c *Cluster) RealNodes() []string {
 		names = append(names, n.name)
 	}
 	return names
+}
+
+// KillContainer sends SIGKILL to every process of a container on a real node (a
+// crash, as the OOM killer would end it: no SIGTERM, no clean shutdown); the kubelet
+// then restarts it as the pod's restartPolicy says. containerID is the pod status's
+// "containerd://<id>".
+func (c *Cluster) KillContainer(ctx context.Context, node, containerID string) error {
+	id, ok := strings.CutPrefix(containerID, "containerd://")
+	if !ok {
+		return fmt.Errorf("cluster %s: container %q: not a containerd container ID", c.opts.Name, containerID)
+	}
+	for _, n := range c.realNodes {
+		if n.name == node {
+			if err := n.ctr(ctx, "-n", "k8s.io", "tasks", "kill", "--all", "--signal", "SIGKILL", id); err != nil {
+				return fmt.Errorf("%s: killing container %s: %w", node, id, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("cluster %s: no real node %q", c.opts.Name, node)
 }
 
 func (n *realNode) importImage(ctx context.Context, archive string) error {
