@@ -31,6 +31,9 @@ testbin: ## build and cache etcd, kube-apiserver, kube-controller-manager, kube-
 testbin-real-nodes: ## testbin plus kubelet, kube-proxy and the pause program, for clusters with real nodes
 	BIN=$(BIN) REAL_NODES=1 hack/testbin/build.sh
 
+e2e-real-nodes: deps-real-nodes testbin-real-nodes ## the e2e run on real nodes (root; docs/real-nodes.md): Outpost from its image on real kubelets
+	OUTPOST_REAL_NODES=1 OUTPOST_TESTBIN_DIR=$(BIN) $(GO) test -count=1 -v -run 'TestRealNodes$$' ./e2e/ 2>&1 | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
+
 deps-real-nodes: ## install containerd, runc and the CNI plugins (Debian packages, as root) for real nodes
 	hack/deps.sh real-nodes
 

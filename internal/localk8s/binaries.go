@@ -60,10 +60,16 @@ type MissingBinaryError struct {
 	Path string
 	// Reason says what is wrong with it.
 	Reason string
+	// Target is the make target that builds it; "" means testbin.
+	Target string
 }
 
 func (e *MissingBinaryError) Error() string {
-	return fmt.Sprintf("testbed binary %s: %s; run `make testbin` to build it (or set %s)", e.Path, e.Reason, BinDirEnv)
+	target := e.Target
+	if target == "" {
+		target = "testbin"
+	}
+	return fmt.Sprintf("testbed binary %s: %s; run `make %s` to build it (or set %s)", e.Path, e.Reason, target, BinDirEnv)
 }
 
 // DefaultBinDir returns the directory holding the testbed binaries: $OUTPOST_TESTBIN_DIR
@@ -153,11 +159,15 @@ func locateRealNodeBinaries(ctx context.Context, b *Binaries) error {
 	b.Pause = filepath.Join(filepath.Dir(k8s), "pause", "pause")
 	for _, p := range []string{b.Kubelet, b.KubeProxy} {
 		if err := checkBinary(ctx, p, KubernetesVersion); err != nil {
-			return &MissingBinaryError{Path: p, Reason: err.(*MissingBinaryError).Reason + "; real nodes need `make testbin-real-nodes`"}
+			var missing *MissingBinaryError
+			if errors.As(err, &missing) {
+				missing.Target = "testbin-real-nodes"
+			}
+			return err
 		}
 	}
 	if st, err := os.Stat(b.Pause); err != nil || st.Mode()&0o111 == 0 {
-		return &MissingBinaryError{Path: b.Pause, Reason: "pause program missing; real nodes need `make testbin-real-nodes`"}
+		return &MissingBinaryError{Path: b.Pause, Reason: "the pause program of real nodes is missing", Target: "testbin-real-nodes"}
 	}
 	return nil
 }

@@ -111,8 +111,8 @@ func TestRealNodeRunsAPod(t *testing.T) {
 	}
 }
 
-// TestRealNodeOptionsRejected: real nodes need ModeFull and cannot be detached; the
-// errors say so before anything starts.
+// TestRealNodeOptionsRejected: real nodes need ModeFull, cannot be detached, and need
+// the kubelet of make testbin-real-nodes; the errors say so before anything starts.
 func TestRealNodeOptionsRejected(t *testing.T) {
 	cases := map[string]struct {
 		opts Options
@@ -121,6 +121,37 @@ func TestRealNodeOptionsRejected(t *testing.T) {
 		"api mode": {Options{Name: "r", RealNodes: 1}, "real nodes need ModeFull"},
 		"detached": {Options{Name: "r", Mode: ModeFull, RealNodes: 1, Detach: true}, "real nodes cannot be detached"},
 	}
+	// A testbed without the kubelet (built by make testbin-real-nodes only).
+	binDir, err := DefaultBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noKubelet := t.TempDir()
+	entries, err := os.ReadDir(binDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "k8s-") {
+			if err := os.Symlink(filepath.Join(binDir, e.Name()), filepath.Join(noKubelet, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		k8s := filepath.Join(noKubelet, e.Name())
+		if err := os.Mkdir(k8s, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"} {
+			if err := os.Symlink(filepath.Join(binDir, e.Name(), b), filepath.Join(k8s, b)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cases["no kubelet"] = struct {
+		opts Options
+		want string
+	}{Options{Name: "r", Mode: ModeFull, RealNodes: 1, BinDir: noKubelet}, "kubelet: not found; run `make testbin-real-nodes` to build it (or set OUTPOST_TESTBIN_DIR)"}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			c, err := Start(t.Context(), tc.opts)
