@@ -13,16 +13,16 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// RealNodesEnv enables the tests that start real nodes (root, containerd, runc, CNI
+// realNodesEnv enables the tests that start real nodes (root, containerd, runc, CNI
 // plugins and `make testbin-real-nodes`; see docs/real-nodes.md).
-const RealNodesEnv = "OUTPOST_REAL_NODES"
+const realNodesEnv = "OUTPOST_REAL_NODES"
 
 // TestRealNodeRunsAPod starts a cluster with one real node, runs a pod of the pause
 // image on it through the kubelet, containerd and the CNI bridge, and checks that Stop
 // leaves no container, mount, bridge or cgroup behind.
 func TestRealNodeRunsAPod(t *testing.T) {
-	if os.Getenv(RealNodesEnv) == "" {
-		t.Skipf("set %s=1 to run real nodes (root, containerd, runc, CNI; docs/real-nodes.md)", RealNodesEnv)
+	if os.Getenv(realNodesEnv) == "" {
+		t.Skipf("set %s=1 to run real nodes (root, containerd, runc, CNI; docs/real-nodes.md)", realNodesEnv)
 	}
 	ctx := t.Context()
 	c, err := Start(ctx, Options{Name: "realnode", Mode: ModeFull, RealNodes: 1, StartTimeout: 2 * time.Minute})
