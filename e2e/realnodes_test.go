@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,7 @@ func TestRealNodes(t *testing.T) {
 	if agents[0].Spec.NodeName == agents[1].Spec.NodeName {
 		t.Errorf("both agent pods on %s, want one per real node", agents[0].Spec.NodeName)
 	}
+	confined(t, map[string]int{"/usr/local/bin/outpost": 1, "/usr/local/bin/outpost-agent": 2})
 
 	t.Log("the seeded apps sync: web (stand-in nginx) applied, healthy, reported")
 	s.waitApp(api, "dev", "web", 2*time.Minute, synced("1.27.3"))
@@ -192,6 +194,62 @@ func leaseRenewedAfter(t *testing.T, cs kubernetes.Interface, t0 time.Time) stri
 		return holder != "" && l.Spec.RenewTime.After(t0), nil
 	}))
 	return holder
+}
+
+// confined checks the processes of the image's binaries (argv[0] → how many) on this
+// host, as the kernel sees them: uid and gid 65532, no capabilities, no_new_privs, a
+// seccomp filter, a read-only root filesystem; what the pod specs of manifests/ ask.
+func confined(t *testing.T, want map[string]int) {
+	t.Helper()
+	got := map[string]int{}
+	entries, err := os.ReadDir("/proc")
+	must(t, err)
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+		if _, ok := want[argv0]; !ok {
+			continue
+		}
+		got[argv0]++
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		must(t, err)
+		fields := map[string]string{}
+		for _, line := range strings.Split(string(status), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			fields[k] = strings.Join(strings.Fields(v), " ")
+		}
+		for k, v := range map[string]string{
+			"Uid": "65532 65532 65532 65532", "Gid": "65532 65532 65532 65532",
+			"CapEff": "0000000000000000", "CapPrm": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2",
+		} {
+			if fields[k] != v {
+				t.Errorf("process %s (%s): %s %q, want %q", e.Name(), argv0, k, fields[k], v)
+			}
+		}
+		mountinfo, err := os.ReadFile(filepath.Join("/proc", e.Name(), "mountinfo"))
+		must(t, err)
+		rootRO := false
+		for _, line := range strings.Split(string(mountinfo), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 5 && f[4] == "/" {
+				rootRO = strings.HasPrefix(f[5], "ro,") || f[5] == "ro"
+			}
+		}
+		if !rootRO {
+			t.Errorf("process %s (%s): root filesystem not read-only", e.Name(), argv0)
+		}
+	}
+	for bin, n := range want {
+		if got[bin] != n {
+			t.Errorf("%d processes of %s on this host, want %d (one per pod)", got[bin], bin, n)
+		}
+	}
 }
 
 // realNodeFleet is the fleet of TestRealNodes: one cluster with real nodes is the
