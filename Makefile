@@ -11,7 +11,7 @@ GO         ?= go
 TEST_FLAGS ?= -count=1 -timeout=30m -p=2
 PKGS       ?= ./...
 
-.PHONY: all build testbin deps demo e2e e2e-kind test vet lint fmt-check fuzz clean clean-testbin help bench bench-quick
+.PHONY: all build testbin testbin-real-nodes deps deps-real-nodes e2e-real-nodes demo e2e e2e-kind test vet lint fmt-check fuzz clean clean-testbin help bench bench-quick
 
 all: build
 
@@ -27,6 +27,15 @@ build: ## build outpost and outpost-agent (the agent alone, what the DaemonSet r
 
 testbin: ## build and cache etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
 	BIN=$(BIN) hack/testbin/build.sh
+
+testbin-real-nodes: ## testbin plus kubelet, kube-proxy and the pause program, for clusters with real nodes
+	BIN=$(BIN) REAL_NODES=1 hack/testbin/build.sh
+
+e2e-real-nodes: deps-real-nodes testbin-real-nodes ## the e2e run on real nodes (root; docs/real-nodes.md): Outpost from its image on real kubelets
+	OUTPOST_REAL_NODES=1 OUTPOST_TESTBIN_DIR=$(BIN) $(GO) test -count=1 -v -run 'TestRealNodes$$' ./e2e/ 2>&1 | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
+
+deps-real-nodes: ## install containerd, runc and the CNI plugins (Debian packages, as root) for real nodes
+	hack/deps.sh real-nodes
 
 deps: ## install what the tests need besides Go and git (Chromium, as root with apt), or name it and stop
 	hack/deps.sh

@@ -3,7 +3,32 @@
 # Chromium for the dashboard tests (Debian's package). As root with apt-get it installs
 # it; otherwise it stops at once with one line naming what to install, so the suite
 # never runs only to fail at the end. Used by `make test` (and so by .ci/run).
+#
+# `hack/deps.sh real-nodes` installs instead what real nodes (docs/real-nodes.md) run:
+# containerd, runc and the CNI plugins (Debian packages), the same way.
 set -euo pipefail
+
+if [ "${1:-}" = real-nodes ]; then
+  have_real_node_tools() {
+    command -v containerd >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 &&
+      command -v ip >/dev/null 2>&1 && command -v nft >/dev/null 2>&1 && [ -x /usr/lib/cni/bridge ]
+  }
+  if have_real_node_tools; then
+    exit 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "deps: installing containerd, runc, containernetworking-plugins, nftables, iproute2 (Debian packages) for real nodes"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc containernetworking-plugins nftables iproute2 >/dev/null
+    if have_real_node_tools; then
+      exit 0
+    fi
+    echo "deps: apt-get installed the packages but containerd, runc, ip, nft or /usr/lib/cni/bridge is still missing" >&2
+    exit 1
+  fi
+  echo "deps: real nodes need root and containerd, runc, containernetworking-plugins, nftables, iproute2 (Debian/Ubuntu: sudo apt-get install -y ...)" >&2
+  exit 1
+fi
 
 have_browser() {
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||

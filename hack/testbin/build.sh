@@ -4,6 +4,9 @@
 #   $BIN/k8s-$K8S_VERSION/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}
 #   $BIN/etcd-$ETCD_VERSION/etcd
 #   $BIN/kwok-$KWOK_VERSION/{kwok,stages.yaml}
+# With REAL_NODES=1 (make testbin-real-nodes) also what real nodes run (docs/real-nodes.md):
+#   $BIN/k8s-$K8S_VERSION/{kubelet,kube-proxy}
+#   $BIN/pause/pause (internal/ociimage/pause, the pod sandbox program)
 # The pinned versions live in the helper modules next to this script (hack/testbin/*/go.mod),
 # never in the main module. A binary that is already present is not rebuilt, so a second run
 # takes seconds; delete a directory to force a rebuild.
@@ -83,6 +86,16 @@ build k8s "$BIN/k8s-$K8S_VERSION" "$k8sver" \
   k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler \
   k8s.io/kubernetes/cmd/kubectl
+
+if [ "${REAL_NODES:-}" = 1 ]; then
+  build k8s "$BIN/k8s-$K8S_VERSION" "$k8sver" \
+    k8s.io/kubernetes/cmd/kubelet \
+    k8s.io/kubernetes/cmd/kube-proxy
+  # Small and from this module: rebuilt every time, so it follows the source.
+  mkdir -p "$BIN/pause"
+  (cd "$root" && go build -trimpath -ldflags='-s -w' -o "$BIN/pause/pause.tmp" ./internal/ociimage/pause)
+  mv "$BIN/pause/pause.tmp" "$BIN/pause/pause"
+fi
 
 # kwok needs stage definitions: nodes become Ready and keep a heartbeat, pods become Running.
 stages="$BIN/kwok-$KWOK_VERSION/stages.yaml"

@@ -44,6 +44,14 @@ type Binaries struct {
 	Kwok string
 	// KwokStages is the YAML file of kwok Stage definitions (node and pod lifecycles).
 	KwokStages string
+	// Kubelet is the kubelet of real nodes; empty unless the cluster has some.
+	Kubelet string
+	// KubeProxy is kube-proxy, which real nodes need for Services; empty unless the
+	// cluster has real nodes.
+	KubeProxy string
+	// Pause is the pod sandbox program of real nodes (internal/ociimage/pause); empty
+	// unless the cluster has real nodes.
+	Pause string
 }
 
 // MissingBinaryError reports a testbed binary that is absent or does not run.
@@ -52,10 +60,16 @@ type MissingBinaryError struct {
 	Path string
 	// Reason says what is wrong with it.
 	Reason string
+	// Target is the make target that builds it; "" means testbin.
+	Target string
 }
 
 func (e *MissingBinaryError) Error() string {
-	return fmt.Sprintf("testbed binary %s: %s; run `make testbin` to build it (or set %s)", e.Path, e.Reason, BinDirEnv)
+	target := e.Target
+	if target == "" {
+		target = "testbin"
+	}
+	return fmt.Sprintf("testbed binary %s: %s; run `make %s` to build it (or set %s)", e.Path, e.Reason, target, BinDirEnv)
 }
 
 // DefaultBinDir returns the directory holding the testbed binaries: $OUTPOST_TESTBIN_DIR
@@ -134,6 +148,28 @@ func LocateBinaries(ctx context.Context, binDir string, full bool) (*Binaries, e
 		}
 	}
 	return b, nil
+}
+
+// locateRealNodeBinaries fills in the kubelet, kube-proxy and pause binaries of real
+// nodes, which `make testbin-real-nodes` builds, and checks them.
+func locateRealNodeBinaries(ctx context.Context, b *Binaries) error {
+	k8s := filepath.Dir(b.APIServer)
+	b.Kubelet = filepath.Join(k8s, "kubelet")
+	b.KubeProxy = filepath.Join(k8s, "kube-proxy")
+	b.Pause = filepath.Join(filepath.Dir(k8s), "pause", "pause")
+	for _, p := range []string{b.Kubelet, b.KubeProxy} {
+		if err := checkBinary(ctx, p, KubernetesVersion); err != nil {
+			var missing *MissingBinaryError
+			if errors.As(err, &missing) {
+				missing.Target = "testbin-real-nodes"
+			}
+			return err
+		}
+	}
+	if st, err := os.Stat(b.Pause); err != nil || st.Mode()&0o111 == 0 {
+		return &MissingBinaryError{Path: b.Pause, Reason: "the pause program of real nodes is missing", Target: "testbin-real-nodes"}
+	}
+	return nil
 }
 
 // checkBinary runs `path --version` (bounded in time) and checks that the output names

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,8 +47,15 @@ type Options struct {
 	Name string
 	// Mode selects the components. Default ModeAPI.
 	Mode Mode
-	// Nodes is the number of kwok fake nodes in ModeFull. Default 2.
+	// Nodes is the number of kwok fake nodes in ModeFull. Default 2, or 0 when
+	// RealNodes is set.
 	Nodes int
+	// RealNodes is the number of real nodes in ModeFull: each a kubelet with its own
+	// containerd, runc and CNI bridge on this host, running real containers (see
+	// realnode.go and docs/real-nodes.md). Needs root, the Debian packages of
+	// `hack/deps.sh real-nodes` and `make testbin-real-nodes`; one such cluster per
+	// host at a time; not with Detach. Default 0.
+	RealNodes int
 	// BinDir holds the testbed binaries (k8s-*/, etcd-*/, kwok-*/). Default DefaultBinDir().
 	BinDir string
 	// Dir is where the cluster keeps its files (certificates, etcd data, logs,
@@ -68,8 +76,11 @@ func (o Options) withDefaults() Options {
 	if o.Name == "" {
 		o.Name = "testenv"
 	}
-	if o.Nodes <= 0 {
+	if o.Nodes <= 0 && o.RealNodes == 0 {
 		o.Nodes = 2
+	}
+	if o.Nodes < 0 {
+		o.Nodes = 0
 	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 90 * time.Second
@@ -92,6 +103,10 @@ type Cluster struct {
 	kubeconfig string
 	procs      []*process // in start order
 	startup    time.Duration
+	// realNodes are the real nodes (Options.RealNodes); realNodeLock is the host-wide
+	// lock they hold.
+	realNodes    []*realNode
+	realNodeLock *os.File
 }
 
 // Start starts a cluster and returns when it is ready to use: in ModeAPI when the
@@ -105,6 +120,20 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.RealNodes > 0 {
+		switch {
+		case opts.Mode != ModeFull:
+			return nil, fmt.Errorf("cluster %s: real nodes need ModeFull (controllers and scheduler)", opts.Name)
+		case opts.Detach:
+			return nil, fmt.Errorf("cluster %s: real nodes cannot be detached (Stop cleans up their containers, mounts, bridges and cgroups)", opts.Name)
+		}
+		if err := locateRealNodeBinaries(ctx, bins); err != nil {
+			return nil, err
+		}
+		if err := checkRealNodeHost(); err != nil {
+			return nil, err
+		}
+	}
 	c = &Cluster{opts: opts, bins: bins, dir: opts.Dir}
 	if c.dir == "" {
 		if c.dir, err = os.MkdirTemp("", "outpost-"+opts.Name+"-"); err != nil {
@@ -116,18 +145,31 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	defer func() {
 		if err != nil {
-			c.stopProcesses()
+			_ = c.stopAll()
 			err = fmt.Errorf("cluster %s (files kept in %s): %w", opts.Name, c.dir, err)
 		}
 	}()
 	if c.pki, err = writePKI(c.dir); err != nil {
 		return c, err
 	}
+	if opts.RealNodes > 0 {
+		if c.realNodeLock, err = lockRealNodes(); err != nil {
+			return c, err
+		}
+		if err := c.prepareRealNodes(ctx); err != nil {
+			return c, err
+		}
+	}
 	if err := c.startControlPlane(ctx); err != nil {
 		return c, err
 	}
 	if opts.Mode == ModeFull {
 		if err := c.startNodeComponents(ctx); err != nil {
+			return c, err
+		}
+	}
+	if opts.RealNodes > 0 {
+		if err := c.startRealNodes(ctx); err != nil {
 			return c, err
 		}
 	}
@@ -172,9 +214,15 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return fmt.Errorf("writing token file: %w", err)
 	}
 	c.host = "https://127.0.0.1:" + strconv.Itoa(ports[2])
-	api, err := c.start("kube-apiserver", c.bins.APIServer,
+	// Pods reach the apiserver through the Service kubernetes (10.0.0.1:443, which
+	// kube-proxy forwards to the advertised address): with real nodes that is node 0's
+	// bridge address, and the endpoints are kept by the lease reconciler.
+	addrs := []string{"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none"}
+	if len(c.realNodes) > 0 {
+		addrs = []string{"--bind-address=0.0.0.0", "--advertise-address=" + c.realNodes[0].gateway, "--endpoint-reconciler-type=lease"}
+	}
+	api, err := c.start("kube-apiserver", c.bins.APIServer, append(addrs,
 		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(ports[2]),
 		"--tls-cert-file="+c.pki.serverCert, "--tls-private-key-file="+c.pki.serverKey,
 		"--client-ca-file="+c.pki.caCert,
@@ -184,11 +232,10 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		"--service-account-signing-key-file="+c.pki.saKey,
 		"--token-auth-file="+tokens,
 		"--authorization-mode=RBAC",
-		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
 		"--profiling=false",
 		"--cert-dir="+filepath.Join(c.dir, "apiserver-certs"),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -211,6 +258,12 @@ func (c *Cluster) start(name, bin string, args ...string) (*process, error) {
 	if name == "kwok" {
 		env = []string{"HOME=" + c.dir} // kwok keeps state under $HOME/.kwok
 	}
+	return c.startWithEnv(name, env, bin, args...)
+}
+
+// startWithEnv starts one component with env added to this process's environment
+// (a variable in env wins), recording it for Stop.
+func (c *Cluster) startWithEnv(name string, env []string, bin string, args ...string) (*process, error) {
 	p, err := startProcess(name, filepath.Join(c.dir, name+".log"), c.opts.Detach, env, bin, args...)
 	if err != nil {
 		return nil, err
@@ -338,7 +391,7 @@ func (c *Cluster) TokenConfig(token string) *rest.Config {
 // Stop stops every component (newest first) and waits for the processes to exit, then
 // removes the cluster's directory unless it was given or KeepDir is set.
 func (c *Cluster) Stop() error {
-	err := c.stopProcesses()
+	err := c.stopAll()
 	if c.ownDir && !c.opts.KeepDir && err == nil {
 		if rmErr := os.RemoveAll(c.dir); rmErr != nil {
 			return fmt.Errorf("cluster %s: removing %s: %w", c.opts.Name, c.dir, rmErr)
@@ -356,6 +409,11 @@ func (c *Cluster) KeepFiles() bool {
 	}
 	c.opts.KeepDir = true
 	return true
+}
+
+// stopAll stops the processes, then cleans up after the real nodes.
+func (c *Cluster) stopAll() error {
+	return errors.Join(c.stopProcesses(), c.stopRealNodes())
 }
 
 func (c *Cluster) stopProcesses() error {

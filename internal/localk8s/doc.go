@@ -6,7 +6,10 @@
 // A Cluster is a set of ordinary processes built by `make testbin` from the Go module
 // proxy (see hack/testbin): etcd and kube-apiserver in ModeAPI, plus
 // kube-controller-manager, kube-scheduler and kwok (fake kubelets) in ModeFull, so that
-// Deployments become Available and DaemonSets schedule onto fake nodes.
+// Deployments become Available and DaemonSets schedule onto fake nodes. A full cluster
+// may also have real nodes (Options.RealNodes): kubelets with their own containerd,
+// runc and CNI bridge on this host, running real containers (realnode.go,
+// docs/real-nodes.md); they need root and `make testbin-real-nodes`.
 //
 // Each cluster gets free loopback ports, its own directory (certificates, etcd data,
 // kubeconfigs, one log file per component), an admin kubeconfig on disk and a token
