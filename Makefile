@@ -28,7 +28,7 @@ build: ## build outpost and outpost-agent (the agent alone, what the DaemonSet r
 testbin: ## build and cache etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
 	BIN=$(BIN) hack/testbin/build.sh
 
-deps: ## install what the tests need besides Go and git (Chromium, as root with apt), or name it and stop
+deps: ## install what the tests need besides Go and git (Chromium, PostgreSQL; as root with apt), or name it and stop
 	hack/deps.sh
 
 demo: build testbin ## local clusters, the hub with the sample repo, agents; prints the dashboard URL (Ctrl-C stops)
