@@ -570,7 +570,9 @@ func testConcurrentReportsAndReads(t *testing.T, b backend) {
 // TestAttackFrozenStatusThawsOnNextReport: a status stored with an epoch far past the
 // clock (accepted before the hub bounded epochs) no longer makes every real report
 // stale: the next one replaces it (security review M3).
-func TestAttackFrozenStatusThawsOnNextReport(t *testing.T) { eachBackend(t, testAttackFrozenStatusThawsOnNextReport) }
+func TestAttackFrozenStatusThawsOnNextReport(t *testing.T) {
+	eachBackend(t, testAttackFrozenStatusThawsOnNextReport)
+}
 
 func testAttackFrozenStatusThawsOnNextReport(t *testing.T, b backend) {
 	s := b.open(t, Config{})
