@@ -30,6 +30,22 @@ func NewBus(cfg Config) (*Bus, error) {
 	return &Bus{cfg: cfg, cc: cc}, nil
 }
 
+// Connect opens Publish's connection ahead of the first Publish, which then need not
+// wait for it.
+func (b *Bus) Connect(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn != nil {
+		return nil
+	}
+	c, err := pgx.ConnectConfig(ctx, b.cc)
+	if err != nil {
+		return fmt.Errorf("connect the head bus: %w", err)
+	}
+	b.conn = c
+	return nil
+}
+
 // Publish tells every replica listening (this one too) that rev is the head.
 func (b *Bus) Publish(ctx context.Context, rev string) error {
 	b.mu.Lock()

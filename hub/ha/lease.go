@@ -30,12 +30,16 @@ type Local struct{}
 
 var _ Singleton = Local{}
 
-// Run calls work until ctx ends.
+// Run calls work until ctx ends (again, a TryInterval after it returns).
 func (Local) Run(ctx context.Context, _ string, work func(ctx context.Context)) error {
-	for ctx.Err() == nil {
+	for {
 		work(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(DefaultTryInterval):
+		}
 	}
-	return nil
 }
 
 // Hold holds the lease until ctx ends or release.

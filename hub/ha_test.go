@@ -1,0 +1,291 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/gittest"
+	"github.com/outpost-gitops/outpost/internal/hubapi"
+	"github.com/outpost-gitops/outpost/internal/pgtest"
+)
+
+var (
+	pgOnce sync.Once
+	pgSrv  *pgtest.Server
+	pgErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pgSrv != nil {
+		_ = pgSrv.Stop()
+	}
+	os.Exit(code)
+}
+
+// postgres returns a new database on the package's PostgreSQL server, started by
+// the first test that needs one.
+func postgres(t *testing.T) string {
+	t.Helper()
+	pgOnce.Do(func() { pgSrv, pgErr = pgtest.Start(context.Background()) })
+	if pgErr != nil {
+		t.Fatal(pgErr)
+	}
+	return pgSrv.NewDatabase(t)
+}
+
+// remoteRepo starts a Git server holding the httpapi seed.
+func remoteRepo(t *testing.T) *gittest.Server {
+	t.Helper()
+	files := map[string]string{}
+	root := filepath.Join("httpapi", "testdata", "seed")
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(root, p)
+		files[filepath.ToSlash(rel)] = string(data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := gittest.New(t)
+	srv.Commit(t, files, "seed", "Seeder <seed@example.com>")
+	return srv
+}
+
+// replica starts a hub replica on the PostgreSQL store dsn and the remote repository.
+func replica(t *testing.T, dsn string, git *gittest.Server, mutate ...func(*Config)) *runningHub {
+	t.Helper()
+	return startHub(t, t.TempDir(), append([]func(*Config){func(c *Config) {
+		c.Store, c.GitURL, c.GitSeedDir = dsn, git.URL(), ""
+		c.GitPollInterval = 0
+	}}, mutate...)...)
+}
+
+func adminClient(t *testing.T, h *runningHub) *hubapi.Client {
+	t.Helper()
+	c, err := hubapi.New(h.url, adminToken, hubapi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestReplicasShareStoreAndWakeEachOthersAgents: two replicas on one PostgreSQL store
+// and one remote repository serve one fleet: a cluster registered through A is seen by
+// B, a report through B is read through A, and a commit through A wakes an agent
+// long-polling B within 100 ms.
+func TestReplicasShareStoreAndWakeEachOthersAgents(t *testing.T) {
+	dsn, git := postgres(t), remoteRepo(t)
+	a, b := replica(t, dsn, git), replica(t, dsn, git)
+	ctx := t.Context()
+	ca, cb := adminClient(t, a), adminClient(t, b)
+	reg, err := ca.RegisterCluster(ctx, apiv1.RegisterClusterRequest{Name: "prod-eu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.GetCluster(ctx, "prod-eu"); err != nil {
+		t.Fatalf("replica B does not know the cluster registered through A: %v", err)
+	}
+	agentB, err := hubapi.New(b.url, reg.Token, hubapi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &apiv1.StatusReport{Cluster: "prod-eu", Agent: apiv1.AgentInfo{ID: "agent-1"}, SentAt: time.Now().UTC(),
+		Apps: []apiv1.AppStatus{{App: "web", Generation: apiv1.Generation{Epoch: time.Now().UnixMilli(), Sequence: 1},
+			Version: "1.4.1", Phase: apiv1.PhaseSynced, Health: apiv1.Health{Status: apiv1.HealthCurrent}, LastSyncedAt: time.Now().UTC()}}}
+	if _, err := agentB.Report(ctx, rep); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ca.Matrix(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(m.Clusters, func(r apiv1.MatrixRow) bool { return r.Cluster == "prod-eu" }); i < 0 || m.Clusters[i].Apps["web"].Version != "1.4.1" {
+		t.Fatalf("replica A does not show the report made through B: %+v", m.Clusters)
+	}
+
+	since, err := agentB.Desired(ctx, "prod-eu", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var took []time.Duration
+	for i, version := range []string{"1.5.0", "1.5.1", "1.5.2", "1.5.3", "1.5.4", "1.5.5", "1.5.6"} {
+		woke := make(chan time.Time, 1)
+		var got *apiv1.DesiredRevision
+		go func() {
+			got, err = agentB.Desired(ctx, "prod-eu", since.Revision)
+			woke <- time.Now()
+		}()
+		time.Sleep(100 * time.Millisecond) // the long-poll is held by B
+		res, err := ca.SetVersion(ctx, "prod-eu", "web", version, hubapi.WriteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		committed := time.Now()
+		select {
+		case at := <-woke:
+			if err != nil || !got.Changed || got.Revision != res.Revision {
+				t.Fatalf("commit %d: long-poll on B answered %+v, %v; want changed to %s", i, got, err, res.Revision)
+			}
+			took = append(took, at.Sub(committed))
+			since = got
+		case <-time.After(5 * time.Second):
+			t.Fatalf("commit %d through A did not wake the agent long-polling B", i)
+		}
+	}
+	// The median, so that one commit slowed by a loaded machine does not fail the test;
+	// each must stay well under the long-poll's hold.
+	slices.Sort(took)
+	t.Logf("wake-ups of an agent on B after a commit through A: %v", took)
+	if median := took[len(took)/2]; median > 100*time.Millisecond {
+		t.Errorf("a commit through A woke the agent on B after %s (median), want within 100 ms", median)
+	}
+	if slowest := took[len(took)-1]; slowest > time.Second {
+		t.Errorf("a commit through A woke the agent on B after %s, want well within 1 s", slowest)
+	}
+}
+
+// TestReplicasWriteConcurrently: two replicas writing to the remote repository at
+// once lose no write: a push that lost the race is retried on the new head.
+func TestReplicasWriteConcurrently(t *testing.T) {
+	dsn, git := postgres(t), remoteRepo(t)
+	hubs := []*runningHub{replica(t, dsn, git), replica(t, dsn, git)}
+	ctx := t.Context()
+	type write struct{ cluster, app, version string }
+	var writes []write
+	for i := range 6 {
+		writes = append(writes, write{[]string{"prod-eu", "staging"}[i%2], []string{"web", "api", "worker"}[i%3], fmt.Sprintf("9.%d.0", i)})
+	}
+	var wg sync.WaitGroup
+	for i, w := range writes {
+		c := adminClient(t, hubs[i%2])
+		wg.Go(func() {
+			if _, err := c.SetVersion(ctx, w.cluster, w.app, w.version, hubapi.WriteOptions{}); err != nil {
+				t.Errorf("set %s/%s to %s through replica %d: %v", w.cluster, w.app, w.version, i%2, err)
+			}
+		})
+	}
+	wg.Wait()
+	// Both replicas converge on a head holding every write.
+	for i, h := range hubs {
+		c := adminClient(t, h)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			m, err := c.Matrix(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var missing []string
+			for _, w := range writes {
+				row := slices.IndexFunc(m.Clusters, func(r apiv1.MatrixRow) bool { return r.Cluster == w.cluster })
+				if row < 0 || m.Clusters[row].Apps[w.app].DesiredVersion != w.version {
+					missing = append(missing, w.cluster+"/"+w.app+"@"+w.version)
+				}
+			}
+			if len(missing) == 0 && m.Revision == git.Head() {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %d at %s (remote %s) misses %v", i, m.Revision, git.Head(), missing)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// TestGitPollingMovesToASurvivor: one replica polls the remote; when it stops, the
+// other takes the lease and polls within seconds.
+func TestGitPollingMovesToASurvivor(t *testing.T) {
+	dsn, git := postgres(t), remoteRepo(t)
+	poll := func(c *Config) { c.GitPollInterval = 100 * time.Millisecond }
+	a := replica(t, dsn, git, poll)
+	b := replica(t, dsn, git, poll)
+	ctx := t.Context()
+	headOf := func(h *runningHub) string {
+		m, err := adminClient(t, h).Matrix(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Revision
+	}
+	waitHead := func(h *runningHub, rev string, within time.Duration) time.Duration {
+		start := time.Now()
+		for headOf(h) != rev {
+			if time.Since(start) > within {
+				t.Fatalf("replica did not fetch %s within %s", rev, within)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	// A commit made directly in the remote reaches both: one polls, the other hears.
+	rev := git.Commit(t, map[string]string{"clusters/staging/apps.yaml": "apps:\n  - name: web\n    version: \"2.0.0\"\n"}, "direct", "Pat <pat@example.com>")
+	waitHead(a, rev, 5*time.Second)
+	waitHead(b, rev, 5*time.Second)
+
+	// Whichever polled, stop A: B polls alone from now on.
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+	rev = git.Commit(t, map[string]string{"clusters/staging/apps.yaml": "apps:\n  - name: web\n    version: \"2.0.1\"\n"}, "direct", "Pat <pat@example.com>")
+	took := waitHead(b, rev, 5*time.Second)
+	t.Logf("the survivor fetched a direct commit %s after the other replica stopped", took)
+}
+
+// TestSecondReplicaOnEmbeddedRepositoryRefused: the embedded repository lives in one
+// replica's data directory, so a second replica on the same store is refused, and
+// so is a second hub on one data directory.
+func TestSecondReplicaOnEmbeddedRepositoryRefused(t *testing.T) {
+	dsn := postgres(t)
+	startHub(t, t.TempDir(), func(c *Config) { c.Store = dsn })
+	err := runOnce(t, t.TempDir(), func(c *Config) { c.Store = dsn })
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Flag != "git-url" || !strings.Contains(err.Error(), "embedded repository allows one replica") {
+		t.Fatalf("a second replica on the embedded repository: got %v, want a git-url ConfigError", err)
+	}
+
+	dir := t.TempDir()
+	startHub(t, dir)
+	err = runOnce(t, dir)
+	if !errors.As(err, &ce) || ce.Flag != "data-dir" || !strings.Contains(err.Error(), "another hub runs on data directory") {
+		t.Fatalf("a second hub on one data directory: got %v, want a data-dir ConfigError", err)
+	}
+}
+
+// runOnce runs a hub that is expected to refuse to start, returning Run's error.
+func runOnce(t *testing.T, dataDir string, mutate ...func(*Config)) error {
+	t.Helper()
+	tokens := filepath.Join(t.TempDir(), "admins")
+	if err := os.WriteFile(tokens, []byte("jane:"+adminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Listener, cfg.DataDir, cfg.AdminTokensFile = l, dataDir, tokens
+	cfg.GitSeedDir = filepath.Join("httpapi", "testdata", "seed")
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	return Run(ctx, cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+}
