@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost-gitops/outpost/agent/hubclient"
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/internal/gittest"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
@@ -288,4 +289,113 @@ func runOnce(t *testing.T, dataDir string, mutate ...func(*Config)) error {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	return Run(ctx, cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+}
+
+// killListener is a hub's listener that the test can kill: it closes the listener and
+// every connection at once, as a crashed process's kernel would.
+type killListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *killListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *killListener) kill() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = l.Listener.Close()
+	for _, c := range l.conns {
+		_ = c.Close()
+	}
+}
+
+// TestAgentFailsOverWhenAReplicaDies: an agent given both replicas' URLs long-polls A;
+// A dies mid-long-poll; the agent goes on with B: its long-poll is held by B and woken
+// by a commit through B, and every state it queued, before and after, reaches the store.
+func TestAgentFailsOverWhenAReplicaDies(t *testing.T) {
+	dsn, git := postgres(t), remoteRepo(t)
+	var kl *killListener
+	a := replica(t, dsn, git, func(c *Config) { kl = &killListener{Listener: c.Listener}; c.Listener = kl })
+	b := replica(t, dsn, git)
+	ctx := t.Context()
+	reg, err := adminClient(t, a).RegisterCluster(ctx, apiv1.RegisterClusterRequest{Name: "prod-eu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := hubclient.New(hubclient.Config{
+		HubURL: a.url + "," + b.url, Cluster: "prod-eu", Agent: apiv1.AgentInfo{ID: "agent-1"},
+		Token:      func() (string, error) { return reg.Token, nil },
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go agent.Run(ctx)
+	epoch := time.Now().UnixMilli()
+	put := func(seq int64, version string) {
+		agent.Put(apiv1.AppStatus{App: "web", Generation: apiv1.Generation{Epoch: epoch, Sequence: seq}, Version: version,
+			Phase: apiv1.PhaseSynced, Health: apiv1.Health{Status: apiv1.HealthCurrent}, LastSyncedAt: time.Now().UTC()}, nil)
+	}
+	put(1, "1.4.1")
+
+	first, err := agent.WaitDesired(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		d   apiv1.DesiredRevision
+		err error
+	}
+	polled := make(chan answer, 1)
+	go func() {
+		d, err := agent.WaitDesired(ctx, first.Revision)
+		polled <- answer{d, err}
+	}()
+	time.Sleep(300 * time.Millisecond) // held by A
+	killed := time.Now()
+	kl.kill()
+	put(2, "1.4.2")
+	time.Sleep(300 * time.Millisecond) // the long-poll moved to B and is held there
+	select {
+	case got := <-polled:
+		t.Fatalf("the long-poll answered before any commit: %+v, %v", got.d, got.err)
+	default:
+	}
+	res, err := adminClient(t, b).SetVersion(ctx, "prod-eu", "web", "1.5.0", hubapi.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-polled:
+		if got.err != nil || !got.d.Changed || got.d.Revision != res.Revision {
+			t.Fatalf("long-poll after the failover answered %+v, %v; want changed to %s", got.d, got.err, res.Revision)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long-poll was not woken by a commit through B")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		recs, err := adminClient(t, b).Matrix(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(recs.Clusters, func(r apiv1.MatrixRow) bool { return r.Cluster == "prod-eu" })
+		if i >= 0 && recs.Clusters[i].Apps["web"].Version == "1.4.2" && agent.Len() == 0 {
+			t.Logf("the state queued as A died was stored through B %s after A died", time.Since(killed))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the state queued as A died did not reach the store: %+v, %d pending", recs.Clusters, agent.Len())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
