@@ -132,27 +132,47 @@ func Key(name string) int64 {
 	return int64(h.Sum64())
 }
 
-// Run implements Singleton.
+// Run implements Singleton. While another replica holds the lease it keeps one
+// connection to try again on, every TryInterval.
 func (l *Leases) Run(ctx context.Context, name string, work func(ctx context.Context)) error {
 	log := l.cfg.Logger.With("lease", name)
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			closeConn(conn)
+		}
+	}()
 	for {
-		leaseCtx, release, held, err := l.Hold(ctx, name)
-		switch {
-		case ctx.Err() != nil:
-			if release != nil {
+		var err error
+		if conn == nil {
+			conn, err = pgx.ConnectConfig(ctx, l.cc)
+			if err != nil {
+				conn = nil
+				err = fmt.Errorf("connect: %w", err)
+			}
+		}
+		if conn != nil {
+			var leaseCtx context.Context
+			var release func()
+			var held bool
+			leaseCtx, release, held, err = l.holdOn(ctx, conn, name)
+			switch {
+			case err != nil:
+				closeConn(conn)
+				conn = nil
+			case held:
+				conn = nil // the lease's now: release closes it
+				log.Info("took the lease")
+				work(leaseCtx)
+				lost := leaseCtx.Err() != nil && ctx.Err() == nil
 				release()
+				if lost {
+					log.Warn("lost the lease", "cause", context.Cause(leaseCtx))
+				}
 			}
-			return nil
-		case err != nil:
+		}
+		if err != nil && ctx.Err() == nil {
 			log.Warn("take the lease", "err", err)
-		case held:
-			log.Info("took the lease")
-			work(leaseCtx)
-			lost := leaseCtx.Err() != nil && ctx.Err() == nil
-			release()
-			if lost {
-				log.Warn("lost the lease")
-			}
 		}
 		select {
 		case <-ctx.Done():
@@ -162,32 +182,42 @@ func (l *Leases) Run(ctx context.Context, name string, work func(ctx context.Con
 	}
 }
 
-// Hold implements Singleton: it connects, tries the advisory lock once, and on
-// success keeps checking the connection until release or ctx ends.
+// closeConn ends a session, which frees its advisory locks.
+func closeConn(conn *pgx.Conn) {
+	cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = conn.Close(cctx)
+}
+
+// Hold implements Singleton: it connects and tries the advisory lock once.
 func (l *Leases) Hold(ctx context.Context, name string) (context.Context, func(), bool, error) {
 	conn, err := pgx.ConnectConfig(ctx, l.cc)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("lease %q: connect: %w", name, err)
 	}
-	closeConn := func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = conn.Close(cctx) // ends the session, which frees its locks
+	leaseCtx, release, held, err := l.holdOn(ctx, conn, name)
+	if err != nil || !held {
+		closeConn(conn)
 	}
+	return leaseCtx, release, held, err
+}
+
+// holdOn tries the advisory lock once on conn. Held, conn is the lease's: a goroutine
+// pings it every CheckInterval, ending the lease at the first failure, and release
+// (or the end of ctx) closes it. Not held, conn stays the caller's.
+func (l *Leases) holdOn(ctx context.Context, conn *pgx.Conn, name string) (context.Context, func(), bool, error) {
 	var held bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, Key(name)).Scan(&held); err != nil {
-		closeConn()
 		return nil, nil, false, fmt.Errorf("lease %q: %w", name, err)
 	}
 	if !held {
-		closeConn()
 		return nil, nil, false, nil
 	}
 	leaseCtx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer closeConn()
+		defer closeConn(conn)
 		t := time.NewTicker(l.cfg.CheckInterval)
 		defer t.Stop()
 		for {
