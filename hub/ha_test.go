@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/outpost-gitops/outpost/agent/hubclient"
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/hub/ha"
 	"github.com/outpost-gitops/outpost/internal/gittest"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
 	"github.com/outpost-gitops/outpost/internal/pgtest"
@@ -397,5 +401,37 @@ func TestAgentFailsOverWhenAReplicaDies(t *testing.T) {
 			t.Fatalf("the state queued as A died did not reach the store: %+v, %d pending", recs.Clusters, agent.Len())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLostEmbeddedLeaseStopsTheHub: a hub on PostgreSQL with the embedded repository
+// stops when its lease's session ends (another replica may start), instead of serving
+// on unguarded.
+func TestLostEmbeddedLeaseStopsTheHub(t *testing.T) {
+	dsn := postgres(t)
+	h := startHub(t, t.TempDir(), func(c *Config) { c.Store = dsn })
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if _, err := conn.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = ($1::bigint & x'FFFFFFFF'::bigint)`,
+		ha.Key(EmbeddedRepoLease)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(h.url + "/healthz")
+		if err != nil {
+			break // stopped serving
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the hub still serves 10 s after losing its embedded repository's lease")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := h.stop(); !errors.Is(err, errLostEmbeddedLease) {
+		t.Fatalf("Run returned %v, want the lost lease", err)
 	}
 }

@@ -157,10 +157,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 					"the embedded repository allows one replica; several replicas need a remote repository (--git-url) shared by all")
 			}
 			defer release()
+			parent := ctx
 			var cancel context.CancelCauseFunc
 			ctx, cancel = context.WithCancelCause(ctx)
 			defer cancel(nil)
-			context.AfterFunc(leaseCtx, func() { cancel(errLostEmbeddedLease) })
+			context.AfterFunc(leaseCtx, func() {
+				if parent.Err() == nil { // lost, not ended by the shutdown
+					cancel(errLostEmbeddedLease)
+				}
+			})
 		}
 	}
 

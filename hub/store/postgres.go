@@ -27,9 +27,9 @@ func advisoryKey(name string) int64 {
 	return int64(h.Sum64())
 }
 
-// ParsePostgresDSN parses a PostgreSQL connection string (URL or key=value); its
+// parsePostgresDSN parses a PostgreSQL connection string (URL or key=value); its
 // errors never hold the password.
-func ParsePostgresDSN(dsn string) (*pgx.ConnConfig, error) {
+func parsePostgresDSN(dsn string) (*pgx.ConnConfig, error) {
 	c, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL DSN: %w", err) // pgconn redacts the password
@@ -39,7 +39,7 @@ func ParsePostgresDSN(dsn string) (*pgx.ConnConfig, error) {
 
 // openPostgres opens the PostgreSQL database of a validated config and migrates it.
 func openPostgres(ctx context.Context, cfg Config) (_ *DB, err error) {
-	cc, err := ParsePostgresDSN(cfg.DSN)
+	cc, err := parsePostgresDSN(cfg.DSN)
 	if err != nil {
 		return nil, err
 	}

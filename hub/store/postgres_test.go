@@ -81,7 +81,7 @@ func TestPostgresBadDSN(t *testing.T) {
 func TestPostgresMigrations(t *testing.T) {
 	ctx := t.Context()
 	cfg := Config{DSN: pg.NewDatabase(t)}
-	cc, err := ParsePostgresDSN(cfg.DSN)
+	cc, err := parsePostgresDSN(cfg.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
