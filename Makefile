@@ -37,7 +37,7 @@ e2e-real-nodes: deps-real-nodes testbin-real-nodes ## the e2e run on real nodes 
 deps-real-nodes: ## install containerd, runc and the CNI plugins (Debian packages, as root) for real nodes
 	hack/deps.sh real-nodes
 
-deps: ## install what the tests need besides Go and git (Chromium, as root with apt), or name it and stop
+deps: ## install what the tests need besides Go and git (Chromium, PostgreSQL; as root with apt), or name it and stop
 	hack/deps.sh
 
 demo: build testbin ## local clusters, the hub with the sample repo, agents; prints the dashboard URL (Ctrl-C stops)

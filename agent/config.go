@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 
+	"github.com/outpost-gitops/outpost/agent/hubclient"
 	"github.com/outpost-gitops/outpost/internal/flagenv"
 	"github.com/outpost-gitops/outpost/sync/render"
 )
@@ -38,7 +39,9 @@ type Config struct {
 	GitSSHKeyFile string
 	// GitKnownHostsFile holds the SSH known_hosts used to verify the server.
 	GitKnownHostsFile string
-	// HubURL is the hub's base URL; empty runs the agent standalone from Git.
+	// HubURL is the hub's base URL, or the URLs of several hub replicas separated by
+	// commas (the agent uses one and fails over to the next); empty runs the agent
+	// standalone from Git.
 	HubURL string
 	// TokenFile holds this cluster's agent token for the hub (required with HubURL).
 	TokenFile string
@@ -103,7 +106,12 @@ func defaultCacheDir() string {
 // host; Run logs them at start, and --require-tls refuses them.
 func (c *Config) PlainHTTPWarnings() []string {
 	var out []string
-	for _, u := range []struct{ flag, url string }{{"hub-url", c.HubURL}, {"git-url", c.GitURL}} {
+	type flagURL struct{ flag, url string }
+	var urls []flagURL
+	for _, h := range hubclient.SplitURLs(c.HubURL) {
+		urls = append(urls, flagURL{"hub-url", h})
+	}
+	for _, u := range append(urls, flagURL{"git-url", c.GitURL}) {
 		if netsec.PlainHTTP(u.url) {
 			out = append(out, netsec.PlainHTTPMessage(u.flag, redactURL(u.url)))
 		}
@@ -141,7 +149,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.GitPasswordFile, "git-password-file", c.GitPasswordFile, "file holding the HTTP password or token for Git")
 	fs.StringVar(&c.GitSSHKeyFile, "git-ssh-key-file", c.GitSSHKeyFile, "file holding the SSH private key for Git")
 	fs.StringVar(&c.GitKnownHostsFile, "git-known-hosts-file", c.GitKnownHostsFile, "SSH known_hosts file for Git")
-	fs.StringVar(&c.HubURL, "hub-url", c.HubURL, "hub base URL; empty runs standalone from Git")
+	fs.StringVar(&c.HubURL, "hub-url", c.HubURL, "hub base URL, or several hub replicas' URLs separated by commas (fail over in turn); empty runs standalone from Git")
 	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "file holding this cluster's agent token (required with --hub-url)")
 	fs.DurationVar(&c.Interval, "interval", c.Interval, "full resync period (safety net)")
 	fs.DurationVar(&c.GitPollInterval, "git-poll-interval", c.GitPollInterval, "how often to check whether the branch moved")
@@ -207,9 +215,15 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.HubURL != "" {
-		u, err := url.Parse(c.HubURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return configErr("hub-url", "%q is not an http(s) URL", c.HubURL)
+		hubs := hubclient.SplitURLs(c.HubURL)
+		if len(hubs) == 0 {
+			return configErr("hub-url", "%q holds no URL", c.HubURL)
+		}
+		for _, h := range hubs {
+			u, err := url.Parse(h)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return configErr("hub-url", "%q is not an http(s) URL", h)
+			}
 		}
 		if c.TokenFile == "" {
 			return configErr("token-file", "required with --hub-url")

@@ -23,9 +23,18 @@ type Config struct {
 	// ListenAddr serves the API, the agents' Git, the dashboard, /metrics, /healthz
 	// and /readyz.
 	ListenAddr string
-	// DataDir holds the status database (hub.db) and the repository (repo.git: the
-	// embedded repository, or the local clone of GitURL). Created if missing.
+	// DataDir holds the status database (hub.db, unless Store is PostgreSQL) and the
+	// repository (repo.git: the embedded repository, or the local clone of GitURL).
+	// Created if missing; one hub process per directory (it locks hub.lock).
 	DataDir string
+	// Store, when set, is the PostgreSQL database of the status store
+	// (postgres://user:password@host:5432/db?sslmode=verify-full), which several hub
+	// replicas can share; empty keeps the SQLite file in DataDir. Prefer StoreFile:
+	// the URL may hold a password.
+	Store string
+	// StoreFile holds the PostgreSQL connection string (URL or key=value pairs), e.g.
+	// mounted from a Secret; the alternative to Store.
+	StoreFile string
 	// AdminTokensFile lists the admin bearer tokens, "name:token" per line (see
 	// httpapi.ParseAdminTokens). Required.
 	AdminTokensFile string
@@ -106,6 +115,8 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address of the API, Git, dashboard, /metrics and health endpoints")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the status database and the repository")
+	fs.StringVar(&c.Store, "store", c.Store, "PostgreSQL URL of the status store (postgres://…), shared by hub replicas; empty: SQLite in --data-dir")
+	fs.StringVar(&c.StoreFile, "store-file", c.StoreFile, "file holding the PostgreSQL connection string of the status store (instead of --store)")
 	fs.StringVar(&c.AdminTokensFile, "admin-tokens-file", c.AdminTokensFile, `file of admin tokens, "name:token" per line (required)`)
 	fs.StringVar(&c.GitURL, "git-url", c.GitURL, "remote GitOps repository (http or https); empty runs the embedded repository")
 	fs.StringVar(&c.GitBranch, "git-branch", c.GitBranch, "branch holding desired state")
@@ -179,11 +190,19 @@ func (c *Config) Validate() error {
 	} else if c.GitPasswordFile != "" {
 		return configErr("git-password-file", "is for --git-url: the embedded repository needs no password")
 	}
+	if c.Store != "" {
+		if c.StoreFile != "" {
+			return configErr("store", "--store and --store-file go one at a time")
+		}
+		if !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+			return configErr("store", "want a postgres:// URL (empty keeps SQLite in --data-dir)")
+		}
+	}
 	if c.GitBranch == "" || strings.ContainsAny(c.GitBranch, " \t\n~^:?*[\\") || strings.Contains(c.GitBranch, "..") {
 		return configErr("git-branch", "%q is not a valid branch name", c.GitBranch)
 	}
 	for _, f := range []struct{ flag, path string }{
-		{"admin-tokens-file", c.AdminTokensFile}, {"git-password-file", c.GitPasswordFile},
+		{"admin-tokens-file", c.AdminTokensFile}, {"git-password-file", c.GitPasswordFile}, {"store-file", c.StoreFile},
 		{"webhook-secret-file", c.WebhookSecretFile}, {"tls-cert-file", c.TLSCertFile}, {"tls-key-file", c.TLSKeyFile},
 		{"rollout-webhook-secret-file", c.RolloutWebhookSecretFile},
 	} {

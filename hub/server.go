@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/outpost-gitops/outpost/hub/gitstore"
+	"github.com/outpost-gitops/outpost/hub/ha"
 	"github.com/outpost-gitops/outpost/hub/httpapi"
 	"github.com/outpost-gitops/outpost/hub/notify"
 	"github.com/outpost-gitops/outpost/hub/rollout"
@@ -105,24 +106,92 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		defer func() { _ = pp.Stop(context.WithoutCancel(ctx)) }()
 	}
 
-	st, err := store.Open(ctx, store.Config{Path: filepath.Join(cfg.DataDir, DatabaseFile), MaxEventsPerCluster: cfg.MaxEventsPerCluster, Logger: log})
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return configErr("data-dir", "%v", err)
+	}
+	defer unlock()
+	dsn := cfg.Store
+	if cfg.StoreFile != "" {
+		if dsn, err = readSecret("store-file", cfg.StoreFile); err != nil {
+			return err
+		}
+	}
+	scfg := store.Config{MaxEventsPerCluster: cfg.MaxEventsPerCluster, Logger: log}
+	if dsn != "" {
+		scfg.DSN = dsn
+	} else {
+		scfg.Path = filepath.Join(cfg.DataDir, DatabaseFile)
+	}
+	st, err := store.Open(ctx, scfg)
 	if err != nil {
 		return fmt.Errorf("open the status store: %w", err)
 	}
 	defer st.Close()
+
+	// Replicas on one PostgreSQL store share leases and Git heads; a hub alone needs
+	// neither.
+	var (
+		singleton ha.Singleton = ha.Local{}
+		bus       *ha.Bus
+	)
+	if dsn != "" {
+		hcfg := ha.Config{DSN: dsn, Logger: log}
+		leases, err := ha.NewLeases(hcfg)
+		if err != nil {
+			return err
+		}
+		singleton = leases
+		if bus, err = ha.NewBus(hcfg); err != nil {
+			return err
+		}
+		defer bus.Close()
+		if cfg.GitURL == "" {
+			// The embedded repository lives in this replica's DataDir: a second
+			// replica would serve and write another repository.
+			leaseCtx, release, held, err := leases.Hold(ctx, EmbeddedRepoLease)
+			if err != nil {
+				return fmt.Errorf("take the embedded repository's lease: %w", err)
+			}
+			if !held {
+				return configErr("git-url", "another hub replica runs on this PostgreSQL store with its embedded repository: "+
+					"the embedded repository allows one replica; several replicas need a remote repository (--git-url) shared by all")
+			}
+			defer release()
+			parent := ctx
+			var cancel context.CancelCauseFunc
+			ctx, cancel = context.WithCancelCause(ctx)
+			defer cancel(nil)
+			context.AfterFunc(leaseCtx, func() {
+				if parent.Err() == nil { // lost, not ended by the shutdown
+					cancel(errLostEmbeddedLease)
+				}
+			})
+		}
+	}
+
 	n, err := notify.New(notify.Config{Timeout: cfg.LongPollTimeout, Jitter: longPollJitter})
 	if err != nil {
 		return err
 	}
 	pub := httpapi.NewPublisher(n, log)
+	heads := newHeadFanout(bus, log)
 	gs, err := gitstore.Open(ctx, gitstore.Config{
 		URL: cfg.GitURL, Branch: cfg.GitBranch, Username: cfg.GitUsername, Password: password,
-		Dir: filepath.Join(cfg.DataDir, RepositoryDir), Seed: cfg.GitSeedDir, HeadChanged: pub.HeadChanged,
+		Dir: filepath.Join(cfg.DataDir, RepositoryDir), Seed: cfg.GitSeedDir,
+		HeadChanged: func(oldRev, newRev string) {
+			heads.moved(newRev) // first: the other replicas fetch while this one publishes
+			pub.HeadChanged(oldRev, newRev)
+		},
 	}, log)
 	if err != nil {
 		return fmt.Errorf("open the GitOps repository: %w", err)
 	}
 	pub.Start(gs)
+	if err := heads.start(ctx, gs); err != nil {
+		return err
+	}
+	defer heads.stop()
 
 	var webhook *rollout.Webhook
 	if cfg.RolloutWebhookURL != "" {
@@ -178,17 +247,35 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, api, gs, log, func(ctx context.Context, wg *sync.WaitGroup) {
+	err = serve(ctx, cfg, api, gs, singleton, log, func(ctx context.Context, wg *sync.WaitGroup) {
+		// Rollouts are driven by one hub process at a time: the driver holds a
+		// lease in the store (SQLite or PostgreSQL alike).
 		wg.Go(func() { _ = driver.Run(ctx) })
 		if webhook != nil {
 			wg.Go(func() { webhook.Run(ctx) })
 		}
 	})
+	if errors.Is(context.Cause(ctx), errLostEmbeddedLease) {
+		return errors.Join(errLostEmbeddedLease, err)
+	}
+	return err
 }
 
-// serve serves api until ctx ends, fetching the remote repository periodically;
-// background starts the other loops (rollouts), which end with its context.
-func serve(ctx context.Context, cfg Config, api *httpapi.API, gs *gitstore.Store, log *slog.Logger, background func(context.Context, *sync.WaitGroup)) error {
+// EmbeddedRepoLease is the lease a hub on a PostgreSQL store holds while it runs the
+// embedded repository, so that a second replica refuses to start.
+const EmbeddedRepoLease = "embedded-repository"
+
+// GitPollLease is the lease of the replica that polls the remote repository.
+const GitPollLease = "git-poll"
+
+// errLostEmbeddedLease stops a hub whose embedded repository's lease ended (its
+// PostgreSQL session was lost): another replica may have started.
+var errLostEmbeddedLease = errors.New("lost the embedded repository's lease (PostgreSQL session ended): stopping, so that one replica serves the repository")
+
+// serve serves api until ctx ends, fetching the remote repository periodically
+// (one replica at a time, by singleton's GitPollLease); background starts the
+// other loops (rollouts), which end with its context.
+func serve(ctx context.Context, cfg Config, api *httpapi.API, gs *gitstore.Store, singleton ha.Singleton, log *slog.Logger, background func(context.Context, *sync.WaitGroup)) error {
 	l := cfg.Listener
 	if l == nil {
 		var err error
@@ -224,7 +311,9 @@ func serve(ctx context.Context, cfg Config, api *httpapi.API, gs *gitstore.Store
 	pollCtx, stopPolling := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	if cfg.GitURL != "" && cfg.GitPollInterval > 0 {
-		wg.Go(func() { pollGit(pollCtx, gs, cfg.GitPollInterval, log) })
+		wg.Go(func() {
+			_ = singleton.Run(pollCtx, GitPollLease, func(ctx context.Context) { pollGit(ctx, gs, cfg.GitPollInterval, log) })
+		})
 	}
 	background(pollCtx, &wg)
 	defer func() {

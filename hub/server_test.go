@@ -275,6 +275,9 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		"missing webhook secret": {func(c *Config) { c.WebhookSecretFile = filepath.Join(dir, "nope") }, "webhook-secret-file"},
 		"bad pprof address":      {func(c *Config) { c.PprofAddr = "nope" }, "pprof-listen"},
 		"pprof off loopback":     {func(c *Config) { c.PprofAddr = "0.0.0.0:6060" }, "pprof-listen"},
+		"store not postgres":     {func(c *Config) { c.Store = "mysql://u:0123456789abcdef@db/outpost" }, "store"},
+		"store and store file":   {func(c *Config) { c.Store, c.StoreFile = "postgres://db/outpost", good }, "store"},
+		"missing store file":     {func(c *Config) { c.StoreFile = filepath.Join(dir, "nope") }, "store-file"},
 		"plain http, require tls": {func(c *Config) {
 			c.GitURL, c.RequireTLS = "http://git.example.com/fleet.git", true
 		}, "require-tls"},

@@ -23,6 +23,8 @@ import (
 const (
 	// Hub is the hub's install.
 	Hub = "hub"
+	// HubHA is the highly available hub: replicas on PostgreSQL and a remote repository.
+	HubHA = "hub-ha"
 	// AgentCluster is the agent with the cluster RBAC profile.
 	AgentCluster = "agent/cluster"
 	// AgentNamespaced is the agent with the namespaced RBAC profile (example namespaces).
@@ -49,7 +51,7 @@ const (
 	TenantClusterRole = "outpost-agent-tenant"
 )
 
-//go:embed images namespace hub agent
+//go:embed images namespace hub hub-ha agent
 var embedded embed.FS
 
 // Files returns the manifests, rooted at this directory (paths like

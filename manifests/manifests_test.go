@@ -3,6 +3,7 @@ package manifests
 import (
 	"encoding/json"
 	"io/fs"
+	"os"
 	"path"
 	"reflect"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 
+	"github.com/outpost-gitops/outpost/hub"
 	"github.com/outpost-gitops/outpost/hub/httpapi"
 	"github.com/outpost-gitops/outpost/sync/render"
 )
@@ -37,7 +39,7 @@ components: [../../agent/components/control-plane]
 func targets(t *testing.T) map[string][]*unstructured.Unstructured {
 	t.Helper()
 	out := map[string][]*unstructured.Unstructured{}
-	for _, dir := range []string{Hub, AgentCluster, AgentNamespaced, HubSecrets, AgentSecrets} {
+	for _, dir := range []string{Hub, HubHA, AgentCluster, AgentNamespaced, HubSecrets, AgentSecrets} {
 		out[dir] = build(t, dir)
 	}
 	out["agent/cluster+control-plane"] = buildOverlay(t, controlPlaneOverlay, "test/control-plane")
@@ -47,6 +49,7 @@ func targets(t *testing.T) map[string][]*unstructured.Unstructured {
 // workloads are the Deployments and DaemonSets of the builds, with their container.
 var workloads = map[string]struct{ target, kind, name, container string }{
 	"hub":              {Hub, "Deployment", HubName, HubContainer},
+	"hub ha":           {HubHA, "Deployment", HubName, HubContainer},
 	"agent cluster":    {AgentCluster, "DaemonSet", AgentName, AgentContainer},
 	"agent namespaced": {AgentNamespaced, "DaemonSet", AgentName, AgentContainer},
 }
@@ -390,6 +393,7 @@ configMapGenerator:
       - OUTPOST_GIT_PASSWORD_FILE=/etc/outpost/git/password
       - OUTPOST_WEBHOOK_SECRET_FILE=/etc/outpost/webhook/secret
 `}, "test/remote"),
+		"ha": build(t, HubHA),
 	}
 	for variant, objs := range variants {
 		t.Run(variant, func(t *testing.T) {
@@ -406,6 +410,10 @@ configMapGenerator:
 			dep := mustFind(t, objs, "Deployment", HubName)
 			if !labelsMatch(svc.Spec.Selector, templateLabels(dep)) {
 				t.Errorf("Service selector %v does not select the hub's pods %v", svc.Spec.Selector, templateLabels(dep))
+			}
+			if variant == "ha" {
+				checkHA(t, objs, spec, c, cfg)
+				return
 			}
 			// The data directory is the PVC, so hub.db and repo.git survive restarts.
 			var dataVolume string
@@ -426,40 +434,90 @@ configMapGenerator:
 			if strategy, _, _ := unstructured.NestedString(dep.Object, "spec", "strategy", "type"); strategy != "Recreate" {
 				t.Errorf("hub strategy %q, want Recreate (one writer of the SQLite file)", strategy)
 			}
-			for flag, file := range map[string]*string{"admin-tokens-file": &cfg.AdminTokensFile,
-				"git-password-file": &cfg.GitPasswordFile, "webhook-secret-file": &cfg.WebhookSecretFile} {
-				if *file == "" {
-					continue
-				}
-				secret, key, ok := secretFile(spec, c, *file)
-				if !ok {
-					t.Errorf("--%s %s is not a key of a mounted Secret", flag, *file)
-					continue
-				}
-				content := "REPLACE-ME-0123456789abcdef"
-				if s := Find(build(t, HubSecrets), "Secret", secret); s != nil {
-					content = secretData(t, s, key)
-				}
-				*file = tempFile(t, content)
-			}
-			if cfg.AdminTokensFile == "" {
-				t.Fatal("no --admin-tokens-file")
-			}
-			// The example admin tokens are a valid tokens file.
-			if _, err := httpapi.LoadAdminTokens(cfg.AdminTokensFile); err != nil {
-				t.Errorf("example admin tokens: %v", err)
-			}
-			cfg.DataDir = t.TempDir()
-			if err := cfg.Validate(); err != nil {
-				t.Errorf("hub configuration: %v", err)
-			}
+			checkHubFiles(t, spec, c, &cfg)
 		})
+	}
+}
+
+// checkHubFiles checks that every file flag of cfg is a key of a mounted Secret, and
+// that the configuration, with the example Secrets, is valid.
+func checkHubFiles(t *testing.T, spec corev1.PodSpec, c corev1.Container, cfg *hub.Config) {
+	t.Helper()
+	for flag, file := range map[string]*string{"admin-tokens-file": &cfg.AdminTokensFile,
+		"git-password-file": &cfg.GitPasswordFile, "webhook-secret-file": &cfg.WebhookSecretFile, "store-file": &cfg.StoreFile} {
+		if *file == "" {
+			continue
+		}
+		secret, key, ok := secretFile(spec, c, *file)
+		if !ok {
+			t.Errorf("--%s %s is not a key of a mounted Secret", flag, *file)
+			continue
+		}
+		content := "REPLACE-ME-0123456789abcdef"
+		if s := Find(build(t, HubSecrets), "Secret", secret); s != nil {
+			content = secretData(t, s, key)
+		}
+		*file = tempFile(t, content)
+	}
+	if cfg.AdminTokensFile == "" {
+		t.Fatal("no --admin-tokens-file")
+	}
+	// The example admin tokens are a valid tokens file.
+	if _, err := httpapi.LoadAdminTokens(cfg.AdminTokensFile); err != nil {
+		t.Errorf("example admin tokens: %v", err)
+	}
+	cfg.DataDir = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("hub configuration: %v", err)
+	}
+}
+
+// checkHA checks the highly available hub: several replicas replaced one at a time,
+// spread over nodes, a PodDisruptionBudget keeping one, no volume claim, and the
+// PostgreSQL store and a remote repository configured.
+func checkHA(t *testing.T, objs []*unstructured.Unstructured, spec corev1.PodSpec, c corev1.Container, cfg hub.Config) {
+	t.Helper()
+	dep := mustFind(t, objs, "Deployment", HubName)
+	if replicas, _, _ := unstructured.NestedInt64(dep.Object, "spec", "replicas"); replicas < 2 {
+		t.Errorf("replicas %d, want 2 or more", replicas)
+	}
+	if strategy, _, _ := unstructured.NestedString(dep.Object, "spec", "strategy", "type"); strategy != "RollingUpdate" {
+		t.Errorf("strategy %q, want RollingUpdate", strategy)
+	}
+	if unavailable, _, _ := unstructured.NestedInt64(dep.Object, "spec", "strategy", "rollingUpdate", "maxUnavailable"); unavailable != 0 {
+		t.Errorf("maxUnavailable %d, want 0", unavailable)
+	}
+	if a := spec.Affinity; a == nil || a.PodAntiAffinity == nil || len(a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0 ||
+		!labelsMatch(a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm.LabelSelector.MatchLabels, templateLabels(dep)) {
+		t.Errorf("affinity %+v, want anti-affinity between the hub's pods", spec.Affinity)
+	}
+	pdb := mustFind(t, objs, "PodDisruptionBudget", HubName)
+	sel, _, _ := unstructured.NestedStringMap(pdb.Object, "spec", "selector", "matchLabels")
+	if minAvailable, _, _ := unstructured.NestedInt64(pdb.Object, "spec", "minAvailable"); minAvailable < 1 || !labelsMatch(sel, templateLabels(dep)) {
+		t.Errorf("PodDisruptionBudget %v, want minAvailable 1 of the hub's pods", pdb.Object["spec"])
+	}
+	if Find(objs, "PersistentVolumeClaim", "outpost-hub-data") != nil {
+		t.Error("the HA hub claims a volume: its replicas would share or fight over it")
+	}
+	for _, v := range spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			t.Errorf("volume %s claims %s", v.Name, v.PersistentVolumeClaim.ClaimName)
+		}
+	}
+	if cfg.StoreFile == "" || cfg.GitURL == "" {
+		t.Errorf("--store-file %q, --git-url %q: the HA hub needs both", cfg.StoreFile, cfg.GitURL)
+	}
+	checkHubFiles(t, spec, c, &cfg)
+	dsn, err := os.ReadFile(cfg.StoreFile)
+	if err != nil || !strings.HasPrefix(string(dsn), "postgres://") {
+		t.Errorf("example store DSN %q, %v: want a postgres:// URL", dsn, err)
 	}
 }
 
 func TestExampleSecretsFitTheMounts(t *testing.T) {
 	for _, tc := range []struct{ workloads, secrets, kind, name string }{
 		{Hub, HubSecrets, "Deployment", HubName},
+		{HubHA, HubSecrets, "Deployment", HubName},
 		{AgentCluster, AgentSecrets, "DaemonSet", AgentName},
 	} {
 		spec := podSpec(t, build(t, tc.workloads), tc.kind, tc.name)
@@ -533,7 +591,7 @@ func TestBuildsApplyToARealAPIServer(t *testing.T) {
 		_, _ = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 	}
 	builds := targets(t)
-	for _, target := range []string{Hub, AgentCluster, AgentNamespaced, HubSecrets, AgentSecrets, "agent/cluster+control-plane"} {
+	for _, target := range []string{Hub, HubHA, AgentCluster, AgentNamespaced, HubSecrets, AgentSecrets, "agent/cluster+control-plane"} {
 		for _, o := range builds[target] {
 			if err := a.apply(ctx, o); err != nil {
 				t.Errorf("%s: %v", target, err)

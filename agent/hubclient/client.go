@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -19,7 +21,11 @@ import (
 
 // Config configures a Client.
 type Config struct {
-	// HubURL is the hub's base URL.
+	// HubURL is the hub's base URL: one, or several separated by commas (replicas of
+	// a highly available hub). The client uses one at a time and moves to the next
+	// when the one in use cannot be reached or answers 502, 503 or 504. One URL of a
+	// Service in front of the replicas fails over by itself (a retry opens a new
+	// connection).
 	HubURL string
 	// Cluster is this cluster's name.
 	Cluster string
@@ -67,7 +73,9 @@ type entry struct {
 // Client sends reports to the hub and long-polls it for desired-state changes.
 type Client struct {
 	cfg Config
-	hub *hubapi.Client
+	// hubs are the clients of the hub URLs; cur indexes the one in use.
+	hubs []*hubapi.Client
+	cur  atomic.Int64
 
 	mu      sync.Mutex
 	pending map[string]entry
@@ -80,7 +88,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Token == nil {
 		return nil, errors.New("hub client: a token source is required")
 	}
-	hub, err := hubapi.New(cfg.HubURL, "", hubapi.Options{
+	urls := SplitURLs(cfg.HubURL)
+	if len(urls) == 0 {
+		return nil, errors.New("hub client: no hub URL")
+	}
+	opts := hubapi.Options{
 		Logger:          cfg.Logger,
 		Timeout:         cfg.RequestTimeout,
 		LongPollTimeout: cfg.PollTimeout,
@@ -91,16 +103,63 @@ func New(cfg Config) (*Client, error) {
 		Header: func(ctx context.Context, h http.Header) {
 			telemetry.Propagator().Inject(ctx, propagation.HeaderCarrier(h))
 		},
-	})
-	if err != nil {
-		return nil, err
 	}
-	return &Client{
-		cfg:     cfg,
-		hub:     hub,
-		pending: map[string]entry{},
-		wake:    make(chan struct{}, 1),
-	}, nil
+	if len(urls) > 1 {
+		opts.RetryMax = 1 // the next URL is the better retry
+	}
+	c := &Client{cfg: cfg, pending: map[string]entry{}, wake: make(chan struct{}, 1)}
+	for _, u := range urls {
+		hub, err := hubapi.New(u, "", opts)
+		if err != nil {
+			return nil, err
+		}
+		c.hubs = append(c.hubs, hub)
+	}
+	return c, nil
+}
+
+// SplitURLs splits a comma-separated list of hub URLs, dropping blanks.
+func SplitURLs(list string) []string {
+	var out []string
+	for u := range strings.SplitSeq(list, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// call runs fn on the hub in use and, when that hub is down (IsFailover), on the
+// next ones, once around; the first that answers stays in use.
+func (c *Client) call(ctx context.Context, fn func(hub *hubapi.Client) error) error {
+	start := int(c.cur.Load())
+	var err error
+	for k := range len(c.hubs) {
+		i := (start + k) % len(c.hubs)
+		if err = fn(c.hubs[i]); err == nil || !IsFailover(err) || ctx.Err() != nil {
+			if k > 0 && err == nil {
+				c.cur.Store(int64(i))
+				c.cfg.Logger.Info("moved to another hub replica", "hub", c.hubs[i].BaseURL())
+			}
+			return err
+		}
+		if len(c.hubs) > 1 {
+			c.cfg.Logger.Warn("hub replica unavailable; trying the next", "hub", c.hubs[i].BaseURL(), "err", err)
+		}
+	}
+	return err
+}
+
+// IsFailover tells whether err says the hub in use is down, so that another replica
+// may answer: unreachable, or a 502, 503 or 504 answer (a proxy with no backend, a
+// hub shutting down).
+func IsFailover(err error) bool {
+	var un *hubapi.UnreachableError
+	if errors.As(err, &un) {
+		return true
+	}
+	var e *hubapi.APIError
+	return errors.As(err, &e) && (e.Status == http.StatusBadGateway || e.Status == http.StatusServiceUnavailable || e.Status == http.StatusGatewayTimeout)
 }
 
 // Put queues the newest state of an app: its status and its complete current drift.
@@ -203,7 +262,10 @@ func (c *Client) sendBatch(ctx context.Context) error {
 		rep.Apps = append(rep.Apps, e.status)
 		rep.Drift = append(rep.Drift, e.drift...)
 	}
-	_, err := c.hub.Report(ctx, &rep)
+	err := c.call(ctx, func(hub *hubapi.Client) error {
+		_, err := hub.Report(ctx, &rep)
+		return err
+	})
 	rejected := hubapi.IsRejected(err)
 	if err != nil && !rejected {
 		// Unreachable, 429, 5xx, an auth failure (the token may be rotated) or a local
@@ -227,7 +289,12 @@ func (c *Client) sendBatch(ctx context.Context) error {
 // WaitDesired long-polls the hub: it returns when the cluster's desired state changed
 // after since (Changed true), or when the hub's hold time ends (Changed false).
 func (c *Client) WaitDesired(ctx context.Context, since string) (apiv1.DesiredRevision, error) {
-	d, err := c.hub.Desired(ctx, c.cfg.Cluster, since)
+	var d *apiv1.DesiredRevision
+	err := c.call(ctx, func(hub *hubapi.Client) error {
+		var err error
+		d, err = hub.Desired(ctx, c.cfg.Cluster, since)
+		return err
+	})
 	if err != nil {
 		return apiv1.DesiredRevision{}, err
 	}

@@ -250,3 +250,56 @@ func TestQueueKeepsOrDropsByAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestFailsOverToTheNextHub: with two hub URLs of which the first is down, or answers
+// 503, reports and long-polls go to the second, which stays in use.
+func TestFailsOverToTheNextHub(t *testing.T) {
+	for name, firstStatus := range map[string]int{"first down": 0, "first 503": http.StatusServiceUnavailable, "first 502": http.StatusBadGateway} {
+		t.Run(name, func(t *testing.T) {
+			down := freeAddr(t)
+			if firstStatus != 0 {
+				(&fakeHub{latest: map[string]apiv1.AppStatus{}, drift: map[string][]apiv1.Drift{}, status: firstStatus}).start(t, down)
+			}
+			up := freeAddr(t)
+			hub := &fakeHub{latest: map[string]apiv1.AppStatus{}, drift: map[string][]apiv1.Drift{}}
+			hub.start(t, up)
+			c, err := New(Config{
+				HubURL: "http://" + down + ", http://" + up, Cluster: "dev", Agent: apiv1.AgentInfo{ID: "agent-0"},
+				Token:      func() (string, error) { return "tok-dev", nil },
+				MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Put(status("web", 1, "1.0.0"), nil)
+			if err := c.Flush(t.Context()); err != nil {
+				t.Fatalf("flush with one hub up: %v", err)
+			}
+			hub.mu.Lock()
+			got := hub.latest["web"].Version
+			hub.mu.Unlock()
+			if got != "1.0.0" {
+				t.Fatalf("second hub has web %q, want 1.0.0", got)
+			}
+			if c.cur.Load() != 1 {
+				t.Errorf("hub in use %d, want the second (1)", c.cur.Load())
+			}
+			d, err := c.WaitDesired(t.Context(), "x")
+			if err != nil || d.Revision != "since=x" {
+				t.Fatalf("long-poll: %+v, %v", d, err)
+			}
+		})
+	}
+}
+
+func TestSplitURLs(t *testing.T) {
+	for in, want := range map[string][]string{
+		"":                       nil,
+		"http://a":               {"http://a"},
+		" http://a , http://b ,": {"http://a", "http://b"},
+	} {
+		if got := SplitURLs(in); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("SplitURLs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -20,9 +20,9 @@ func TestLinksNeitherHubNorCLI(t *testing.T) {
 		t.Fatalf("go list -deps listed %d packages: %q", len(deps), out)
 	}
 	forbidden := []string{
-		"github.com/outpost-gitops/outpost/hub", "modernc.org/sqlite", "github.com/outpost-gitops/outpost/cmd/outpost/cli",
+		"github.com/outpost-gitops/outpost/hub", "modernc.org/sqlite", "github.com/jackc/pgx", "github.com/outpost-gitops/outpost/cmd/outpost/cli",
 		"golang.org/x/net/trace", "html/template",
-		"testing", "github.com/outpost-gitops/outpost/internal/testenv",
+		"testing", "github.com/outpost-gitops/outpost/internal/testenv", "github.com/outpost-gitops/outpost/internal/pgtest",
 	}
 	for _, d := range deps {
 		for _, f := range forbidden {

@@ -19,6 +19,13 @@ const benchClusters = 10_000
 func benchStore(b *testing.B) *SQLite {
 	b.Helper()
 	s := openTest(b, Config{Path: filepath.Join(b.TempDir(), "hub.db")})
+	registerFleet(b, s)
+	return s
+}
+
+// registerFleet registers benchClusters clusters, c0 to c9999.
+func registerFleet(b *testing.B, s *DB) {
+	b.Helper()
 	ctx := context.Background()
 	// One transaction for the fleet: registration speed is not what is measured.
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -35,7 +42,6 @@ func benchStore(b *testing.B) *SQLite {
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
 	}
-	return s
 }
 
 // benchReport is report n of the fleet: cluster n%benchClusters, apps apps, each at a
@@ -87,6 +93,46 @@ func BenchmarkApplyReport(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if _, err := s.ApplyReport(ctx, benchReport(n.Add(1)-1, apps), t0); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
+		})
+	}
+}
+
+// BenchmarkApplyReportBackends compares the databases: 10-app reports into a store of
+// 10 000 clusters from 8 concurrent handlers per replica, on SQLite and on PostgreSQL
+// with one replica and with two (two stores on one database, handlers split between
+// them), as the hub receives them.
+func BenchmarkApplyReportBackends(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		backend  backend
+		replicas int
+	}{{"sqlite", backends[0], 1}, {"postgres/replicas=1", backends[1], 1}, {"postgres/replicas=2", backends[1], 2}} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := tc.backend.config(b, Config{})
+			var stores []*DB
+			for range tc.replicas {
+				s, err := Open(context.Background(), cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = s.Close() })
+				stores = append(stores, s)
+			}
+			registerFleet(b, stores[0])
+			ctx := context.Background()
+			var n, handler atomic.Int64
+			b.SetParallelism(4 * tc.replicas)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				s := stores[int(handler.Add(1))%len(stores)]
+				for pb.Next() {
+					if _, err := s.ApplyReport(ctx, benchReport(n.Add(1)-1, 10), t0); err != nil {
 						b.Error(err)
 						return
 					}

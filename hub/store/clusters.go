@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -13,7 +14,7 @@ import (
 const clusterColumns = `name, labels, token_hash, created_at, last_report_at, agent_id, agent_pod, agent_version`
 
 // RegisterCluster adds a cluster; a *ConflictError if its name (or token hash) is taken.
-func (s *SQLite) RegisterCluster(ctx context.Context, c NewCluster) (Cluster, error) {
+func (s *DB) RegisterCluster(ctx context.Context, c NewCluster) (Cluster, error) {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = time.Now()
 	}
@@ -43,6 +44,15 @@ func (s *SQLite) RegisterCluster(ctx context.Context, c NewCluster) (Cluster, er
 	if errors.As(err, &conflict) {
 		return Cluster{}, conflict
 	}
+	if s.d.conflict != nil {
+		// Another replica registered the name (or token) between the check and the insert.
+		if constraint, ok := s.d.conflict(err); ok {
+			if strings.Contains(constraint, "token") {
+				return Cluster{}, &ConflictError{Cluster: c.Name, Reason: "its token is in use"}
+			}
+			return Cluster{}, &ConflictError{Cluster: c.Name, Reason: "a cluster of that name is registered"}
+		}
+	}
 	if err != nil {
 		return Cluster{}, fmt.Errorf("register cluster %q: %w", c.Name, err)
 	}
@@ -50,7 +60,7 @@ func (s *SQLite) RegisterCluster(ctx context.Context, c NewCluster) (Cluster, er
 }
 
 // DeleteCluster removes a cluster with its status, drift and events.
-func (s *SQLite) DeleteCluster(ctx context.Context, name string) error {
+func (s *DB) DeleteCluster(ctx context.Context, name string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM clusters WHERE name = ?`, name)
 		if err != nil {
@@ -75,7 +85,7 @@ func (s *SQLite) DeleteCluster(ctx context.Context, name string) error {
 }
 
 // GetCluster returns a cluster; ErrNotFound if there is none.
-func (s *SQLite) GetCluster(ctx context.Context, name string) (Cluster, error) {
+func (s *DB) GetCluster(ctx context.Context, name string) (Cluster, error) {
 	c, err := scanCluster(s.r.QueryRowContext(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE name = ?`, name))
 	if err != nil {
 		return Cluster{}, fmt.Errorf("get cluster %q: %w", name, err)
@@ -89,7 +99,7 @@ func (s *SQLite) GetCluster(ctx context.Context, name string) (Cluster, error) {
 //
 // A previous token in its grace period (RotateToken) is found too: the returned
 // Cluster's TokenHash is then the hash asked for.
-func (s *SQLite) LookupToken(ctx context.Context, hash TokenHash) (Cluster, error) {
+func (s *DB) LookupToken(ctx context.Context, hash TokenHash) (Cluster, error) {
 	c, err := scanCluster(s.r.QueryRowContext(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE token_hash = ?`, hash[:]))
 	if errors.Is(err, ErrNotFound) {
 		c, err = scanCluster(s.r.QueryRowContext(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE old_token_hash = ? AND old_token_expires > ?`,
@@ -104,7 +114,7 @@ func (s *SQLite) LookupToken(ctx context.Context, hash TokenHash) (Cluster, erro
 
 // RotateToken replaces a cluster's token hash; the previous one is accepted until
 // graceUntil.
-func (s *SQLite) RotateToken(ctx context.Context, name string, newHash TokenHash, graceUntil time.Time) error {
+func (s *DB) RotateToken(ctx context.Context, name string, newHash TokenHash, graceUntil time.Time) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM clusters WHERE token_hash = ? OR old_token_hash = ?`, newHash[:], newHash[:]).Scan(&n); err != nil {
@@ -132,7 +142,7 @@ func (s *SQLite) RotateToken(ctx context.Context, name string, newHash TokenHash
 }
 
 // ListClusters returns every cluster, sorted by name.
-func (s *SQLite) ListClusters(ctx context.Context) ([]Cluster, error) {
+func (s *DB) ListClusters(ctx context.Context) ([]Cluster, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+clusterColumns+` FROM clusters ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)

@@ -5,9 +5,10 @@
 //
 // # Model
 //
-// Store is the interface the hub uses (Registry + Statuses); SQLite implements it with
-// an embedded database file (modernc.org/sqlite, no cgo). A server database for a
-// multi-replica hub would implement the same interface.
+// Store is the interface the hub uses (Registry + Statuses); DB implements it on an
+// embedded SQLite database file (modernc.org/sqlite, no cgo; the default) or on a
+// PostgreSQL database (Config.DSN, pgx) that several hub replicas share. Both run the
+// same queries; the schema is written once per database in each migration.
 //
 //   - Clusters are registered with the SHA-256 hash of their agent token (HashToken,
 //     NewToken); the token itself is never stored. LookupToken finds the cluster of a
@@ -32,6 +33,18 @@
 // and a busy timeout. Writes go through a single writer connection (BEGIN IMMEDIATE),
 // reads through a pool of query-only connections that see committed snapshots and never
 // block the writer. One report is one transaction.
+//
+// # PostgreSQL
+//
+// The store's SQL is written with ? placeholders; the PostgreSQL connections number
+// them. Writes go through a pool shared with reads; the report path locks its
+// cluster's row first (its first statement updates it), so two replicas storing
+// reports of one cluster take turns and the newest generation wins. A registration
+// racing another replica's is a *ConflictError (the unique constraints decide), a
+// transaction that loses a deadlock or a serialization conflict runs again, and reads
+// that must see one snapshot (status with its drift) run in a REPEATABLE READ
+// transaction. Migrations run under an advisory lock, so replicas starting together
+// migrate once.
 //
 // Migrations are versioned and forward-only: each runs once, in its own transaction,
 // and is recorded in the schema_migrations table. Opening a database written by a newer

@@ -4,12 +4,60 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/internal/pgtest"
 )
+
+// pg is the package's PostgreSQL server.
+var pg *pgtest.Server
+
+func TestMain(m *testing.M) { os.Exit(pgtest.RunMain(m, &pg)) }
+
+// backend is a database the store's tests run against.
+type backend struct {
+	name string
+	// config returns cfg pointing at a new empty database of the backend.
+	config func(t testing.TB, cfg Config) Config
+}
+
+// backends are the databases every store test runs against.
+var backends = []backend{
+	{name: "sqlite", config: func(t testing.TB, cfg Config) Config {
+		cfg.Path = filepath.Join(t.TempDir(), "hub.db")
+		return cfg
+	}},
+	{name: "postgres", config: func(t testing.TB, cfg Config) Config {
+		cfg.DSN = pg.NewDatabase(t)
+		return cfg
+	}},
+}
+
+// eachBackend runs test once per backend, as a subtest named after it.
+func eachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { test(t, b) })
+	}
+}
+
+// open opens a store on a new empty database of the backend, closed at cleanup.
+func (b backend) open(t testing.TB, cfg Config) *DB {
+	t.Helper()
+	s, err := Open(context.Background(), b.config(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
 
 // t0 is the base time of the fixtures.
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)

@@ -31,7 +31,7 @@ func (w *where) String() string {
 
 // Status returns the full status and drift of the apps matching q, sorted by cluster
 // and app.
-func (s *SQLite) Status(ctx context.Context, q StatusQuery) ([]AppRecord, error) {
+func (s *DB) Status(ctx context.Context, q StatusQuery) ([]AppRecord, error) {
 	var w where
 	w.add("cluster = ?", q.Cluster, q.Cluster != "")
 	w.add("app = ?", q.App, q.App != "")
@@ -40,7 +40,7 @@ func (s *SQLite) Status(ctx context.Context, q StatusQuery) ([]AppRecord, error)
 	sw.add("s.app = ?", q.App, q.App != "")
 
 	// One read transaction, so status and drift come from the same snapshot.
-	tx, err := s.r.BeginTx(ctx, nil)
+	tx, err := s.r.BeginTx(ctx, s.d.readTx)
 	if err != nil {
 		return nil, fmt.Errorf("read status: %w", err)
 	}
@@ -108,7 +108,7 @@ func (s *SQLite) Status(ctx context.Context, q StatusQuery) ([]AppRecord, error)
 
 // AppSummaries returns the key columns of every app of a cluster ("" for all), sorted
 // by cluster and app.
-func (s *SQLite) AppSummaries(ctx context.Context, cluster string) ([]AppSummary, error) {
+func (s *DB) AppSummaries(ctx context.Context, cluster string) ([]AppSummary, error) {
 	var w where
 	w.add("cluster = ?", cluster, cluster != "")
 	rows, err := s.r.QueryContext(ctx, `SELECT cluster, app, version, revision, phase, health, drifted, last_synced, received_at
@@ -139,10 +139,12 @@ func (s *SQLite) AppSummaries(ctx context.Context, cluster string) ([]AppSummary
 
 // ClusterSummaries counts the apps of every cluster that has some (Removed apps left
 // out), by cluster name.
-func (s *SQLite) ClusterSummaries(ctx context.Context) (map[string]apiv1.ClusterSummary, error) {
+func (s *DB) ClusterSummaries(ctx context.Context) (map[string]apiv1.ClusterSummary, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT cluster, COUNT(*),
-		SUM(phase = 'Synced'), SUM(phase IN ('Syncing', 'Pending')), SUM(phase IN ('Failed', 'SourceUnavailable')),
-		SUM(health = 'Current'), SUM(health IN ('Failed', 'Timeout')), SUM(drifted > 0)
+		COUNT(CASE WHEN phase = 'Synced' THEN 1 END), COUNT(CASE WHEN phase IN ('Syncing', 'Pending') THEN 1 END),
+		COUNT(CASE WHEN phase IN ('Failed', 'SourceUnavailable') THEN 1 END),
+		COUNT(CASE WHEN health = 'Current' THEN 1 END), COUNT(CASE WHEN health IN ('Failed', 'Timeout') THEN 1 END),
+		COUNT(CASE WHEN drifted > 0 THEN 1 END)
 		FROM app_status WHERE phase != 'Removed' GROUP BY cluster`)
 	if err != nil {
 		return nil, fmt.Errorf("summarise clusters: %w", err)
@@ -166,7 +168,7 @@ func (s *SQLite) ClusterSummaries(ctx context.Context) (map[string]apiv1.Cluster
 }
 
 // Events returns the events matching q, newest first.
-func (s *SQLite) Events(ctx context.Context, q EventQuery) ([]apiv1.Event, error) {
+func (s *DB) Events(ctx context.Context, q EventQuery) ([]apiv1.Event, error) {
 	limit := q.Limit
 	switch {
 	case limit <= 0:

@@ -95,7 +95,7 @@ func (t *reportTx) query(stmt *sql.Stmt, args ...any) (*sql.Rows, error) {
 
 // ApplyReport stores a validated report received at receivedAt: see the package doc
 // for the rules. It returns ErrNotFound (wrapped) if the cluster is not registered.
-func (s *SQLite) ApplyReport(ctx context.Context, r *apiv1.StatusReport, receivedAt time.Time) (ReportResult, error) {
+func (s *DB) ApplyReport(ctx context.Context, r *apiv1.StatusReport, receivedAt time.Time) (ReportResult, error) {
 	var res ReportResult
 	driftByApp := make(map[string][]apiv1.Drift)
 	for _, d := range r.Drift {
@@ -286,7 +286,7 @@ func sameDrift(a, b map[string][]byte) bool {
 // stay, bounded per cluster): last reported before staleBefore, or not in desired (nil: none is) and
 // last reported before undesiredBefore. It returns the apps removed. An app that left
 // apps.yaml, or a name an agent token made up, does not stay in the store for ever.
-func (s *SQLite) ForgetApps(ctx context.Context, cluster string, desired map[string]bool, undesiredBefore, staleBefore time.Time) ([]string, error) {
+func (s *DB) ForgetApps(ctx context.Context, cluster string, desired map[string]bool, undesiredBefore, staleBefore time.Time) ([]string, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT app, received_at FROM app_status WHERE cluster = ? AND received_at < ?`,
 		cluster, max(undesiredBefore.UnixNano(), staleBefore.UnixNano()))
 	if err != nil {
@@ -309,6 +309,12 @@ func (s *SQLite) ForgetApps(ctx context.Context, cluster string, desired map[str
 		return nil, err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.d.lockCluster != "" {
+			// Lock the cluster first, as ApplyReport does, so the two never deadlock.
+			if _, err := tx.ExecContext(ctx, s.d.lockCluster, cluster); err != nil {
+				return fmt.Errorf("lock cluster: %w", err)
+			}
+		}
 		for _, app := range gone {
 			for _, table := range []string{"app_status", "app_status_doc", "drift"} {
 				if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE cluster = ? AND app = ?`, cluster, app); err != nil {

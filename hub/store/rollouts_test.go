@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,8 +15,12 @@ func testRun(id, app string, created time.Time) *apiv1.Rollout {
 }
 
 func TestRolloutsCreateUpdateListWithCompareAndSwap(t *testing.T) {
+	eachBackend(t, testRolloutsCreateUpdateList)
+}
+
+func testRolloutsCreateUpdateList(t *testing.T, b backend) {
 	ctx := context.Background()
-	s := openTest(t, Config{})
+	s := b.open(t, Config{})
 	r := testRun("web-1", "web", t0)
 	if err := s.CreateRollout(ctx, r); err != nil {
 		t.Fatal(err)
@@ -98,12 +101,23 @@ func TestRolloutsCreateUpdateListWithCompareAndSwap(t *testing.T) {
 // Two hub processes on one database: only one holds the lease until it expires or
 // is released.
 func TestLeaseIsHeldByOneProcessAtATime(t *testing.T) {
+	eachBackend(t, testLeaseHeldByOne)
+}
+
+func testLeaseHeldByOne(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "hub.db")
-	a := openTest(t, Config{Path: path})
-	b := openTest(t, Config{Path: path})
+	cfg := be.config(t, Config{})
+	open := func() *DB {
+		s, err := Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	a, b := open(), open()
 	const ttl = 10 * time.Second
-	step := func(s *SQLite, holder string, at time.Time, want bool) {
+	step := func(s *DB, holder string, at time.Time, want bool) {
 		t.Helper()
 		got, err := s.AcquireLease(ctx, "rollouts", holder, at, ttl)
 		if err != nil || got != want {
@@ -126,8 +140,12 @@ func TestLeaseIsHeldByOneProcessAtATime(t *testing.T) {
 }
 
 func TestAddEventsAreListedWithReportEvents(t *testing.T) {
+	eachBackend(t, testAddEvents)
+}
+
+func testAddEvents(t *testing.T, b backend) {
 	ctx := context.Background()
-	s := openTest(t, Config{})
+	s := b.open(t, Config{})
 	register(t, s, "alpha")
 	err := s.AddEvents(ctx, []apiv1.Event{
 		{Cluster: "alpha", App: "web", Type: apiv1.EventRollout, Time: t0, Version: "2.0", Message: "rollout web-1: wave eu started"},

@@ -12,12 +12,19 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-// SQLite is the Store in an embedded SQLite database file.
-type SQLite struct {
-	// w is the single writer connection; every write is one transaction on it.
+// DB is the Store in a SQL database: an embedded SQLite file (the default) or a
+// PostgreSQL server (Config.DSN), which several hub replicas can share. Both run the
+// same SQL (written with ? placeholders, which the PostgreSQL connections rewrite);
+// only the schema (migrations) and a few options differ, in dialect.
+type DB struct {
+	// w is the pool writes go through: SQLite's single writer connection (every write
+	// is one transaction on it), or PostgreSQL's pool.
 	w *sql.DB
-	// r is the pool of query-only reader connections.
+	// r is the pool reads go through: SQLite's query-only reader connections, or
+	// PostgreSQL's pool (r == w).
 	r *sql.DB
+	// d is the database's dialect.
+	d *dialect
 	// stmts are the report path's statements, prepared on w.
 	stmts *reportStmts
 	// maxEvents is Config.MaxEventsPerCluster.
@@ -25,19 +32,26 @@ type SQLite struct {
 	log       *slog.Logger
 }
 
-var _ Store = (*SQLite)(nil)
+// SQLite is the name DB had when SQLite was its only database.
+type SQLite = DB
 
-// Open opens (creating if needed) the database at cfg.Path and migrates it.
-func Open(ctx context.Context, cfg Config) (*SQLite, error) {
+var _ Store = (*DB)(nil)
+
+// Open opens the store and migrates it: the PostgreSQL database of cfg.DSN when set,
+// else the SQLite file cfg.Path (created if needed).
+func Open(ctx context.Context, cfg Config) (*DB, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	if cfg.DSN != "" {
+		return openPostgres(ctx, cfg)
+	}
 	return open(ctx, cfg)
 }
 
-// open opens the database of a validated config and migrates it.
-func open(ctx context.Context, cfg Config) (_ *SQLite, err error) {
+// open opens the SQLite database of a validated config and migrates it.
+func open(ctx context.Context, cfg Config) (_ *DB, err error) {
 	w, err := sql.Open("sqlite", dsn(cfg, false))
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", cfg.Path, err)
@@ -58,7 +72,7 @@ func open(ctx context.Context, cfg Config) (_ *SQLite, err error) {
 	if !strings.EqualFold(mode, "wal") {
 		return nil, fmt.Errorf("open store %s: journal mode is %q, not WAL", cfg.Path, mode)
 	}
-	if _, err := migrate(ctx, w, migrations(), cfg.Logger); err != nil {
+	if _, err := migrate(ctx, w, sqliteDialect, migrations(), cfg.Logger); err != nil {
 		return nil, fmt.Errorf("migrate store %s: %w", cfg.Path, err)
 	}
 	stmts, err := prepareReportStmts(ctx, w)
@@ -80,7 +94,7 @@ func open(ctx context.Context, cfg Config) (_ *SQLite, err error) {
 	if err := r.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("open store %s for reading: %w", cfg.Path, err), r.Close())
 	}
-	return &SQLite{w: w, r: r, stmts: stmts, maxEvents: cfg.MaxEventsPerCluster, log: cfg.Logger}, nil
+	return &DB{w: w, r: r, d: sqliteDialect, stmts: stmts, maxEvents: cfg.MaxEventsPerCluster, log: cfg.Logger}, nil
 }
 
 // dsn builds the driver's data source name: the file, WAL, synchronous=NORMAL, the
@@ -98,13 +112,31 @@ func dsn(cfg Config, readOnly bool) string {
 	return cfg.Path + "?" + q.Encode()
 }
 
-// Close closes both connection pools.
-func (s *SQLite) Close() error {
+// Close closes the connection pools.
+func (s *DB) Close() error {
+	if s.r == s.w {
+		return errors.Join(s.stmts.Close(), s.w.Close())
+	}
 	return errors.Join(s.r.Close(), s.stmts.Close(), s.w.Close())
 }
 
-// inTx runs fn in a write transaction and commits it, or rolls back on error.
-func (s *SQLite) inTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+// inTx runs fn in a write transaction and commits it, or rolls back on error. On
+// PostgreSQL, a transaction that lost a deadlock or a serialization conflict with
+// another replica's is run again, a few times.
+func (s *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.inTxOnce(ctx, fn)
+		if err == nil || s.d.retryable == nil || !s.d.retryable(err) || attempt == maxTxAttempts || ctx.Err() != nil {
+			return err
+		}
+		s.log.DebugContext(ctx, "transaction conflicted with another; running it again", "attempt", attempt, "err", err)
+	}
+}
+
+// maxTxAttempts bounds the runs of a transaction that keeps conflicting.
+const maxTxAttempts = 5
+
+func (s *DB) inTxOnce(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

@@ -96,7 +96,7 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := migrate(ctx, old, ms[:1], cfg.Logger); err != nil || n != 1 {
+	if n, err := migrate(ctx, old, sqliteDialect, ms[:1], cfg.Logger); err != nil || n != 1 {
 		t.Fatalf("migrate an empty database to version 1: applied %d, %v", n, err)
 	}
 	if _, err := old.ExecContext(ctx, `INSERT INTO clusters (name, labels, token_hash, created_at) VALUES ('prod-eu', '{}', zeroblob(32), 1)`); err != nil {
@@ -120,7 +120,7 @@ func TestMigrations(t *testing.T) {
 	apply(t, s, report(t, "prod-eu", []apiv1.AppStatus{synced("web", 1, "1.0.0")}))
 
 	// Re-migrating an up-to-date database applies nothing.
-	n, err := migrate(ctx, s.w, migrations(), cfg.Logger)
+	n, err := migrate(ctx, s.w, sqliteDialect, migrations(), cfg.Logger)
 	if err != nil || n != 0 {
 		t.Fatalf("re-migrate applied %d, err %v; want 0, nil", n, err)
 	}
@@ -156,9 +156,11 @@ func appliedVersions(t *testing.T, s *SQLite) []int {
 	return out
 }
 
-func TestRegistry(t *testing.T) {
+func TestRegistry(t *testing.T) { eachBackend(t, testRegistry) }
+
+func testRegistry(t *testing.T, b backend) {
 	ctx := t.Context()
-	s := openTest(t, Config{})
+	s := b.open(t, Config{})
 	token, hash := NewToken()
 	if !strings.HasPrefix(token, TokenPrefix) || len(token) < len(TokenPrefix)+26 || HashToken(token) != hash {
 		t.Fatalf("bad token %q / hash %s", token, hash)
@@ -237,7 +239,9 @@ func TestRegistry(t *testing.T) {
 	}
 }
 
-func TestApplyReportOrdering(t *testing.T) {
+func TestApplyReportOrdering(t *testing.T) { eachBackend(t, testApplyReportOrdering) }
+
+func testApplyReportOrdering(t *testing.T, b backend) {
 	gen := func(epoch, seq int64) apiv1.Generation { return apiv1.Generation{Epoch: epoch, Sequence: seq} }
 	tests := map[string]struct {
 		first, second apiv1.Generation
@@ -251,7 +255,7 @@ func TestApplyReportOrdering(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			s := openTest(t, Config{})
+			s := b.open(t, Config{})
 			register(t, s, "prod-eu")
 			a := synced("web", 1, "1.0.0")
 			a.Generation = tc.first
@@ -275,9 +279,11 @@ func TestApplyReportOrdering(t *testing.T) {
 	}
 }
 
-func TestApplyReportIsPerApp(t *testing.T) {
+func TestApplyReportIsPerApp(t *testing.T) { eachBackend(t, testApplyReportIsPerApp) }
+
+func testApplyReportIsPerApp(t *testing.T, b backend) {
 	ctx := t.Context()
-	s := openTest(t, Config{})
+	s := b.open(t, Config{})
 	register(t, s, "prod-eu")
 	apply(t, s, report(t, "prod-eu", []apiv1.AppStatus{synced("web", 5, "1.0.0"), synced("db", 1, "1.0.0")}))
 
@@ -307,8 +313,10 @@ func TestApplyReportIsPerApp(t *testing.T) {
 	}
 }
 
-func TestDriftReplaceAndClear(t *testing.T) {
-	s := openTest(t, Config{})
+func TestDriftReplaceAndClear(t *testing.T) { eachBackend(t, testDriftReplaceAndClear) }
+
+func testDriftReplaceAndClear(t *testing.T, b backend) {
+	s := b.open(t, Config{})
 	register(t, s, "prod-eu")
 	objects := func(rec AppRecord) []string {
 		var out []string
@@ -362,9 +370,11 @@ func TestDriftReplaceAndClear(t *testing.T) {
 	}
 }
 
-func TestSummaries(t *testing.T) {
+func TestSummaries(t *testing.T) { eachBackend(t, testSummaries) }
+
+func testSummaries(t *testing.T, b backend) {
 	ctx := t.Context()
-	s := openTest(t, Config{})
+	s := b.open(t, Config{})
 	register(t, s, "a", "b", "idle")
 	failedApp := synced("pay", 1, "2.0.0")
 	failedApp.Phase = apiv1.PhaseFailed
@@ -404,9 +414,11 @@ func TestSummaries(t *testing.T) {
 	}
 }
 
-func TestEventsAreBounded(t *testing.T) {
+func TestEventsAreBounded(t *testing.T) { eachBackend(t, testEventsAreBounded) }
+
+func testEventsAreBounded(t *testing.T, b backend) {
 	ctx := t.Context()
-	s := openTest(t, Config{MaxEventsPerCluster: 5})
+	s := b.open(t, Config{MaxEventsPerCluster: 5})
 	register(t, s, "a", "b")
 	// Each report changes web's version: one sync event each.
 	for i := 1; i <= 12; i++ {
@@ -444,10 +456,12 @@ func TestEventsAreBounded(t *testing.T) {
 	}
 }
 
-func TestRestartKeepsState(t *testing.T) {
+func TestRestartKeepsState(t *testing.T) { eachBackend(t, testRestartKeepsState) }
+
+func testRestartKeepsState(t *testing.T, b backend) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "hub.db")
-	s, err := Open(ctx, Config{Path: path})
+	cfg := b.config(t, Config{})
+	s, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +503,7 @@ func TestRestartKeepsState(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s2, err := Open(ctx, Config{Path: path})
+	s2, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,9 +519,11 @@ func TestRestartKeepsState(t *testing.T) {
 	}
 }
 
-func TestConcurrentReportsAndReads(t *testing.T) {
+func TestConcurrentReportsAndReads(t *testing.T) { eachBackend(t, testConcurrentReportsAndReads) }
+
+func testConcurrentReportsAndReads(t *testing.T, b backend) {
 	ctx := t.Context()
-	s := openTest(t, Config{MaxEventsPerCluster: 20})
+	s := b.open(t, Config{MaxEventsPerCluster: 20})
 	clusters := []string{"c0", "c1", "c2", "c3"}
 	register(t, s, clusters...)
 	var wg sync.WaitGroup
@@ -555,7 +571,11 @@ func TestConcurrentReportsAndReads(t *testing.T) {
 // clock (accepted before the hub bounded epochs) no longer makes every real report
 // stale: the next one replaces it (security review M3).
 func TestAttackFrozenStatusThawsOnNextReport(t *testing.T) {
-	s := openTest(t, Config{})
+	eachBackend(t, testAttackFrozenStatusThawsOnNextReport)
+}
+
+func testAttackFrozenStatusThawsOnNextReport(t *testing.T, b backend) {
+	s := b.open(t, Config{})
 	register(t, s, "prod-eu")
 	frozen := synced("web", 1, "6.6.6")
 	frozen.Generation.Epoch = 9_000_000_000_000_000
@@ -571,8 +591,10 @@ func TestAttackFrozenStatusThawsOnNextReport(t *testing.T) {
 
 // TestForgetApps: stale apps go (not reported for the stale age; or not desired and
 // not reported for the shorter retention), the rest stay with their drift.
-func TestForgetApps(t *testing.T) {
-	s := openTest(t, Config{})
+func TestForgetApps(t *testing.T) { eachBackend(t, testForgetApps) }
+
+func testForgetApps(t *testing.T, b backend) {
+	s := b.open(t, Config{})
 	register(t, s, "prod-eu")
 	ctx := context.Background()
 	at := func(h int, apps ...string) {
