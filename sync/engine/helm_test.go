@@ -17,10 +17,10 @@ import (
 // helmRepo is one app "web" rendering the chart charts/app: a ConfigMap, a CRD in
 // crds/, a pre hook and a post hook (ConfigMaps: ready at once on a bare apiserver).
 var helmRepo = map[string]string{
-	"clusters/dev/apps.yaml": "apps:\n  - name: web\n    version: \"1.0.0\"\n",
-	"apps/web/app.yaml":      "namespace: $NS\nhelm:\n  path: charts/app\n  values: {rev: \"1\"}\n",
-	"charts/app/Chart.yaml":  "apiVersion: v2\nname: app\nversion: 0.1.0\n",
-	"charts/app/values.yaml": "rev: \"0\"\n",
+	"clusters/dev/apps.yaml":       "apps:\n  - name: web\n    version: \"1.0.0\"\n",
+	"apps/web/app.yaml":            "namespace: $NS\nhelm:\n  path: charts/app\n  values: {rev: \"1\"}\n",
+	"charts/app/Chart.yaml":        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+	"charts/app/values.yaml":       "rev: \"0\"\n",
 	"charts/app/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {rev: {{ .Values.rev | quote }}}\n",
 	"charts/app/templates/pre.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: pre\n  annotations: {helm.sh/hook: pre-install,pre-upgrade}\n" +
 		"data: {rev: {{ .Values.rev | quote }}}\n",
