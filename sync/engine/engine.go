@@ -73,6 +73,11 @@ type Config struct {
 	// Hooks runs Helm chart hooks; default the Syncer when it is a HookRunner. Nil:
 	// an app with hooks fails.
 	Hooks HookRunner
+	// Capabilities, when set, returns the cluster's Kubernetes version and API
+	// versions for Helm charts (render.Options KubeVersion and APIVersions). It is
+	// called once per SyncCluster whose cluster has a Helm app; an error fails that
+	// sync before anything is applied or pruned. The agent reads discovery.
+	Capabilities func(ctx context.Context) (kubeVersion string, apiVersions []string, err error)
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -135,6 +140,11 @@ func (e *Engine) SyncCluster(ctx context.Context, req Request) (*ClusterResult, 
 	}
 	ropts := e.cfg.Render
 	ropts.IsNamespaced, ropts.Owner = e.cfg.IsNamespaced, e.cfg.Owner
+	if e.cfg.Capabilities != nil && hasHelmApp(spec) {
+		if ropts.KubeVersion, ropts.APIVersions, err = e.cfg.Capabilities(ctx); err != nil {
+			return nil, fmt.Errorf("cluster %s at %s: cluster capabilities for Helm charts: %w", req.Cluster, short(req.Revision), err)
+		}
+	}
 	r, err := render.New(req.Root, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s at %s: %w", req.Cluster, short(req.Revision), err)

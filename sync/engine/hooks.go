@@ -108,3 +108,13 @@ func (e *Engine) runHooks(ctx context.Context, app *repo.App, namespaces []*unst
 	}
 	return nil
 }
+
+// hasHelmApp reports whether an app of spec renders a Helm chart.
+func hasHelmApp(spec *repo.ClusterSpec) bool {
+	for _, a := range spec.Apps {
+		if a.Config.Helm != nil {
+			return true
+		}
+	}
+	return false
+}
