@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	yaml "go.yaml.in/yaml/v3"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 	"helm.sh/helm/v4/pkg/chart/common"
@@ -226,7 +227,11 @@ func (r *Renderer) helmValues(root *os.Root, sub *substituter, cluster *repo.Clu
 	appFile := app.Path + "/" + repo.AppFile
 	vals := map[string]any{}
 	layer := func(file, field, text string) error {
-		out, err := sub.text(text, "values")
+		text, err := withoutComments(text)
+		var out string
+		if err == nil {
+			out, err = sub.text(text, "values")
+		}
 		if err == nil {
 			err = repo.CheckYAMLExpansion([]byte(out))
 		}
@@ -650,4 +655,37 @@ func chartCRDs(c *chartv2.Chart, hr *helmRender) error {
 		}
 	}
 	return nil
+}
+
+// withoutComments returns the YAML documents of text with comments dropped, so that
+// a ${VAR} in a comment of a values file is never substituted (as in manifests).
+func withoutComments(text string) (string, error) {
+	if !strings.Contains(text, "#") {
+		return text, nil
+	}
+	if err := repo.CheckYAMLExpansion([]byte(text)); err != nil {
+		return "", err
+	}
+	dec := yaml.NewDecoder(strings.NewReader(text))
+	var b strings.Builder
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("invalid YAML: %w", err)
+		}
+		dropComments(&doc)
+		if err := enc.Encode(&doc); err != nil {
+			return "", err
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }

@@ -48,7 +48,7 @@ helm:
     greeting: inline
 `, map[string]string{
 		"clusters/test/cluster.yaml":    "labels: {env: test}\nvars: {replicas: \"3\"}\n",
-		"apps/web/values.yaml":          "replicaCount: ${replicas}\ngreeting: from-file\n",
+		"apps/web/values.yaml":          "# ${NOT_A_VAR} in a comment is left alone\nreplicaCount: ${replicas} # ${NOR_THIS}\ngreeting: from-file\n",
 		"clusters/test/values/web.yaml": "greeting: per-cluster ${CLUSTER_LABEL_env}\n",
 	})
 	res, err := renderApp(t, root, "web", Options{KubeVersion: "v1.31.4", APIVersions: []string{"apps/v1", "shop.example.com/v1/Widget"}})
