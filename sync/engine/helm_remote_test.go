@@ -25,7 +25,7 @@ import (
 func packChart(t *testing.T, version string) []byte {
 	t.Helper()
 	files := map[string]string{
-		"web/Chart.yaml": "apiVersion: v2\nname: web\nversion: " + version + "\n",
+		"web/Chart.yaml":        "apiVersion: v2\nname: web\nversion: " + version + "\n",
 		"web/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {chart: {{ .Chart.Version | quote }}, color: {{ .Values.color | quote }}}\n",
 		"web/templates/deploy.yaml": `apiVersion: apps/v1
 kind: Deployment
