@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -15,15 +16,30 @@ import (
 // Helm's chart engine, which the agent renders charts with, links html/template
 // (sprig → spf13/cast) and testing (helm's internal/version); text/template's
 // method lookups already turn off the linker's dead-code elimination of methods, so
-// html/template costs no more. Both are allowed for that reason only.
+// html/template costs no more. Both are allowed from those importers only.
 func TestLinksNeitherHubNorCLI(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "-tags=grpcnotrace", ".").Output()
+	out, err := exec.Command("go", "list", "-deps", "-tags=grpcnotrace", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
 	}
-	deps := strings.Fields(string(out))
-	if len(deps) < 100 {
-		t.Fatalf("go list -deps listed %d packages: %q", len(deps), out)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 100 {
+		t.Fatalf("go list -deps listed %d packages: %q", len(lines), out)
+	}
+	var deps []string
+	for _, line := range lines {
+		fields := strings.Fields(line)
+		deps = append(deps, fields[0])
+		// Only Helm's chart packages may import testing (testing.Testing(); no
+		// -test.* flag is registered), and only sprig (and its spf13/cast) html/template.
+		for imp, allowed := range map[string][]string{
+			"testing":       {"helm.sh/helm/v4/internal/version", "helm.sh/helm/v4/pkg/chart/common"},
+			"html/template": {"github.com/spf13/cast", "github.com/Masterminds/sprig/v3"},
+		} {
+			if slices.Contains(fields[1:], imp) && !slices.Contains(allowed, fields[0]) {
+				t.Errorf("outpost-agent: %s imports %s", fields[0], imp)
+			}
+		}
 	}
 	forbidden := []string{
 		"github.com/outpost-gitops/outpost/hub", "modernc.org/sqlite", "github.com/outpost-gitops/outpost/cmd/outpost/cli",
