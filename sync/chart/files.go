@@ -64,29 +64,31 @@ func (b *budget) take(name string, n int64) error {
 }
 
 // LoadDir loads the chart in directory dir (slash-separated, relative to root) of
-// the repository opened as root. Every read goes through root, so a symlink that
-// leads outside the repository is an error; a symlinked directory is refused, as
-// are files other than regular ones. .helmignore is honoured as Helm does.
-func LoadDir(root *os.Root, dir string, lim Limits) (*chartv2.Chart, error) {
+// the repository opened as root, and returns the files it read (relative to root).
+// Every read goes through root, so a symlink that leads outside the repository is an
+// error; a symlinked directory is refused, as are files other than regular ones.
+// .helmignore is honoured as Helm does.
+func LoadDir(root *os.Root, dir string, lim Limits) (*chartv2.Chart, []string, error) {
 	b := &budget{lim: lim.WithDefaults()}
 	fsys := root.FS()
 	fi, err := fs.Stat(fsys, dir)
 	if err != nil {
-		return nil, fmt.Errorf("chart directory %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("chart directory %s: %w", dir, err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("chart directory %s: not a directory", dir)
+		return nil, nil, fmt.Errorf("chart directory %s: not a directory", dir)
 	}
 	rules := ignore.Empty()
 	if data, err := fs.ReadFile(fsys, dir+"/"+ignore.HelmIgnore); err == nil {
 		if rules, err = ignore.Parse(bytes.NewReader(data)); err != nil {
-			return nil, fmt.Errorf("%s/%s: %w", dir, ignore.HelmIgnore, err)
+			return nil, nil, fmt.Errorf("%s/%s: %w", dir, ignore.HelmIgnore, err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s/%s: %w", dir, ignore.HelmIgnore, err)
+		return nil, nil, fmt.Errorf("%s/%s: %w", dir, ignore.HelmIgnore, err)
 	}
 	rules.AddDefaults()
 	var files []*archive.BufferedFile
+	var read []string
 	err = fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -121,12 +123,14 @@ func LoadDir(root *os.Root, dir string, lim Limits) (*chartv2.Chart, error) {
 			return err
 		}
 		files = append(files, &archive.BufferedFile{Name: rel, Data: data})
+		read = append(read, p)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return loadFiles(files)
+	c, err := loadFiles(files)
+	return c, read, err
 }
 
 func readLimited(fsys fs.FS, p string, size int64) ([]byte, error) {

@@ -176,11 +176,14 @@ func (r *Renderer) loadChart(ctx context.Context, root *os.Root, sub *substitute
 	h := app.Config.Helm
 	appFile := app.Path + "/" + repo.AppFile
 	if !h.Remote() {
-		c, err := chart.LoadDir(root, h.Path, r.opts.ChartLimits)
+		c, read, err := chart.LoadDir(root, h.Path, r.opts.ChartLimits)
 		if err != nil {
 			return nil, &repo.Error{File: appFile, Field: "helm.path", Msg: err.Error(), Err: err}
 		}
-		hr.sources = append(hr.sources, h.Path+"/")
+		if _, err := fs.Stat(root.FS(), h.Path+"/.helmignore"); err == nil {
+			read = append(read, h.Path+"/.helmignore")
+		}
+		hr.sources = append(hr.sources, read...)
 		return c, nil
 	}
 	version, err := sub.text(h.Version, "chart version")
@@ -270,13 +273,14 @@ func (r *Renderer) helmValues(root *os.Root, sub *substituter, cluster *repo.Clu
 		}
 	}
 	clusterValues := repo.ClustersDir + "/" + cluster.Name + "/" + repo.ClusterValuesDir + "/" + app.Name + ".yaml"
+	// A source even when absent: adding the file changes the render.
+	hr.sources = append(hr.sources, clusterValues)
 	data, err := repo.ReadFile(fsys, clusterValues)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return nil, err
 	default:
-		hr.sources = append(hr.sources, clusterValues)
 		if err := layer(clusterValues, "", string(data)); err != nil {
 			return nil, err
 		}
