@@ -1,7 +1,11 @@
 package render
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -287,3 +291,55 @@ func TestHelmRenderErrors(t *testing.T) {
 type fetcherFunc func(ctx context.Context, ref chart.Ref) ([]byte, error)
 
 func (f fetcherFunc) Fetch(ctx context.Context, ref chart.Ref) ([]byte, error) { return f(ctx, ref) }
+
+func TestHelmRenderRemoteChart(t *testing.T) {
+	archive := func(version string) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		for name, body := range map[string]string{
+			"web/Chart.yaml":        "apiVersion: v2\nname: web\nversion: " + version + "\n",
+			"web/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {v: {{ .Chart.Version | quote }}}\n",
+		} {
+			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+			tw.Write([]byte(body))
+		}
+		tw.Close()
+		zw.Close()
+		return buf.Bytes()
+	}
+	const app = "namespace: web\nhelm:\n  repo: https://charts.example.com\n  chart: web\n"
+	tests := map[string]struct {
+		fetch   fetcherFunc
+		want    string
+		permErr bool
+	}{
+		"fetched and rendered": {fetch: func(_ context.Context, ref chart.Ref) ([]byte, error) { return archive(ref.Version), nil }},
+		"archive of another version": {
+			fetch: func(context.Context, chart.Ref) ([]byte, error) { return archive("9.9.9"), nil },
+			want:  "chart https://charts.example.com web 1.0.0: the archive holds chart web 9.9.9, not web 1.0.0", permErr: true,
+		},
+		"fetch error is retried and not permanent": {
+			fetch: func(_ context.Context, ref chart.Ref) ([]byte, error) {
+				return nil, &chart.FetchError{Ref: ref, Err: errors.New("connection refused")}
+			},
+			want: "fetch chart https://charts.example.com web 1.0.0: connection refused",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			root := newHelmRepo(t, app, nil)
+			res, err := renderApp(t, root, "web", Options{Charts: tc.fetch})
+			if tc.want == "" {
+				if err != nil || len(res.Objects) != 1 || res.Objects[0].Object["data"].(map[string]any)["v"] != "1.0.0" {
+					t.Fatalf("res %+v, err %v", res, err)
+				}
+				return
+			}
+			var re *Error
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &re) || re.Permanent() != tc.permErr {
+				t.Fatalf("err = %v (permanent %v), want %q (permanent %v)", err, re != nil && re.Permanent(), tc.want, tc.permErr)
+			}
+		})
+	}
+}
