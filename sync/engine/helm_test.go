@@ -125,3 +125,25 @@ func TestHelmChartFetchErrorPrunesNothing(t *testing.T) {
 type fetchFunc func(context.Context, chart.Ref) ([]byte, error)
 
 func (f fetchFunc) Fetch(ctx context.Context, ref chart.Ref) ([]byte, error) { return f(ctx, ref) }
+
+// TestHelmPreHookInANewNamespace: on the first sync into a namespace that does not
+// exist yet, the app's Namespace is applied before the pre hooks that need it, and
+// still enters the app's inventory.
+func TestHelmPreHookInANewNamespace(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, helmRepo)
+	f.write(t, map[string]string{
+		"charts/app/crds/gadgets.yaml": "",
+		"apps/web/app.yaml":            "namespace: $NS-h\nhelm:\n  path: charts/app\n",
+	})
+	web := appByName(f.sync(t), "web")
+	if web.Phase != PhaseSynced {
+		t.Fatalf("web = %s %+v", web.Phase, web.Error)
+	}
+	if _, err := f.cs.CoreV1().ConfigMaps(f.ns+"-h").Get(t.Context(), "pre", metav1.GetOptions{}); err != nil {
+		t.Errorf("pre hook: %v", err)
+	}
+	if web.Apply.Inventory != 2 {
+		t.Errorf("inventory holds %d objects, want 2 (the Namespace and the ConfigMap)", web.Apply.Inventory)
+	}
+}
