@@ -88,8 +88,8 @@ func TestHelmAppHooksAndCRDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	crd := &apiextv1.CustomResourceDefinition{}
-	if err := c.Get(t.Context(), client.ObjectKey{Name: "gadgets." + f.ns + ".example.com"}, crd); err != nil {
-		t.Fatalf("CRD from crds/ pruned: %v", err)
+	if err := c.Get(t.Context(), client.ObjectKey{Name: "gadgets." + f.ns + ".example.com"}, crd); err != nil || crd.DeletionTimestamp != nil {
+		t.Fatalf("CRD from crds/ pruned: err %v, deletionTimestamp %v", err, crd.DeletionTimestamp)
 	}
 	if crd.Annotations[object.PruneAnnotation] != object.PruneDisabled {
 		t.Errorf("CRD annotations = %v", crd.Annotations)
