@@ -66,8 +66,16 @@ type Config struct {
 	PprofAllowRemote bool
 	// RequireTLS refuses plain-HTTP URLs to other hosts (otherwise warned about).
 	RequireTLS bool
-	// CacheDir keeps the Git clone and rendered revisions.
+	// CacheDir keeps the Git clone, rendered revisions and downloaded Helm charts
+	// (under charts/).
 	CacheDir string
+	// ChartCredentialsFile, when set, is a YAML file mapping the host of a Helm chart
+	// repository or OCI registry to its credential ({host: {username, password}});
+	// it is read at each download. Credentials never come from Git.
+	ChartCredentialsFile string
+	// ChartPlainHTTPHosts are OCI registries reached over plain HTTP (a registry
+	// inside the cluster); default none.
+	ChartPlainHTTPHosts []string
 	// InventoryNamespace holds the per-app inventories (what Outpost applied).
 	InventoryNamespace string
 	// Namespaces, when set, are the only namespaces the agent writes to and watches
@@ -161,6 +169,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.PprofAllowRemote, "pprof-allow-remote", c.PprofAllowRemote, "allow --pprof-listen on a non-loopback address (profiles have no authentication)")
 	fs.BoolVar(&c.RequireTLS, "require-tls", c.RequireTLS, "refuse http:// URLs to other hosts instead of warning about them")
 	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "directory for the Git clone and rendered revisions")
+	fs.StringVar(&c.ChartCredentialsFile, "chart-credentials-file", c.ChartCredentialsFile, "YAML file mapping Helm chart repository and OCI registry hosts to {username, password}")
+	fs.StringSliceVar(&c.ChartPlainHTTPHosts, "chart-plain-http-hosts", c.ChartPlainHTTPHosts, "comma-separated OCI registry hosts reached over plain HTTP")
 	fs.StringSliceVar(&c.Namespaces, "namespaces", c.Namespaces, "comma-separated namespaces the agent may write to and watch (namespaced RBAC profile); empty: the whole cluster")
 	fs.StringVar(&c.InventoryNamespace, "inventory-namespace", c.InventoryNamespace, "namespace of the per-app inventories")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect one active agent per cluster with a Lease")

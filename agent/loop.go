@@ -24,6 +24,7 @@ import (
 	"github.com/outpost-gitops/outpost/sync/health"
 	"github.com/outpost-gitops/outpost/sync/inventory"
 	"github.com/outpost-gitops/outpost/sync/object"
+	"github.com/outpost-gitops/outpost/sync/render"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
@@ -190,11 +191,17 @@ func (l *loop) run(ctx context.Context, ready *atomic.Bool) {
 		return
 	}
 	getter := health.NewDynamicGetter(l.d.dynamic, l.d.mapper)
+	charts, err := newChartFetcher(l.cfg, l)
+	if err != nil {
+		l.log.Error("cannot create the Helm chart fetcher", "err", err)
+		return
+	}
 	l.eng, err = engine.New(engine.Config{
 		Syncer: syncer, Health: cacheGetter{watch: l.watch, fallback: getter},
 		Inventories: inventories,
 		Concurrency: l.cfg.Concurrency, Logger: l.log, Tracer: l.tracer, Namespaces: l.cfg.Namespaces,
 		IsNamespaced: l.isNamespaced, Owner: l.owner,
+		Render: render.Options{Charts: charts}, Capabilities: clusterCapabilities(l.d.kube.Discovery()),
 	})
 	if err != nil {
 		l.log.Error("cannot create the sync engine", "err", err)

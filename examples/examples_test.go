@@ -31,6 +31,10 @@ import (
 
 var env *testenv.Cluster
 
+// kubeVersion is the cluster's version Helm charts see (the agent reads it from
+// discovery; without it Helm assumes v1.20, older than the greeter chart accepts).
+const kubeVersion = "v1.33.0"
+
 func TestMain(m *testing.M) {
 	ctrllog.SetLogger(logr.Discard())
 	testenv.RunMain(m, testenv.Options{Name: "examples"}, func(c *testenv.Cluster) { env = c })
@@ -45,12 +49,12 @@ var want = map[string]struct {
 }{
 	"dev": {
 		labels:   map[string]string{"env": "dev", "topology.kubernetes.io/region": "eu-west"},
-		versions: map[string]string{"web": "1.27.3", "cache": "7.4.1", "crd-demo": "0.2.0"},
+		versions: map[string]string{"web": "1.27.3", "cache": "7.4.1", "crd-demo": "0.2.0", "greeter": "0.2.3"},
 		replicas: 1, color: "blue",
 	},
 	"prod": {
 		labels:   map[string]string{"env": "prod", "topology.kubernetes.io/region": "eu-central", "tier": "critical"},
-		versions: map[string]string{"web": "1.26.2", "cache": "7.2.6", "crd-demo": "0.1.0"},
+		versions: map[string]string{"web": "1.26.2", "cache": "7.2.6", "crd-demo": "0.1.0", "greeter": "0.2.2"},
 		replicas: 3, color: "green",
 	},
 }
@@ -62,7 +66,7 @@ func renderAll(t *testing.T, cluster string) (*repo.ClusterSpec, map[string]*ren
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := render.New(".", render.Options{})
+	r, err := render.New(".", render.Options{KubeVersion: kubeVersion})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +188,25 @@ func TestEveryAppRendersForEveryCluster(t *testing.T) {
 				t.Errorf("StatefulSet serviceName %s has no Service", sts.Spec.ServiceName)
 			}
 
+			// greeter: a Helm chart in the repository; the version is the image tag, the
+			// message substituted in the values, prod scales it with an HPA (its
+			// per-cluster values file) so that the Deployment leaves replicas alone.
+			greeter := results["greeter"]
+			gd := typed[appsv1.Deployment](t, find(t, greeter, "Deployment", "greeter"))
+			if img := gd.Spec.Template.Spec.Containers[0].Image; gd.Namespace != "greeter" || img != "hashicorp/http-echo:"+w.versions["greeter"] {
+				t.Errorf("greeter Deployment in %q image %q", gd.Namespace, img)
+			}
+			if args := strings.Join(gd.Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "-text=Hello from "+cluster+" ("+w.labels["env"]+")") {
+				t.Errorf("greeter args %q", args)
+			}
+			hpa := false
+			for _, o := range greeter.Objects {
+				hpa = hpa || o.GetKind() == "HorizontalPodAutoscaler"
+			}
+			if scaled := cluster == "prod"; hpa != scaled || (gd.Spec.Replicas == nil) != scaled {
+				t.Errorf("greeter on %s: HPA %v, replicas %v", cluster, hpa, gd.Spec.Replicas)
+			}
+
 			// crd-demo: the CRD comes first in apply order, then its Widget.
 			demo := results["crd-demo"]
 			if demo.Objects[0].GetKind() != "CustomResourceDefinition" {
@@ -216,7 +239,8 @@ func TestExamplesSyncToARealCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(engine.Config{Syncer: syncer, Health: getter, Inventories: store})
+	eng, err := engine.New(engine.Config{Syncer: syncer, Health: getter, Inventories: store,
+		Capabilities: func(context.Context) (string, []string, error) { return kubeVersion, nil, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/outpost-gitops/outpost/sync/object"
 	"github.com/outpost-gitops/outpost/sync/plan"
 )
 
@@ -20,7 +21,8 @@ import (
 // longer desired. It refuses (a *PruneRefusedError, nothing deleted) when the apply
 // was not complete, and when it would leave the app without any object unless
 // opts.AllowEmpty. It deletes only objects that still carry the app's ownership
-// labels (others are disowned: left in place), with the live UID and
+// labels and not annotated object.PruneAnnotation: disabled (others are disowned:
+// left in place), with the live UID and
 // resourceVersion as preconditions, resources first and Namespaces and CRDs last.
 // Failures are per object; the error joins every *ObjectError.
 func (s *Syncer) Prune(ctx context.Context, a *Applied, opts Options) (ChangeSet, error) {
@@ -89,6 +91,9 @@ func (s *Syncer) pruneOne(ctx context.Context, app string, it plan.Item) Change 
 	case err != nil:
 		return failed(it.Ref, it.Version, OpGet, fmt.Errorf("prune %s: %w", it.Ref, err))
 	case !s.cfg.Owner.Owns(pm.Labels, app):
+		return done(ActionDisowned)
+	case pm.Annotations[object.PruneAnnotation] == object.PruneDisabled:
+		// A Helm chart's CRD (crds/): never deleted, as Helm never deletes them.
 		return done(ActionDisowned)
 	case pm.DeletionTimestamp != nil:
 		return done(ActionDeleted)

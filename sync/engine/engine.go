@@ -27,6 +27,12 @@ type AppSyncer interface {
 	SyncApp(ctx context.Context, app string, desired []*unstructured.Unstructured, opts apply.Options) (*apply.Result, error)
 }
 
+// HookRunner applies one hook object outside the inventory and waits until it is
+// ready; *apply.Syncer is one.
+type HookRunner interface {
+	RunHook(ctx context.Context, app string, obj *unstructured.Unstructured, deletePolicies []string, timeout time.Duration) error
+}
+
 // Inventories lists the apps that have an inventory, so apps that left apps.yaml can be
 // pruned, and deletes an inventory once its app is gone; *inventory.Store is one.
 type Inventories interface {
@@ -61,6 +67,17 @@ type Config struct {
 	// Owner sets the ownership labels of rendered objects; pass the Owner the Syncer
 	// applies with. Default object.DefaultOwner().
 	Owner object.Owner
+	// Render tunes the renderer beyond IsNamespaced and Owner (the cluster's
+	// Capabilities and the chart fetcher for Helm apps).
+	Render render.Options
+	// Hooks runs Helm chart hooks; default the Syncer when it is a HookRunner. Nil:
+	// an app with hooks fails.
+	Hooks HookRunner
+	// Capabilities, when set, returns the cluster's Kubernetes version and API
+	// versions for Helm charts (render.Options KubeVersion and APIVersions). It is
+	// called once per SyncCluster whose cluster has a Helm app; an error fails that
+	// sync before anything is applied or pruned. The agent reads discovery.
+	Capabilities func(ctx context.Context) (kubeVersion string, apiVersions []string, err error)
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -77,13 +94,17 @@ func (c Config) withDefaults() (Config, error) {
 		c.Tracer = noop.NewTracerProvider().Tracer("outpost")
 	}
 	c.Owner = c.Owner.WithDefaults()
+	if c.Hooks == nil {
+		c.Hooks, _ = c.Syncer.(HookRunner)
+	}
 	return c, nil
 }
 
 // Engine syncs clusters.
 type Engine struct {
-	cfg Config
-	ns  namespaceClaims // which app creates a missing app namespace
+	cfg   Config
+	ns    namespaceClaims // which app creates a missing app namespace
+	hooks hookMemory      // which renders' hooks already ran
 }
 
 // New returns an Engine.
@@ -117,7 +138,14 @@ func (e *Engine) SyncCluster(ctx context.Context, req Request) (*ClusterResult, 
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s at %s: %w", req.Cluster, short(req.Revision), err)
 	}
-	r, err := render.New(req.Root, render.Options{IsNamespaced: e.cfg.IsNamespaced, Owner: e.cfg.Owner})
+	ropts := e.cfg.Render
+	ropts.IsNamespaced, ropts.Owner = e.cfg.IsNamespaced, e.cfg.Owner
+	if e.cfg.Capabilities != nil && hasHelmApp(spec) {
+		if ropts.KubeVersion, ropts.APIVersions, err = e.cfg.Capabilities(ctx); err != nil {
+			return nil, fmt.Errorf("cluster %s at %s: cluster capabilities for Helm charts: %w", req.Cluster, short(req.Revision), err)
+		}
+	}
+	r, err := render.New(req.Root, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s at %s: %w", req.Cluster, short(req.Revision), err)
 	}
@@ -230,6 +258,20 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 	if err := checkNamespaces(objs, e.cfg.Namespaces, isNamespaced); err != nil {
 		return ar.fail(StageApply, err)
 	}
+	pre, post := hooksOf(rendered.Hooks)
+	if err := checkNamespaces(hookObjects(rendered.Hooks), e.cfg.Namespaces, isNamespaced); err != nil {
+		return ar.fail(StageHooks, err)
+	}
+	if len(pre) > 0 && !e.hooks.ran(app.Name, rendered.Digest, render.HookPre) {
+		t = time.Now()
+		err := e.runHooks(ctx, app, namespacesOf(objs), pre)
+		ar.Durations.Hooks += time.Since(t)
+		if err != nil {
+			return ar.fail(StageHooks, err)
+		}
+		e.hooks.done(app.Name, rendered.Digest, render.HookPre)
+	}
+	runPost := len(post) > 0 && !e.hooks.ran(app.Name, rendered.Digest, render.HookPost)
 
 	t = time.Now()
 	applied, err := e.cfg.Syncer.SyncApp(ctx, app.Name, objs, apply.Options{
@@ -245,11 +287,20 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 
 	t = time.Now()
 	hctx, hspan := e.cfg.Tracer.Start(ctx, "health")
-	ar.Health, err = e.health(hctx, app, objs, waitHealth)
+	ar.Health, err = e.health(hctx, app, objs, waitHealth || runPost)
 	hspan.End()
 	ar.Durations.Health = time.Since(t)
 	if err != nil {
 		return ar.fail(StageHealth, err)
+	}
+	if runPost && ar.Health.Status == health.Current {
+		t = time.Now()
+		err := e.runHooks(ctx, app, nil, post)
+		ar.Durations.Hooks += time.Since(t)
+		if err != nil {
+			return ar.fail(StageHooks, err)
+		}
+		e.hooks.done(app.Name, rendered.Digest, render.HookPost)
 	}
 	ar.Phase = PhaseSynced
 	ar.SyncedAt = time.Now()

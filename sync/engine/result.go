@@ -39,6 +39,8 @@ const (
 	StageApply  Stage = "apply"
 	StagePrune  Stage = "prune"
 	StageHealth Stage = "health"
+	// StageHooks is running a Helm chart's pre or post hooks.
+	StageHooks Stage = "hooks"
 )
 
 // ClusterResult is the outcome of SyncCluster.
@@ -92,6 +94,8 @@ type Durations struct {
 	Render time.Duration `json:"render"`
 	Apply  time.Duration `json:"apply"`
 	Health time.Duration `json:"health"`
+	// Hooks is the time spent running Helm chart hooks.
+	Hooks time.Duration `json:"hooks,omitempty"`
 }
 
 // Error is a failed stage and where it failed.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+
+	"github.com/outpost-gitops/outpost/sync/chart"
 )
 
 // Error is a failed render. It names the cluster, the app and, when the problem
@@ -40,10 +42,12 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Permanent reports whether retrying the same revision cannot help. A render
-// reads a local checkout, so everything but cancellation and deadlines is taken
-// as a property of the repository's content.
+// reads a local checkout, so everything but cancellation, deadlines and a failed
+// chart download (*chart.FetchError) is taken as a property of the repository's
+// content.
 func (e *Error) Permanent() bool {
-	return !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+	var fe *chart.FetchError
+	return !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded) && !errors.As(e.Err, &fe)
 }
 
 // kustomizeNoise matches what kustomize appends when it tried a resource as a

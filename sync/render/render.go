@@ -17,6 +17,7 @@ import (
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/outpost-gitops/outpost/sync/chart"
 	"github.com/outpost-gitops/outpost/sync/object"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
@@ -30,6 +31,19 @@ type Options struct {
 	// Owner sets the ownership labels every rendered object carries (the only step
 	// that sets them: apply requires them). Default object.DefaultOwner().
 	Owner object.Owner
+	// KubeVersion is the cluster's Kubernetes version ("v1.33.2"), for Helm charts'
+	// .Capabilities.KubeVersion and Chart.yaml kubeVersion. Empty: Helm's default.
+	// The agent sets it from discovery.
+	KubeVersion string
+	// APIVersions are the cluster's API versions, as "group/version" and
+	// "group/version/Kind", for Helm charts' .Capabilities.APIVersions. Nil: Helm's
+	// built-in list. The agent sets it from discovery.
+	APIVersions []string
+	// Charts fetches the remote charts of Helm apps (helm.repo, helm.oci). Nil: such an
+	// app fails to render (only the agent fetches charts).
+	Charts ChartFetcher
+	// ChartLimits bound the size of a chart. Zero: chart.Limits defaults.
+	ChartLimits chart.Limits
 }
 
 // Result is one app rendered for one cluster.
@@ -49,8 +63,11 @@ type Result struct {
 	// GeneratedKustomization is true when the app folder had no kustomization
 	// and one was generated (in memory) listing its YAML files.
 	GeneratedKustomization bool `json:"generatedKustomization"`
-	// Digest is "sha256:<hex>" of the rendered objects: equal digests mean equal
-	// output.
+	// Hooks are a Helm chart's hook objects, sorted by phase and weight; they are not
+	// in Objects (nor in the inventory).
+	Hooks []Hook `json:"hooks,omitempty"`
+	// Digest is "sha256:<hex>" of the rendered objects (and hooks): equal digests
+	// mean equal output.
 	Digest string `json:"digest"`
 }
 
@@ -107,6 +124,9 @@ func (r *Renderer) Render(ctx context.Context, cluster *repo.ClusterSpec, app *r
 	}
 	if err := repo.ValidateName(app.Name); err != nil {
 		return nil, fail("", fmt.Errorf("app %w", err))
+	}
+	if app.Config.Helm != nil {
+		return r.renderHelm(ctx, cluster, app)
 	}
 	gfs := newGuardedFS(r.secure, r.root)
 	resMap, generated, err := r.build(ctx, gfs, filepath.Join(r.root, repo.AppsDir, app.Name))

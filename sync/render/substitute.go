@@ -98,9 +98,22 @@ func (s *substituter) object(res *resource.Resource) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	out, err := s.text(text, "object")
+	if err != nil {
+		return nil, err
+	}
+	return parseSubstituted(out)
+}
+
+// text substitutes the variables in text (an object's YAML, or a Helm app's values)
+// as the app's substitute mode says; what names the text in the size error.
+func (s *substituter) text(text, what string) (string, error) {
+	if s.mode == repo.SubstituteOff || !strings.Contains(text, "$") {
+		return text, nil
+	}
 	refs := strings.Count(text, "$")
 	if worst := len(text) + refs*s.maxVal; worst > maxExpandedObject {
-		return nil, fmt.Errorf("%d variable references could expand the object to %d bytes, more than the limit of %d", refs, worst, maxExpandedObject)
+		return "", fmt.Errorf("%d variable references could expand the %s to %d bytes, more than the limit of %d", refs, what, worst, maxExpandedObject)
 	}
 	defined := s.mode == repo.SubstituteDefined
 	if defined {
@@ -113,9 +126,9 @@ func (s *substituter) object(res *resource.Resource) (map[string]any, error) {
 		return v, ok || defined
 	})
 	if err != nil {
-		return nil, s.substError(err)
+		return "", s.substError(err)
 	}
-	return parseSubstituted(out)
+	return out, nil
 }
 
 // parseSubstituted parses substituted YAML (one mapping) into JSON types.

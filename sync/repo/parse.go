@@ -206,6 +206,8 @@ func appField(cfg *AppConfig, key string, v node) (bool, error) {
 		cfg.Substitute, err = substituteMode(v)
 	case "createNamespace":
 		cfg.CreateNamespace, err = v.boolean(DefaultCreateNamespace)
+	case "helm":
+		cfg.Helm, err = parseHelm(v)
 	default:
 		return false, nil
 	}

@@ -140,6 +140,9 @@ type AppConfig struct {
 	// Default false: such an object is a conflict naming it. Objects of another app
 	// are never taken over.
 	Adopt bool `json:"adopt,omitempty"`
+	// Helm, when set, makes the app a Helm chart rendered by Outpost (template, then
+	// apply); the app folder's manifests and kustomization are then not used.
+	Helm *HelmConfig `json:"helm,omitempty"`
 }
 
 // DefaultAppConfig returns the config of an app without app.yaml.

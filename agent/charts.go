@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"k8s.io/client-go/discovery"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/outpost-gitops/outpost/sync/chart"
+)
+
+// chartCacheDir is where downloaded Helm charts are kept, under the cache directory.
+func chartCacheDir(cacheDir string) string { return filepath.Join(cacheDir, "charts") }
+
+// newChartFetcher returns the fetcher of remote Helm charts: cached under the cache
+// directory, credentials only from --chart-credentials-file.
+func newChartFetcher(cfg Config, l *loop) (*chart.Fetcher, error) {
+	fc := chart.FetcherConfig{
+		CacheDir: chartCacheDir(cfg.CacheDir), PlainHTTPHosts: cfg.ChartPlainHTTPHosts, Logger: l.log,
+	}
+	if file := cfg.ChartCredentialsFile; file != "" {
+		fc.Credentials = func(host string) (chart.Credential, bool, error) { return chartCredential(file, host) }
+	}
+	return chart.NewFetcher(fc)
+}
+
+// chartCredential reads the credential of host from file, a YAML mapping
+// {host: {username, password}}; it is read at each download so a rotated Secret
+// takes effect without a restart.
+func chartCredential(file, host string) (chart.Credential, bool, error) {
+	data, err := readSecret(file)
+	if err != nil {
+		return chart.Credential{}, false, err
+	}
+	var creds map[string]struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := sigsyaml.UnmarshalStrict([]byte(data), &creds); err != nil {
+		return chart.Credential{}, false, fmt.Errorf("%s: not a mapping of host to {username, password}: %w", file, err)
+	}
+	c, ok := creds[host]
+	if !ok {
+		return chart.Credential{}, false, nil
+	}
+	return chart.Credential{Username: c.Username, Password: c.Password}, true, nil
+}
+
+// clusterCapabilities reads the Kubernetes version and the served API versions
+// ("group/version" and "group/version/Kind") from discovery, for the .Capabilities
+// of Helm charts.
+func clusterCapabilities(d discovery.DiscoveryInterface) func(context.Context) (string, []string, error) {
+	return func(context.Context) (string, []string, error) {
+		v, err := d.ServerVersion()
+		if err != nil {
+			return "", nil, fmt.Errorf("server version: %w", err)
+		}
+		_, lists, err := d.ServerGroupsAndResources()
+		if err != nil && len(lists) == 0 {
+			return "", nil, fmt.Errorf("API versions: %w", err)
+		}
+		var out []string
+		for _, l := range lists {
+			out = append(out, l.GroupVersion)
+			for _, r := range l.APIResources {
+				out = append(out, l.GroupVersion+"/"+r.Kind)
+			}
+		}
+		slices.Sort(out)
+		return v.GitVersion, slices.Compact(out), nil
+	}
+}
