@@ -207,16 +207,20 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 
 // start starts one component, recording it for Stop.
 func (c *Cluster) start(name, bin string, args ...string) (*process, error) {
-	var env []string
-	if name == "kwok" {
-		env = []string{"HOME=" + c.dir} // kwok keeps state under $HOME/.kwok
-	}
-	p, err := startProcess(name, filepath.Join(c.dir, name+".log"), c.opts.Detach, env, bin, args...)
+	p, err := startProcess(name, filepath.Join(c.dir, name+".log"), c.opts.Detach, c.componentEnv(name), bin, args...)
 	if err != nil {
 		return nil, err
 	}
 	c.procs = append(c.procs, p)
 	return p, nil
+}
+
+// componentEnv is what a component gets added to the environment.
+func (c *Cluster) componentEnv(name string) []string {
+	if name == "kwok" {
+		return []string{"HOME=" + c.dir} // kwok keeps state under $HOME/.kwok
+	}
+	return nil
 }
 
 // waitFor polls ready until it succeeds, the process exits, or the start timeout ends.
