@@ -38,33 +38,48 @@ func (r Request) String() string {
 	return r.At.Format("15:04:05.000") + " " + r.Method + " " + r.Path
 }
 
-// Kube is a plain-HTTP proxy in front of a kube-apiserver for one client: it
-// authenticates to the apiserver with the given config (the client needs no
-// credentials), records every request, and calls OnRequest before forwarding.
-type Kube struct {
+// HTTP is a plain-HTTP proxy for one client in front of a server (a
+// kube-apiserver, a Git server, the hub): it records every request, calls the
+// OnRequest hook before forwarding (which may refuse it) and the OnResponse hook
+// after the response was sent.
+type HTTP struct {
 	srv *http.Server
 	lis net.Listener
 
-	mu        sync.Mutex
-	reqs      []Request
-	onRequest func(Request)
+	mu         sync.Mutex
+	reqs       []Request
+	onRequest  func(Request) error
+	onResponse func(Request)
 }
 
-// NewKube starts a proxy to the apiserver of cfg on a loopback port.
-func NewKube(cfg *rest.Config) (*Kube, error) {
-	target, err := url.Parse(cfg.Host)
-	if err != nil {
-		return nil, fmt.Errorf("apiserver URL %q: %w", cfg.Host, err)
-	}
+// Kube is an HTTP proxy in front of a kube-apiserver.
+type Kube = HTTP
+
+// NewKube starts a proxy to the apiserver of cfg on a loopback port; it
+// authenticates with cfg, so the client needs no credentials.
+func NewKube(cfg *rest.Config) (*HTTP, error) {
 	rt, err := rest.TransportFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("transport to %s: %w", cfg.Host, err)
+	}
+	return NewHTTP(cfg.Host, rt)
+}
+
+// NewHTTP starts a proxy to the server at base (a URL) on a loopback port, sending
+// through rt (nil: a default transport).
+func NewHTTP(base string, rt http.RoundTripper) (*HTTP, error) {
+	target, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("proxy target %q: %w", base, err)
+	}
+	if rt == nil {
+		rt = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	k := &Kube{lis: lis}
+	k := &HTTP{lis: lis}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -80,30 +95,45 @@ func NewKube(cfg *rest.Config) (*Kube, error) {
 		req := Request{At: time.Now(), Method: r.Method, Path: r.URL.Path, DryRun: r.URL.Query().Get("dryRun") != ""}
 		k.mu.Lock()
 		k.reqs = append(k.reqs, req)
-		hook := k.onRequest
+		before, after := k.onRequest, k.onResponse
 		k.mu.Unlock()
-		if hook != nil {
-			hook(req)
+		if before != nil {
+			if err := before(req); err != nil {
+				http.Error(w, "faultproxy: "+err.Error(), http.StatusBadGateway)
+				return
+			}
 		}
 		rp.ServeHTTP(w, r)
+		if after != nil {
+			after(req)
+		}
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = k.srv.Serve(lis) }()
 	return k, nil
 }
 
-// URL is the proxy's address for the client's kubeconfig (plain HTTP, no credentials).
-func (k *Kube) URL() string { return "http://" + k.lis.Addr().String() }
+// URL is the proxy's base URL (plain HTTP; for an apiserver, with no credentials).
+func (k *HTTP) URL() string { return "http://" + k.lis.Addr().String() }
 
 // OnRequest sets the function called with each request before it is forwarded (nil:
-// none); it runs on the request's goroutine, so it may hold the request.
-func (k *Kube) OnRequest(f func(Request)) {
+// none); it runs on the request's goroutine, so it may hold the request, and an
+// error refuses it (502, not forwarded).
+func (k *HTTP) OnRequest(f func(Request) error) {
 	k.mu.Lock()
 	k.onRequest = f
 	k.mu.Unlock()
 }
 
+// OnResponse sets the function called with each request after its response was
+// forwarded to the client (nil: none).
+func (k *HTTP) OnResponse(f func(Request)) {
+	k.mu.Lock()
+	k.onResponse = f
+	k.mu.Unlock()
+}
+
 // Requests returns the requests received at or after since.
-func (k *Kube) Requests(since time.Time) []Request {
+func (k *HTTP) Requests(since time.Time) []Request {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var out []Request
@@ -116,7 +146,7 @@ func (k *Kube) Requests(since time.Time) []Request {
 }
 
 // Writes returns the writes received at or after since, Lease renewals left out.
-func (k *Kube) Writes(since time.Time) []Request {
+func (k *HTTP) Writes(since time.Time) []Request {
 	var out []Request
 	for _, r := range k.Requests(since) {
 		if r.Write() && !r.Lease() {
@@ -127,7 +157,7 @@ func (k *Kube) Writes(since time.Time) []Request {
 }
 
 // Close stops the proxy and its connections.
-func (k *Kube) Close() error {
+func (k *HTTP) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := k.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
