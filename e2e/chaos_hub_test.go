@@ -356,7 +356,7 @@ func (ch *chaos) partitions(t *testing.T) {
 	figure(t, "agent↔Git partition (drop)", "writes_during_partition", 0, "converge_after_heal", took.Round(time.Millisecond))
 }
 
-// diskFull: the agent's cache directory is a 1 MiB tmpfs that a file fills; a new
+// diskFull: the agent's cache directory is a 4 MiB tmpfs that a file fills; a new
 // commit fails with a clear error (no space) and the last state is kept, nothing
 // pruned; once space is freed the agent converges. Needs root (mount); skipped
 // otherwise.
@@ -365,7 +365,7 @@ func (ch *chaos) diskFull(t *testing.T) {
 	if err := os.MkdirAll(cache, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", cache).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", cache).CombinedOutput(); err != nil {
 		t.Skipf("no tmpfs for the cache (needs root): %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", cache).Run() })

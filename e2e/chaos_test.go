@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/outpost-gitops/outpost/internal/faultproxy"
 	"github.com/outpost-gitops/outpost/internal/gittest"
@@ -82,6 +84,7 @@ func newChaos(t *testing.T) *chaos {
 	if ch.cs, err = kubernetes.NewForConfig(cluster.RESTConfig()); err != nil {
 		t.Fatal(err)
 	}
+	ctrllog.SetLogger(logr.Discard()) // the assertions' controller-runtime client logs nothing useful
 	if ch.c, err = client.New(cluster.RESTConfig(), client.Options{}); err != nil {
 		t.Fatal(err)
 	}
