@@ -244,12 +244,6 @@ func (p *proc) signal(sig syscall.Signal) {
 	}
 }
 
-// kill sends SIGKILL and waits until the process is gone.
-func (p *proc) kill() {
-	p.signal(syscall.SIGKILL)
-	<-p.done
-}
-
 // alive reports whether the process still runs.
 func (p *proc) alive() bool {
 	select {
