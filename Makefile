@@ -11,7 +11,7 @@ GO         ?= go
 TEST_FLAGS ?= -count=1 -timeout=30m -p=2
 PKGS       ?= ./...
 
-.PHONY: all build testbin testbin-real-nodes deps deps-real-nodes e2e-real-nodes demo e2e e2e-kind test vet lint fmt-check fuzz clean clean-testbin help bench bench-quick
+.PHONY: all build testbin testbin-real-nodes deps deps-real-nodes e2e-real-nodes demo e2e e2e-kind chaos test vet lint fmt-check fuzz clean clean-testbin help bench bench-quick
 
 all: build
 
@@ -45,6 +45,15 @@ demo: build testbin ## local clusters, the hub with the sample repo, agents; pri
 
 e2e: testbin ## the end-to-end suite alone (also part of make test)
 	OUTPOST_TESTBIN_DIR=$(BIN) $(GO) test -count=1 -v ./e2e/ 2>&1 | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
+
+# The fault-injection suite (e2e/chaos*_test.go, docs/reliability.md) at full scale;
+# make test runs it at small scale. CHAOS_API_DOWN sets how long kube-apiserver stays
+# stopped (default 30s). The figures (lines "CHAOS fault=...") end the output.
+CHAOS_API_DOWN ?= 30s
+chaos: testbin ## the fault-injection suite at full scale; figures for docs/reliability.md
+	OUTPOST_CHAOS=full OUTPOST_CHAOS_API_DOWN=$(CHAOS_API_DOWN) OUTPOST_TESTBIN_DIR=$(BIN) \
+	  $(GO) test -count=1 -timeout=30m -v -run '^TestChaos$$' ./e2e/ 2>&1 | tee $(BIN)/chaos.log | awk '!/^=== (RUN|PAUSE|CONT|NAME)/'
+	@echo "figures:"; grep -o 'CHAOS fault=.*' $(BIN)/chaos.log || true
 
 e2e-kind: ## the end-to-end suite on kind clusters (kind-configs/; needs docker, kind, kubectl; E2E_KIND_KEEP=1 keeps them)
 	hack/e2e-kind.sh

@@ -750,3 +750,28 @@ func TestTwoAgentsInOneProcessShareNoGlobalAndDiscoverOnce(t *testing.T) {
 		t.Errorf("an agent replaced klog's logger: its sink is a %s, was a %s", got, klog0)
 	}
 }
+
+// An app whose sync failed for a passing reason (here its namespace did not exist yet;
+// in the fault-injection suite the apiserver was down) is retried with backoff, not
+// only at the next full resync or commit: it converges within seconds once the cause
+// is gone, with Git unchanged and the resync an hour away.
+func TestFailedAppRetriedWithBackoff(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	later := ns + "-later"
+	repo := newGitRepo(t, ns)
+	repo.commit(map[string]string{
+		"apps/late/app.yaml":     "namespace: " + later + "\ncreateNamespace: false\n",
+		"apps/late/cm.yaml":      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\ndata:\n  v: \"1\"\n",
+		"clusters/dev/apps.yaml": appsYAML(map[string]string{"late": "1"}),
+	}, "an app in a namespace that does not exist yet")
+	hub := hubtest.New(t, "agent-token")
+	startAgent(t, repo.url(), ns, func(c *Config) { c.HubURL = hub.URL })
+	hub.Wait(t, "late", 30*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseFailed })
+	cs := kubernetes.NewForConfigOrDie(env.RESTConfig())
+	if _, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: later}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), later, metav1.DeleteOptions{}) })
+	waitConfigMap(t, later, "late", 30*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil })
+	hub.Wait(t, "late", 10*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+}

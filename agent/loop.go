@@ -79,7 +79,15 @@ type appState struct {
 	// cleared by a synced result whose health is not, by a follow-up that finds it
 	// settled, and on removal.
 	healthDeadline time.Time
+	// retryDelay is the wait before the retry of a failed app (retryLater): doubled
+	// by each failure from 1 s up to retryMax, cleared by a successful sync.
+	retryDelay time.Duration
+	// retrying is set while a retry is scheduled.
+	retrying bool
 }
+
+// retryMax bounds the backoff of a failed app's retries (and Config.Interval does).
+const retryMax = time.Minute
 
 // forget clears what the loop knows of a removed app, all but seq.
 func (s *appState) forget() { *s = appState{seq: s.seq} }
@@ -343,7 +351,11 @@ func (l *loop) syncCycle(ctx context.Context, p pending) {
 	l.mu.Unlock()
 	ok := true
 	for i := range res.Apps {
-		ok = l.appDone(ctx, &res.Apps[i], fetch) && ok
+		ar := &res.Apps[i]
+		ok = l.appDone(ctx, ar, fetch) && ok
+		if ar.Phase == engine.PhaseFailed && ar.Error != nil && ar.Error.Stage != engine.StageRender {
+			l.retryLater(ctx, ar.App)
+		}
 	}
 	for i := range res.Removed {
 		ar := &res.Removed[i]
@@ -381,6 +393,7 @@ func (l *loop) appDone(ctx context.Context, ar *engine.AppResult, fetch time.Dur
 	l.mu.Lock()
 	s := l.state(ar.App)
 	if ar.Phase == engine.PhaseSynced {
+		s.retryDelay = 0
 		s.syncedAt = ar.SyncedAt
 		s.healthDeadline = time.Time{}
 		if ar.Health.Status == health.InProgress {
@@ -396,6 +409,32 @@ func (l *loop) appDone(ctx context.Context, ar *engine.AppResult, fetch time.Dur
 	l.mu.Unlock()
 	l.send(ar, gen, synced, reportOpts{fetch: fetch})
 	return ar.Phase == engine.PhaseSynced || ar.Phase == engine.PhaseRemoved
+}
+
+// retryLater syncs a failed app again after a backoff, unless a retry is already
+// scheduled: a failure that passes (the apiserver back after an outage, a namespace
+// created) is repaired without waiting for the next commit or full resync. Render
+// failures are not retried: the same Git revision renders the same.
+func (l *loop) retryLater(ctx context.Context, app string) {
+	l.mu.Lock()
+	s := l.state(app)
+	if s.retrying {
+		l.mu.Unlock()
+		return
+	}
+	s.retryDelay = min(max(2*s.retryDelay, time.Second), retryMax, l.cfg.Interval)
+	s.retrying = true
+	d := s.retryDelay
+	l.mu.Unlock()
+	l.log.Info("retrying the failed app", "app", app, "after", d)
+	time.AfterFunc(d, func() {
+		l.mu.Lock()
+		s.retrying = false
+		l.mu.Unlock()
+		if ctx.Err() == nil {
+			l.trigger(pending{apps: map[string]bool{app: true}})
+		}
+	})
 }
 
 // reportOpts adjust a report.

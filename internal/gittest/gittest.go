@@ -250,6 +250,12 @@ func (s *Server) TryCommit(files map[string]string, msg, author string) (string,
 }
 
 func (s *Server) commit(files map[string]string, msg, author string) (string, error) {
+	return s.write(files, msg, author, false)
+}
+
+// write commits files on the branch's head tree; orphan leaves the commit without
+// parents (a rewritten history).
+func (s *Server) write(files map[string]string, msg, author string, orphan bool) (string, error) {
 	if author == "" {
 		author = DefaultAuthor
 	}
@@ -293,6 +299,9 @@ func (s *Server) commit(files map[string]string, msg, author string) (string, er
 		return "", err
 	}
 	sig := object.Signature{Name: addr.Name, Email: addr.Address, When: time.Now()}
+	if orphan {
+		parents = nil
+	}
 	c := &object.Commit{Author: sig, Committer: sig, Message: msg + "\n", TreeHash: tree, ParentHashes: parents}
 	obj := st.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {

@@ -254,11 +254,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 
 // start starts one component, recording it for Stop.
 func (c *Cluster) start(name, bin string, args ...string) (*process, error) {
-	var env []string
-	if name == "kwok" {
-		env = []string{"HOME=" + c.dir} // kwok keeps state under $HOME/.kwok
-	}
-	return c.startWithEnv(name, env, bin, args...)
+	return c.startWithEnv(name, c.componentEnv(name), bin, args...)
 }
 
 // startWithEnv starts one component with env added to this process's environment
@@ -270,6 +266,14 @@ func (c *Cluster) startWithEnv(name string, env []string, bin string, args ...st
 	}
 	c.procs = append(c.procs, p)
 	return p, nil
+}
+
+// componentEnv is what a component gets added to the environment.
+func (c *Cluster) componentEnv(name string) []string {
+	if name == "kwok" {
+		return []string{"HOME=" + c.dir} // kwok keeps state under $HOME/.kwok
+	}
+	return nil
 }
 
 // waitFor polls ready until it succeeds, the process exits, or the start timeout ends.

@@ -258,6 +258,9 @@ func (s *Syncer) absentObjects(ctx context.Context, items []*plan.Item) map[obje
 // serverApply applies obj with server-side apply, taking ownership of conflicting
 // fields, and returns the stored object.
 func (s *Syncer) serverApply(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	if err := s.fencedWrite(); err != nil {
+		return nil, fmt.Errorf("apply %s: %w", object.RefOf(obj), err)
+	}
 	out := obj.DeepCopy()
 	err := s.cfg.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(out),
 		client.FieldOwner(s.cfg.Owner.FieldManager), client.ForceOwnership)
@@ -271,6 +274,9 @@ func (s *Syncer) serverApply(ctx context.Context, obj *unstructured.Unstructured
 // gone and creates the desired object.
 func (s *Syncer) recreate(ctx context.Context, it *plan.Item, live *unstructured.Unstructured) Change {
 	uid := live.GetUID()
+	if err := s.fencedWrite(); err != nil {
+		return failed(it.Ref, it.Version, OpDelete, fmt.Errorf("recreate %s: delete: %w", it.Ref, err))
+	}
 	err := s.cfg.Client.Delete(ctx, live, client.Preconditions{UID: &uid},
 		client.PropagationPolicy(metav1.DeletePropagationBackground))
 	if err != nil && !apierrors.IsNotFound(err) {

@@ -86,8 +86,8 @@ type Config struct {
 	// Interrupter, when set, is consulted between the steps of SyncApp.
 	Interrupter Interrupter
 	// Fence, when set, is checked before every write batch (each inventory save,
-	// each stage of the apply, each stage of the prune): an error stops the sync
-	// there, with no further write. The agent passes its leader election's fence, so
+	// each stage of the apply, each stage of the prune) and again before each
+	// object's apply or delete: an error stops the sync there, with no further write. The agent passes its leader election's fence, so
 	// a replica paused beyond its Lease never writes after it resumes.
 	Fence func() error
 	// Tracer records plan, apply and prune spans; default: no tracing.

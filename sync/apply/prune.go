@@ -110,6 +110,9 @@ func (s *Syncer) pruneOne(ctx context.Context, app string, it plan.Item) Change 
 			return done(ActionDisowned)
 		}
 	}
+	if err := s.fencedWrite(); err != nil {
+		return failed(it.Ref, it.Version, OpDelete, fmt.Errorf("prune %s: %w", it.Ref, err))
+	}
 	err = s.cfg.Client.Delete(ctx, pm,
 		client.Preconditions{UID: &pm.UID, ResourceVersion: &pm.ResourceVersion},
 		client.PropagationPolicy(metav1.DeletePropagationBackground))

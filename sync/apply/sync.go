@@ -199,6 +199,19 @@ func (s *Syncer) fenced(app string) error {
 	return nil
 }
 
+// fencedWrite checks Config.Fence before one object's write: the check of the batch
+// is not enough, a replica paused in the middle of a batch (SIGSTOP, a VM freeze)
+// beyond its Lease would send the batch's remaining writes once it resumes.
+func (s *Syncer) fencedWrite() error {
+	if s.cfg.Fence == nil {
+		return nil
+	}
+	if err := s.cfg.Fence(); err != nil {
+		return fmt.Errorf("no write: %w", err)
+	}
+	return nil
+}
+
 func (s *Syncer) interrupt(ctx context.Context, app string, step Step) error {
 	if s.cfg.Interrupter == nil {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -542,4 +543,63 @@ func TestSyncAppWritesNothingOnceFenced(t *testing.T) {
 	if h.live(t, byName(desired, "deploy-3")) == nil {
 		t.Fatal("a fenced sync pruned")
 	}
+}
+
+// A Fence lost in the middle of a stage (the agent paused by SIGSTOP after the
+// stage's check, resumed after another replica took the Lease) stops the writes of
+// the objects not yet sent: each apply and each delete checks it, not only each
+// stage.
+func TestFenceLostMidStageStopsTheRest(t *testing.T) {
+	lost := errors.New("leadership not renewed")
+	var h *harness
+	var armed atomic.Bool
+	limit := 0
+	h = newHarness(t, func(c *Config) {
+		c.Concurrency = 1
+		c.Fence = func() error {
+			if armed.Load() {
+				if w, _, _ := h.req.Counts(); w >= limit {
+					return lost
+				}
+			}
+			return nil
+		}
+	})
+	desired := configMaps(t, h.ns, 40)
+	h.sync(t, desired[:20], Options{})
+
+	// Apply: the inventory save and 3 applies pass; the other 17 new objects are not sent.
+	h.req.Reset()
+	limit = 4
+	armed.Store(true)
+	_, err := h.s.SyncApp(t.Context(), h.app, owned(h.app, desired), Options{})
+	if !errors.Is(err, lost) {
+		t.Fatalf("err = %v, want the fence's error", err)
+	}
+	if writes := h.req.Writes(); len(writes) > limit {
+		t.Fatalf("%d writes after the fence was lost mid-stage (limit %d): %s", len(writes)-limit, limit, joined(writes))
+	}
+
+	// Prune: the inventory save and 3 deletes pass; the other deletes are not sent.
+	armed.Store(false)
+	h.sync(t, desired, Options{})
+	h.req.Reset()
+	armed.Store(true)
+	_, err = h.s.SyncApp(t.Context(), h.app, owned(h.app, desired[:10]), Options{})
+	if !errors.Is(err, lost) {
+		t.Fatalf("prune: err = %v, want the fence's error", err)
+	}
+	if writes := h.req.Writes(); len(writes) > limit {
+		t.Fatalf("prune: %d writes after the fence was lost mid-stage (limit %d): %s", len(writes)-limit, limit, joined(writes))
+	}
+}
+
+// configMaps returns n ConfigMaps in ns: one stage of the apply.
+func configMaps(t testing.TB, ns string, n int) []*unstructured.Unstructured {
+	t.Helper()
+	out := make([]*unstructured.Unstructured, 0, n)
+	for i := range n {
+		out = append(out, fromYAML(t, ns, fmt.Sprintf(`{apiVersion: v1, kind: ConfigMap, metadata: {name: cm-%d}, data: {index: "%d"}}`, i, i)))
+	}
+	return out
 }
