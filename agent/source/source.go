@@ -1,9 +1,12 @@
 package source
 
 import (
+	"compress/flate"
+	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -231,7 +234,13 @@ func (s *Source) compact() error {
 	if err != nil || len(packs) <= maxPacks {
 		return nil
 	}
-	s.cfg.Logger.Info("git source: starting the cache afresh", "packs", len(packs))
+	return s.afresh("packs", len(packs))
+}
+
+// afresh removes the cache's repository and opens an empty one; the exported
+// revisions stay. args say why, for the log.
+func (s *Source) afresh(args ...any) error {
+	s.cfg.Logger.Info("git source: starting the cache afresh", args...)
 	_ = s.store.Close()
 	if err := os.RemoveAll(filepath.Join(s.cfg.CacheDir, "repo.git")); err != nil {
 		return fmt.Errorf("git source cache: %w", err)
@@ -297,26 +306,55 @@ func (s *Source) Sync(ctx context.Context) (*Revision, error) {
 		if err := s.compact(); err != nil {
 			return nil, err
 		}
-		if err := s.fetch(ctx); err != nil {
+		if head, err = s.fetchHead(ctx); err != nil {
 			return nil, err
 		}
-		// The branch may have moved between the listing and the fetch; a depth-1
-		// fetch then brings only the newer commit. Export what was fetched.
-		ref, err := s.repo.Reference(plumbing.NewRemoteReferenceName("origin", s.cfg.Branch), true)
-		if err != nil {
-			return nil, fmt.Errorf("git source: fetched branch %s: %w", s.cfg.Branch, err)
-		}
-		head = ref.Hash().String()
 		if s.last != nil && s.last.SHA == head {
 			return s.last, nil
 		}
 	}
 	rev, err := s.export(ctx, head)
+	if err != nil && cacheDamaged(ctx, err) {
+		// The cache names objects it cannot read: a fetch cut short (a full disk,
+		// a killed process) left a truncated pack or a ref without its objects,
+		// which every later fetch answers "already up to date". Start afresh, once.
+		if err := s.afresh("reason", "objects of "+head+" unreadable", "err", err.Error()); err != nil {
+			return nil, err
+		}
+		if head, err = s.fetchHead(ctx); err != nil {
+			return nil, err
+		}
+		rev, err = s.export(ctx, head)
+	}
 	if err != nil {
 		return nil, err
 	}
 	s.last = rev
 	return rev, nil
+}
+
+// cacheDamaged tells whether an export failed reading the cache's objects (a
+// missing object, a truncated or corrupt pack), rather than on the tree's content
+// (an *UnsafeTreeError, which a fresh cache would refuse again), on writing the
+// export, or because ctx ended.
+func cacheDamaged(ctx context.Context, err error) bool {
+	var corrupt flate.CorruptInputError
+	return ctx.Err() == nil && (errors.Is(err, plumbing.ErrObjectNotFound) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, zlib.ErrChecksum) || errors.Is(err, zlib.ErrHeader) || errors.As(err, &corrupt))
+}
+
+// fetchHead fetches the branch and returns the commit fetched. The branch may have
+// moved between the listing and the fetch; a depth-1 fetch then brings only the
+// newer commit, which is what is exported.
+func (s *Source) fetchHead(ctx context.Context) (string, error) {
+	if err := s.fetch(ctx); err != nil {
+		return "", err
+	}
+	ref, err := s.repo.Reference(plumbing.NewRemoteReferenceName("origin", s.cfg.Branch), true)
+	if err != nil {
+		return "", fmt.Errorf("git source: fetched branch %s: %w", s.cfg.Branch, err)
+	}
+	return ref.Hash().String(), nil
 }
 
 func (s *Source) fetch(ctx context.Context) error {

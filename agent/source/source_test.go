@@ -201,3 +201,51 @@ func TestBranchMovesBetweenListingAndFetch(t *testing.T) {
 		t.Errorf("a.yaml = %q, want the newest content", data)
 	}
 }
+
+// A fetch cut short by a full disk leaves a truncated pack the cache's index still
+// names: the objects "exist" for every later fetch, which answers "already up to
+// date", and cannot be read. Sync starts the cache afresh and exports the commit.
+func TestSyncRecoversFromATruncatedPack(t *testing.T) {
+	up := newUpstream(t)
+	up.commit(map[string]string{"clusters/dev/apps.yaml": "apps: []\n"}, "first")
+	s := newSource(t, "file://"+up.dir)
+	if _, err := s.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("data: 0123456789abcdef\n", 4096)
+	second := up.commit(map[string]string{"apps/web/cm.yaml": "kind: ConfigMap\n" + big}, "second")
+	if err := s.fetch(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	packs, err := filepath.Glob(filepath.Join(s.cfg.CacheDir, "repo.git", "objects", "pack", "*.pack"))
+	if err != nil || len(packs) == 0 {
+		t.Fatalf("packs: %v, %v", packs, err)
+	}
+	newest := packs[0]
+	for _, p := range packs {
+		a, _ := os.Stat(p)
+		b, _ := os.Stat(newest)
+		if a.ModTime().After(b.ModTime()) || a.Size() > b.Size() {
+			newest = p
+		}
+	}
+	fi, _ := os.Stat(newest)
+	if err := os.Truncate(newest, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	// Reopen, as a restarted agent would.
+	s2, err := New(Config{URL: "file://" + up.dir, CacheDir: s.cfg.CacheDir, Attempts: 2, Backoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := s2.Sync(t.Context())
+	if err != nil {
+		t.Fatalf("Sync after a fetch cut short: %v", err)
+	}
+	if rev.SHA != second {
+		t.Fatalf("rev = %s, want %s", rev.SHA, second)
+	}
+	if data, err := os.ReadFile(filepath.Join(rev.Dir, "apps/web/cm.yaml")); err != nil || !strings.HasSuffix(string(data), big) {
+		t.Errorf("exported cm.yaml: %d bytes, %v", len(data), err)
+	}
+}
