@@ -128,9 +128,9 @@ func rolloutStateBadge(s apiv1.RolloutState) badge {
 	case apiv1.RolloutRunning:
 		return badge{"Running", "progress", "↻"}
 	case apiv1.RolloutAwaitingApproval:
-		return badge{"Awaiting approval", "warn", "✋"}
+		return badge{"Awaiting approval", "warn", "◇"}
 	case apiv1.RolloutPaused:
-		return badge{"Paused", "warn", "⏸"}
+		return badge{"Paused", "warn", "‖"}
 	case apiv1.RolloutRollingBack:
 		return badge{"Rolling back", "failed", "↺"}
 	case apiv1.RolloutSucceeded:
@@ -153,7 +153,7 @@ func clusterPhaseBadge(p apiv1.ClusterPhase) badge {
 	case apiv1.ClusterProgressing:
 		return badge{"Progressing", "progress", "↻"}
 	case apiv1.ClusterSoaking:
-		return badge{"Soaking", "soak", "⏳"}
+		return badge{"Soaking", "soak", "◔"}
 	case apiv1.ClusterVerified:
 		return badge{"Verified", "ok", "✓"}
 	case apiv1.ClusterFailed:
