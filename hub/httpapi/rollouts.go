@@ -185,10 +185,11 @@ func (a *API) overridden(ctx context.Context, held map[string]string, by string)
 	}
 }
 
-// Rollouts returns at most limit runs of app ("" for all), newest first: the answer
-// of GET /api/v1/rollouts?app=&limit=, for the dashboard. Without a rollout driver
+// Rollouts returns at most limit runs of app ("" for all), only the active ones when
+// active is set, newest first: the answer of GET /api/v1/rollouts?app=&active=&limit=,
+// for the dashboard. Without a rollout driver
 // it is an error wrapping an *apiv1.ErrorResponse with code not_found.
-func (a *API) Rollouts(ctx context.Context, app string, limit int) (*apiv1.RolloutList, error) {
+func (a *API) Rollouts(ctx context.Context, app string, active bool, limit int) (*apiv1.RolloutList, error) {
 	if err := a.rolloutsEnabled(); err != nil {
 		return nil, err
 	}
@@ -200,7 +201,7 @@ func (a *API) Rollouts(ctx context.Context, app string, limit int) (*apiv1.Rollo
 	if limit <= 0 || limit > store.DefaultRolloutLimit {
 		limit = store.DefaultRolloutLimit
 	}
-	runs, err := a.cfg.Rollouts.List(ctx, app, false, limit)
+	runs, err := a.cfg.Rollouts.List(ctx, app, active, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -147,11 +147,11 @@ func TestRolloutReadModel(t *testing.T) {
 	if err != nil || got.ID != run.ID || got.Version != "1.6.0" {
 		t.Fatalf("Rollout(%s) = %+v, %v", run.ID, got, err)
 	}
-	list, err := h.api.Rollouts(ctx, "", 0)
+	list, err := h.api.Rollouts(ctx, "", false, 0)
 	if err != nil || len(list.Rollouts) != 1 || list.Rollouts[0].ID != run.ID {
 		t.Fatalf("Rollouts = %+v, %v", list, err)
 	}
-	if list, err := h.api.Rollouts(ctx, "api", 5); err != nil || list.Rollouts == nil || len(list.Rollouts) != 0 {
+	if list, err := h.api.Rollouts(ctx, "api", false, 5); err != nil || list.Rollouts == nil || len(list.Rollouts) != 0 {
 		t.Errorf("Rollouts(api) = %+v, %v; want an empty list", list, err)
 	}
 	plain := newTestHub(t, t.TempDir())
@@ -161,9 +161,9 @@ func TestRolloutReadModel(t *testing.T) {
 	}{
 		"unknown run":         {func() error { _, err := h.api.Rollout(ctx, "web-nope"); return err }, apiv1.CodeNotFound},
 		"malformed id":        {func() error { _, err := h.api.Rollout(ctx, "../x"); return err }, apiv1.CodeInvalid},
-		"malformed app":       {func() error { _, err := h.api.Rollouts(ctx, "Web!", 5); return err }, apiv1.CodeInvalid},
+		"malformed app":       {func() error { _, err := h.api.Rollouts(ctx, "Web!", false, 5); return err }, apiv1.CodeInvalid},
 		"no driver, run":      {func() error { _, err := plain.api.Rollout(ctx, run.ID); return err }, apiv1.CodeNotFound},
-		"no driver, the list": {func() error { _, err := plain.api.Rollouts(ctx, "", 5); return err }, apiv1.CodeNotFound},
+		"no driver, the list": {func() error { _, err := plain.api.Rollouts(ctx, "", false, 5); return err }, apiv1.CodeNotFound},
 	}
 	for name, tc := range cases {
 		var er *apiv1.ErrorResponse

@@ -256,7 +256,7 @@ func (h *handler) loadOverview(ctx context.Context) (*overviewData, error) {
 	held := map[[2]string]string{}
 	if h.rollouts != nil {
 		// The marks are an extra: a hub that cannot list its runs still shows the matrix.
-		list, err := h.rollouts.Rollouts(ctx, "", rolloutLimit)
+		list, err := h.rollouts.Rollouts(ctx, "", true, rolloutLimit)
 		switch {
 		case err == nil:
 			held = heldBy(list)

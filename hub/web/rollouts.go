@@ -17,17 +17,17 @@ import (
 // one run (GET /api/v1/rollouts/{id}). A Source that implements it gets the pages
 // /rollouts and /rollouts/{id}, and its matrix marks the cells an active run holds.
 type RolloutSource interface {
-	// Rollouts returns at most limit runs of app ("" for all), newest first; an
-	// error that is ErrNotFound or a not_found *apiv1.ErrorResponse when the hub
-	// runs no rollouts.
-	Rollouts(ctx context.Context, app string, limit int) (*apiv1.RolloutList, error)
+	// Rollouts returns at most limit runs of app ("" for all), only the active ones
+	// when active is set, newest first; an error that is ErrNotFound or a not_found
+	// *apiv1.ErrorResponse when the hub runs no rollouts.
+	Rollouts(ctx context.Context, app string, active bool, limit int) (*apiv1.RolloutList, error)
 	// Rollout returns run id; for an unknown run an error that is ErrNotFound or a
 	// not_found *apiv1.ErrorResponse.
 	Rollout(ctx context.Context, id string) (*apiv1.Rollout, error)
 }
 
-// rolloutLimit is how many runs the list page shows, and how many the overview
-// looks at for the runs holding its cells.
+// rolloutLimit is how many runs the list page shows, and how many active runs the
+// overview looks at for the cells they hold (one per app at most).
 const rolloutLimit = 100
 
 // rolloutIDPattern is the form of a run's ID (as the API checks it).
@@ -342,7 +342,7 @@ func (h *handler) rolloutsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.ReadTimeout)
 	defer cancel()
-	list, err := h.rollouts.Rollouts(ctx, "", rolloutLimit)
+	list, err := h.rollouts.Rollouts(ctx, "", false, rolloutLimit)
 	if isNotFound(err) {
 		h.renderError(w, http.StatusNotFound, "Rollouts are not enabled", "This hub runs no rollouts.")
 		return

@@ -23,12 +23,12 @@ type rolloutHub struct {
 	runs []apiv1.Rollout // newest first
 }
 
-func (h *rolloutHub) Rollouts(_ context.Context, app string, limit int) (*apiv1.RolloutList, error) {
+func (h *rolloutHub) Rollouts(_ context.Context, app string, active bool, limit int) (*apiv1.RolloutList, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := []apiv1.Rollout{}
 	for _, r := range h.runs {
-		if (app == "" || r.App == app) && len(out) < limit {
+		if (app == "" || r.App == app) && (!active || r.State.Active()) && len(out) < limit {
 			out = append(out, r)
 		}
 	}

@@ -209,7 +209,7 @@ func (h *handler) currentFingerprint(ctx context.Context, t streamTarget) (strin
 		}
 		return fingerprint(rolloutKey(run)), nil
 	case t.rollouts:
-		list, err := h.rollouts.Rollouts(ctx, "", rolloutLimit)
+		list, err := h.rollouts.Rollouts(ctx, "", false, rolloutLimit)
 		if err != nil {
 			return "", err
 		}
