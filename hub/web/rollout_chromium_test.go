@@ -156,7 +156,15 @@ func TestRolloutPageInChromium(t *testing.T) {
 	br.waitFor("the page shows the pause", state, "‖Paused", 10*time.Second)
 	br.waitFor("the page was updated in place, not reloaded", `window.outpostMarker`, "kept", time.Second)
 
+	// The matrix marks web on every cluster the paused run still holds, linking to it.
+	br.navigate(b.dash.URL + "/")
+	br.waitFor("the matrix marks the held cells", `Array.from(document.querySelectorAll('td[data-app="web"] a.held')).map(function (a) { return a.getAttribute('href'); }).join(',')`,
+		strings.Repeat("/rollouts/"+run.ID+",", 3)[:3*len("/rollouts/"+run.ID+",")-1], 10*time.Second)
+
 	shot := filepath.Join(chromiumtest.ArtifactDir(t), "dashboard-rollout.png")
 	chromiumtest.Screenshot(t, chromium, b.dash.URL+"/rollouts/"+run.ID, shot)
 	t.Logf("screenshot of the rollout page: %s", shot)
+	overview := filepath.Join(chromiumtest.ArtifactDir(t), "dashboard-overview-held.png")
+	chromiumtest.Screenshot(t, chromium, b.dash.URL+"/", overview)
+	t.Logf("screenshot of the overview with held cells: %s", overview)
 }

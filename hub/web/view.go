@@ -431,6 +431,8 @@ func eventBadge(t apiv1.EventType) badge {
 		return badge{"health", "progress", "♥"}
 	case apiv1.EventDrift:
 		return badge{"drift", "drift", "⚠"}
+	case apiv1.EventRollout:
+		return badge{"rollout", "soak", "⇶"}
 	}
 	return badge{string(t), "muted", "•"}
 }
