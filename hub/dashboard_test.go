@@ -63,3 +63,40 @@ func TestDashboardOfRunningHubInChromium(t *testing.T) {
 	chromiumtest.Screenshot(t, chromium, h.url+"/", shot)
 	t.Logf("screenshot of the running hub's dashboard: %s", shot)
 }
+
+// TestRolloutPagesArePrivate: a dashboard behind the admin token has the rollout
+// pages; a public one (--dashboard-public) has none, not even for an admin, and no
+// rollout event streams.
+func TestRolloutPagesArePrivate(t *testing.T) {
+	private := startHub(t, filepath.Join(t.TempDir(), "data"))
+	if code := private.call(t, http.MethodGet, "/rollouts", adminToken, nil, nil); code != http.StatusOK {
+		t.Errorf("private dashboard: GET /rollouts = %d, want 200", code)
+	}
+	if code := private.call(t, http.MethodGet, "/rollouts/web-nope", adminToken, nil, nil); code != http.StatusNotFound {
+		t.Errorf("private dashboard: GET /rollouts/web-nope = %d, want 404", code)
+	}
+	public := startHub(t, filepath.Join(t.TempDir(), "data"), func(c *Config) { c.DashboardPublic = true })
+	// status reads only the status line: an event stream that is served never ends.
+	status := func(path, token string) int {
+		req, err := http.NewRequest(http.MethodGet, public.url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/rollouts", "/rollouts/web-nope", "/events/stream?rollouts=all", "/events/stream?rollout=web-nope"} {
+		for who, token := range map[string]string{"anonymous": "", "admin": adminToken} {
+			if code := status(path, token); code != http.StatusNotFound {
+				t.Errorf("public dashboard, %s: GET %s = %d, want 404", who, path, code)
+			}
+		}
+	}
+}

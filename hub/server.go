@@ -229,7 +229,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Dashboard: func(src httpapi.ReadModel) (http.Handler, error) {
 			if cfg.DashboardPublic {
 				// A public dashboard shows status only: the history and commit pages
-				// (rendered manifests) need the admin token.
+				// (rendered manifests) and the rollout pages (who started which run,
+				// its commits and reasons) need the admin token.
 				src = readModelOnly{src}
 			}
 			return web.New(src, web.Options{Logger: log})
@@ -362,8 +363,12 @@ func pollGit(ctx context.Context, gs *gitstore.Store, interval time.Duration, lo
 }
 
 // readModelOnly hides every method but the ReadModel's, so a public dashboard gets
-// no history or commit pages (web.HistorySource).
+// no history or commit pages (web.HistorySource) and no rollout pages
+// (web.RolloutSource).
 type readModelOnly struct{ httpapi.ReadModel }
 
-// The hub's API gives its dashboard the history and commit pages.
-var _ web.HistorySource = (*httpapi.API)(nil)
+// The hub's API gives its dashboard the history, commit and rollout pages.
+var (
+	_ web.HistorySource = (*httpapi.API)(nil)
+	_ web.RolloutSource = (*httpapi.API)(nil)
+)

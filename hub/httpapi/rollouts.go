@@ -184,3 +184,47 @@ func (a *API) overridden(ctx context.Context, held map[string]string, by string)
 		}
 	}
 }
+
+// Rollouts returns at most limit runs of app ("" for all), only the active ones when
+// active is set, newest first: the answer of GET /api/v1/rollouts?app=&active=&limit=,
+// for the dashboard. Without a rollout driver
+// it is an error wrapping an *apiv1.ErrorResponse with code not_found.
+func (a *API) Rollouts(ctx context.Context, app string, active bool, limit int) (*apiv1.RolloutList, error) {
+	if err := a.rolloutsEnabled(); err != nil {
+		return nil, err
+	}
+	if app != "" {
+		if err := apiv1.ValidateName("app", app); err != nil {
+			return nil, errInvalid("app", "%v", err)
+		}
+	}
+	if limit <= 0 || limit > store.DefaultRolloutLimit {
+		limit = store.DefaultRolloutLimit
+	}
+	runs, err := a.cfg.Rollouts.List(ctx, app, active, limit)
+	if err != nil {
+		return nil, err
+	}
+	if runs == nil {
+		runs = []apiv1.Rollout{}
+	}
+	return &apiv1.RolloutList{Rollouts: runs}, nil
+}
+
+// Rollout returns run id: the answer of GET /api/v1/rollouts/{id}, for the
+// dashboard. An unknown run, or a hub without a rollout driver, is an error
+// wrapping an *apiv1.ErrorResponse with code not_found; a malformed id one with
+// code invalid.
+func (a *API) Rollout(ctx context.Context, id string) (*apiv1.Rollout, error) {
+	if err := a.rolloutsEnabled(); err != nil {
+		return nil, err
+	}
+	if !rolloutID.MatchString(id) {
+		return nil, errInvalid("id", "%q is not a rollout ID (lowercase letters, digits and dashes, at most 100)", id)
+	}
+	run, err := a.cfg.Rollouts.Get(ctx, id)
+	if err != nil {
+		return nil, rolloutError(err)
+	}
+	return run, nil
+}

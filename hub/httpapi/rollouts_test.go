@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -133,4 +134,41 @@ func TestRolloutAPIRefusesBadInput(t *testing.T) {
 	// Without a driver the routes answer 404.
 	plain := newTestHub(t, t.TempDir())
 	wantError(t, plain.do(t, "GET", "/api/v1/rollouts", janeToken, nil), http.StatusNotFound, apiv1.CodeNotFound, "")
+}
+
+// TestRolloutReadModel checks the dashboard's reads of runs: the same runs as the
+// REST API, not_found for an unknown run or a hub without a driver, invalid for a
+// malformed id.
+func TestRolloutReadModel(t *testing.T) {
+	ctx := t.Context()
+	h := newTestHub(t, t.TempDir(), withRollouts())
+	run := decode[apiv1.Rollout](t, h.do(t, "POST", "/api/v1/rollouts", janeToken, apiv1.StartRolloutRequest{App: "web", Version: "1.6.0"}), http.StatusCreated)
+	got, err := h.api.Rollout(ctx, run.ID)
+	if err != nil || got.ID != run.ID || got.Version != "1.6.0" {
+		t.Fatalf("Rollout(%s) = %+v, %v", run.ID, got, err)
+	}
+	list, err := h.api.Rollouts(ctx, "", false, 0)
+	if err != nil || len(list.Rollouts) != 1 || list.Rollouts[0].ID != run.ID {
+		t.Fatalf("Rollouts = %+v, %v", list, err)
+	}
+	if list, err := h.api.Rollouts(ctx, "api", false, 5); err != nil || list.Rollouts == nil || len(list.Rollouts) != 0 {
+		t.Errorf("Rollouts(api) = %+v, %v; want an empty list", list, err)
+	}
+	plain := newTestHub(t, t.TempDir())
+	cases := map[string]struct {
+		err  func() error
+		code apiv1.ErrorCode
+	}{
+		"unknown run":         {func() error { _, err := h.api.Rollout(ctx, "web-nope"); return err }, apiv1.CodeNotFound},
+		"malformed id":        {func() error { _, err := h.api.Rollout(ctx, "../x"); return err }, apiv1.CodeInvalid},
+		"malformed app":       {func() error { _, err := h.api.Rollouts(ctx, "Web!", false, 5); return err }, apiv1.CodeInvalid},
+		"no driver, run":      {func() error { _, err := plain.api.Rollout(ctx, run.ID); return err }, apiv1.CodeNotFound},
+		"no driver, the list": {func() error { _, err := plain.api.Rollouts(ctx, "", false, 5); return err }, apiv1.CodeNotFound},
+	}
+	for name, tc := range cases {
+		var er *apiv1.ErrorResponse
+		if err := tc.err(); !errors.As(err, &er) || er.Code != tc.code {
+			t.Errorf("%s: %v, want an ErrorResponse with code %s", name, err, tc.code)
+		}
+	}
 }

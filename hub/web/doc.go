@@ -12,6 +12,14 @@
 //   - /clusters/{name} — one cluster: its labels, agent and last report, every app with
 //     its versions, phase, health, revision, last sync and object counts, the details of
 //     its drift and errors, and its recent events.
+//   - /clusters/{name}/history and /commits/{rev} — a cluster's commits and a commit's
+//     rendered per-cluster diff, when the Source is a HistorySource.
+//   - /rollouts and /rollouts/{id} — the rollout runs, newest first, and one run: its
+//     state and reason, the wave × cluster grid (per wave its soak, maxFailures,
+//     approval and times; per cluster its phase, the version before, the last report,
+//     the soak left, counted down by the script from the cell's data-soak-end, and
+//     any message) and its commits; when the Source is a RolloutSource. The overview
+//     then marks the matrix cells an active run holds.
 //   - /events/stream — a Server-Sent Events stream telling an open page that its data
 //     changed (see Live refresh).
 //   - /static/ — the stylesheet, the script and the icon, embedded in the binary.
@@ -26,13 +34,17 @@
 //
 // The dashboard reads through Source, a three-method interface the hub implements over
 // its status store and Git: the Matrix, a cluster's ClusterStatus and the recent
-// Events, all as api/v1 wire types. The package knows nothing else of the hub.
+// Events, all as api/v1 wire types. A Source may also be a HistorySource (history and
+// commit pages) or a RolloutSource (rollout pages); the hub's public dashboard gets a
+// Source that is neither. The package knows nothing else of the hub.
 //
 // # Live refresh
 //
 // Each page carries a fingerprint of its data: for the overview, a hash of the Matrix
-// and the recent events; for a cluster page, of its ClusterStatus (without the times
-// that every heartbeat moves) and its recent events. A drift or error that changes
+// and the recent events (and the runs holding cells); for a cluster page, of its
+// ClusterStatus (without the times that every heartbeat moves) and its recent events;
+// for a rollout page (stream ?rollout=ID), of the run without its generation, update
+// time and report times; for the list of runs (?rollouts=all), of the rows it shows. A drift or error that changes
 // shows in the events, so the overview's drift details are covered too. The page's
 // script opens /events/stream with that fingerprint; the stream polls the Source
 // every Options.PollInterval (1 s) and sends a "changed" event, whose id and data are

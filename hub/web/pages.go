@@ -19,8 +19,12 @@ type pageData struct {
 	Brand string
 	// Title is the page's own title.
 	Title string
-	// Section marks the current navigation entry: "overview" or "cluster".
+	// Section marks the current navigation entry: "overview", "cluster" or
+	// "rollouts".
 	Section string
+	// Rollouts tells whether the rollout pages exist (the Source is a
+	// RolloutSource), for the navigation.
+	Rollouts bool
 	// Version is the fingerprint of the page's data; empty for pages that do not
 	// refresh.
 	Version string
@@ -82,7 +86,7 @@ func (h *handler) parseTemplates() (map[string]*template.Template, error) {
 		return nil, fmt.Errorf("web: parse templates/layout.html: %w", err)
 	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"overview", "cluster", "history", "commit", "error"} {
+	for _, name := range []string{"overview", "cluster", "history", "commit", "rollouts", "rollout", "error"} {
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: parse templates/%s.html: %w", name, err)
@@ -96,6 +100,7 @@ func (h *handler) parseTemplates() (map[string]*template.Template, error) {
 // page.
 func (h *handler) render(w http.ResponseWriter, status int, name string, data pageData) {
 	data.Brand = h.opts.Title
+	data.Rollouts = h.rollouts != nil
 	data.Now = h.opts.Now()
 	data.CSS, data.JS, data.Icon = h.assetURL("app.css"), h.assetURL("app.js"), h.assetURL("favicon.svg")
 	var buf bytes.Buffer
@@ -120,7 +125,7 @@ func (h *handler) overview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := overviewBody{Revision: d.matrix.Revision, Apps: d.matrix.Apps, Events: eventViews(d.events)}
-	body.Rows, body.Totals = matrixView(d.matrix)
+	body.Rows, body.Totals = matrixView(d.matrix, d.held)
 	names := attentionClusters(d.matrix)
 	if len(names) > h.opts.MaxDetailClusters {
 		body.IssuesOmitted = len(names) - h.opts.MaxDetailClusters
@@ -232,8 +237,10 @@ func isNotFound(err error) bool {
 
 // overviewData is what the overview's fingerprint covers.
 type overviewData struct {
-	matrix      *apiv1.Matrix
-	events      *apiv1.EventList
+	matrix *apiv1.Matrix
+	events *apiv1.EventList
+	// held names the active rollout run holding each (cluster, app) it holds.
+	held        map[[2]string]string
 	fingerprint string
 }
 
@@ -246,7 +253,18 @@ func (h *handler) loadOverview(ctx context.Context) (*overviewData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
-	return &overviewData{matrix: m, events: ev, fingerprint: fingerprint(m, ev)}, nil
+	held := map[[2]string]string{}
+	if h.rollouts != nil {
+		// The marks are an extra: a hub that cannot list its runs still shows the matrix.
+		list, err := h.rollouts.Rollouts(ctx, "", true, rolloutLimit)
+		switch {
+		case err == nil:
+			held = heldBy(list)
+		case !isNotFound(err) && ctx.Err() == nil:
+			h.opts.Logger.Warn("dashboard: list rollouts for the matrix", "err", err)
+		}
+	}
+	return &overviewData{matrix: m, events: ev, held: held, fingerprint: fingerprint(m, ev, heldKey(held))}, nil
 }
 
 // clusterData is what a cluster page's fingerprint covers.

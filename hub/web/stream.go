@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
@@ -42,8 +44,61 @@ func clusterKey(st *apiv1.ClusterStatus) *apiv1.ClusterStatus {
 	return &k
 }
 
-// stream serves /events/stream[?cluster=NAME][&since=FINGERPRINT]: Server-Sent Events
-// telling a page that its data changed. It polls the Source every PollInterval and
+// streamTarget is the page an event stream is about: the overview (zero), a
+// cluster, a rollout run, or the list of runs.
+type streamTarget struct {
+	cluster string
+	rollout string
+	// rollouts is the list of runs.
+	rollouts bool
+}
+
+// what names the target in logs.
+func (t streamTarget) what() string {
+	switch {
+	case t.cluster != "":
+		return "cluster " + t.cluster
+	case t.rollout != "":
+		return "rollout " + t.rollout
+	case t.rollouts:
+		return "rollouts"
+	}
+	return "overview"
+}
+
+// parseStreamTarget reads the stream's page from its query: at most one of
+// cluster=NAME, rollout=ID and rollouts=all. The message of an error names the
+// parameter.
+func (h *handler) parseStreamTarget(q url.Values) (streamTarget, error) {
+	t := streamTarget{cluster: q.Get("cluster"), rollout: q.Get("rollout")}
+	n := 0
+	if t.cluster != "" {
+		n++
+		if apiv1.ValidateName("cluster", t.cluster) != nil {
+			return t, errors.New("cluster: not a cluster name")
+		}
+	}
+	if t.rollout != "" {
+		n++
+		if !rolloutIDPattern.MatchString(t.rollout) {
+			return t, errors.New("rollout: not a rollout ID")
+		}
+	}
+	if v := q.Get("rollouts"); v != "" {
+		n++
+		if v != "all" {
+			return t, errors.New("rollouts: the only value is all")
+		}
+		t.rollouts = true
+	}
+	if n > 1 {
+		return t, errors.New("cluster, rollout, rollouts: at most one of them")
+	}
+	return t, nil
+}
+
+// stream serves /events/stream[?cluster=NAME|rollout=ID|rollouts=all][&since=FINGERPRINT]:
+// Server-Sent Events telling a page that its data changed. It polls the Source every PollInterval and
 // sends
 //
 //	id: <fingerprint>
@@ -56,9 +111,13 @@ func clusterKey(st *apiv1.ClusterStatus) *apiv1.ClusterStatus {
 // open; the stream ends after StreamMaxAge and the browser reconnects.
 func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	cluster := q.Get("cluster")
-	if cluster != "" && apiv1.ValidateName("cluster", cluster) != nil {
-		http.Error(w, "cluster: not a cluster name", http.StatusBadRequest)
+	target, err := h.parseStreamTarget(q)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if (target.rollout != "" || target.rollouts) && h.rollouts == nil {
+		http.Error(w, "this dashboard has no rollout pages", http.StatusNotFound)
 		return
 	}
 	last := r.Header.Get("Last-Event-ID")
@@ -66,14 +125,14 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 		last = q.Get("since")
 	}
 	ctx := r.Context()
-	fp, err := h.currentFingerprint(ctx, cluster)
+	fp, err := h.currentFingerprint(ctx, target)
 	switch {
 	case isNotFound(err):
-		http.Error(w, "no such cluster", http.StatusNotFound)
+		http.Error(w, "no such "+strings.Fields(target.what())[0], http.StatusNotFound)
 		return
 	case err != nil:
 		if ctx.Err() == nil {
-			h.opts.Logger.Error("dashboard: event stream: read hub status", "cluster", cluster, "err", err)
+			h.opts.Logger.Error("dashboard: event stream: read hub status", "page", target.what(), "err", err)
 		}
 		http.Error(w, "the hub cannot read its status right now", http.StatusServiceUnavailable)
 		return
@@ -120,18 +179,18 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-poll.C:
-			next, err := h.currentFingerprint(ctx, cluster)
+			next, err := h.currentFingerprint(ctx, target)
 			switch {
 			case err == nil:
 				fp = next
 			case ctx.Err() != nil:
 				return
 			case isNotFound(err):
-				// The cluster was removed: tell the page, which then shows that.
+				// The cluster or run was removed: tell the page, which then shows that.
 				fp = "gone"
 			default:
 				// Keep the stream and the last fingerprint: the next poll may succeed.
-				h.opts.Logger.Warn("dashboard: event stream: read hub status", "cluster", cluster, "err", err)
+				h.opts.Logger.Warn("dashboard: event stream: read hub status", "page", target.what(), "err", err)
 			}
 		}
 	}
@@ -139,17 +198,30 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) {
 
 // currentFingerprint reads the data of the page a stream is about and returns its
 // fingerprint.
-func (h *handler) currentFingerprint(ctx context.Context, cluster string) (string, error) {
+func (h *handler) currentFingerprint(ctx context.Context, t streamTarget) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.opts.ReadTimeout)
 	defer cancel()
-	if cluster == "" {
+	switch {
+	case t.rollout != "":
+		run, err := h.rollouts.Rollout(ctx, t.rollout)
+		if err != nil {
+			return "", err
+		}
+		return fingerprint(rolloutKey(run)), nil
+	case t.rollouts:
+		list, err := h.rollouts.Rollouts(ctx, "", false, rolloutLimit)
+		if err != nil {
+			return "", err
+		}
+		return fingerprint(rolloutListKey(list)), nil
+	case t.cluster == "":
 		d, err := h.loadOverview(ctx)
 		if err != nil {
 			return "", err
 		}
 		return d.fingerprint, nil
 	}
-	d, err := h.loadCluster(ctx, cluster)
+	d, err := h.loadCluster(ctx, t.cluster)
 	if err != nil {
 		return "", err
 	}

@@ -105,6 +105,8 @@ type cellView struct {
 	Health  badge
 	Drifted int
 	Synced  time.Time
+	// Rollout is the ID of the active rollout run holding the app on the cluster.
+	Rollout string
 }
 
 // rowView is one cluster of the matrix.
@@ -148,8 +150,9 @@ func worse(a, b state) state {
 	return a
 }
 
-// matrixView lays the matrix out as rows of cells in column order, and counts them.
-func matrixView(m *apiv1.Matrix) ([]rowView, totals) {
+// matrixView lays the matrix out as rows of cells in column order, and counts them;
+// held names the active run holding a (cluster, app), if any.
+func matrixView(m *apiv1.Matrix, held map[[2]string]string) ([]rowView, totals) {
 	t := totals{Clusters: len(m.Clusters), Apps: len(m.Apps)}
 	rows := make([]rowView, 0, len(m.Clusters))
 	for _, r := range m.Clusters {
@@ -163,6 +166,7 @@ func matrixView(m *apiv1.Matrix) ([]rowView, totals) {
 			cv := cellView{
 				App: app, State: cellState(c), Version: c.Version, Phase: phaseBadge(c.Phase),
 				Health: healthBadge(c.Health), Drifted: c.Drifted, Synced: c.LastSyncedAt,
+				Rollout: held[[2]string{r.Cluster, app}],
 			}
 			if c.DesiredVersion != "" && c.DesiredVersion != c.Version {
 				cv.Desired = c.DesiredVersion
@@ -427,6 +431,8 @@ func eventBadge(t apiv1.EventType) badge {
 		return badge{"health", "progress", "♥"}
 	case apiv1.EventDrift:
 		return badge{"drift", "drift", "⚠"}
+	case apiv1.EventRollout:
+		return badge{"rollout", "soak", "⇶"}
 	}
 	return badge{string(t), "muted", "•"}
 }

@@ -118,11 +118,13 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 
 // handler serves the dashboard.
 type handler struct {
-	src    Source
-	opts   Options
-	pages  map[string]*template.Template
-	assets map[string]asset
-	mux    *http.ServeMux
+	src Source
+	// rollouts is src when it is a RolloutSource; nil: no rollout pages.
+	rollouts RolloutSource
+	opts     Options
+	pages    map[string]*template.Template
+	assets   map[string]asset
+	mux      *http.ServeMux
 }
 
 // asset is an embedded static file.
@@ -141,6 +143,7 @@ func New(src Source, opts Options) (http.Handler, error) {
 		return nil, errors.New("web: nil Source")
 	}
 	h := &handler{src: src, opts: opts.withDefaults()}
+	h.rollouts, _ = src.(RolloutSource)
 	var err error
 	if h.assets, err = loadAssets(); err != nil {
 		return nil, err
@@ -153,6 +156,8 @@ func New(src Source, opts Options) (http.Handler, error) {
 	mux.HandleFunc("GET /clusters/{cluster}", h.cluster)
 	mux.HandleFunc("GET /clusters/{cluster}/history", h.history)
 	mux.HandleFunc("GET /commits/{rev}", h.commit)
+	mux.HandleFunc("GET /rollouts", h.rolloutsPage)
+	mux.HandleFunc("GET /rollouts/{id}", h.rolloutPage)
 	mux.HandleFunc("GET /events/stream", h.stream)
 	mux.HandleFunc("GET /static/{file}", h.static)
 	mux.HandleFunc("/", h.notFound)

@@ -96,6 +96,25 @@
     });
   }
 
+  // left formats the time left of a soak like the server's leftText().
+  function left(ms) {
+    var s = Math.floor(ms / 1000);
+    if (s <= 0) { return 'verifying…'; }
+    function two(n) { return (n < 10 ? '0' : '') + n; }
+    if (s >= 3600) { return Math.floor(s / 3600) + 'h' + two(Math.floor(s / 60) % 60) + 'm' + two(s % 60) + 's left'; }
+    if (s >= 60) { return Math.floor(s / 60) + 'm' + two(s % 60) + 's left'; }
+    return s + 's left';
+  }
+
+  // updateSoaks counts down the soak of each soaking cluster of a rollout page.
+  function updateSoaks() {
+    var els = document.querySelectorAll('[data-soak-end]');
+    for (var i = 0; i < els.length; i++) {
+      var t = Date.parse(els[i].getAttribute('data-soak-end'));
+      if (!isNaN(t)) { els[i].textContent = left(t - Date.now()); }
+    }
+  }
+
   if (stream !== '') {
     startStream();
   } else if (pollMs > 0) {
@@ -103,4 +122,6 @@
   }
   updateTimes();
   setInterval(updateTimes, 10000);
+  updateSoaks();
+  setInterval(updateSoaks, 1000);
 }());
