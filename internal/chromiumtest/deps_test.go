@@ -18,7 +18,9 @@ func runDeps(t *testing.T, bin string) (int, string, string) {
 	}
 	record := filepath.Join(t.TempDir(), "apt-get.calls")
 	cmd := exec.Command(bash, filepath.Join("..", "..", "hack", "deps.sh"))
-	cmd.Env = []string{"PATH=" + bin, "APT_RECORD=" + record}
+	// PostgreSQL counts as present (a fake postgres in bin): these cases are about
+	// Chromium.
+	cmd.Env = []string{"PATH=" + bin, "APT_RECORD=" + record, "OUTPOST_PG_BIN=" + bin}
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -42,6 +44,7 @@ func fakeBin(t *testing.T, uid string, chromium bool) string {
 		}
 	}
 	write("id", "echo "+uid+"\n")
+	write("postgres", "exit 0\n")
 	write("apt-get", `echo "$@" >> "$APT_RECORD"
 case "$1" in install) printf '#!/bin/sh\n' > "`+bin+`/chromium"; /bin/chmod +x "`+bin+`/chromium";; esac
 `)
