@@ -193,8 +193,8 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		figure("hub RSS peak during a change", "MB", rssMax),
 		figure("hub CPU during a change", "cores", cpus),
 	)
-	res.Notes = append(res.Notes, "the simulated clusters run in the harness process on the same 2 cores as the hub: "+
-		"their own CPU (10 000 goroutines decoding and encoding JSON) is part of the latencies")
+	res.Notes = append(res.Notes, fmt.Sprintf("the simulated clusters run in the harness process on the same 2 cores as the hub: "+
+		"their own CPU (%d goroutines encoding and decoding JSON) is part of the latencies", n))
 	var fails []string
 	if lost > 0 {
 		fails = append(fails, fmt.Sprintf("%d long-polls lost", lost))
