@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
 )
@@ -48,14 +50,15 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		Description: fmt.Sprintf("`outpost hub` as its own process (built like the image; embedded Git repository "+
 			"seeded with every cluster, SQLite store) and %d simulated clusters in the harness process (goroutines "+
 			"on keep-alive connections, the real wire types), registered through the API. Each holds the "+
-			"desired-revision long-poll (first ones spread over %s); once the hub's metric shows all %d held, one "+
-			"bulk commit (POST /api/v1/apps/%s/bulk, selector env=bench) sets a new version on every cluster. "+
+			"desired-revision long-poll (first ones spread over %s); once the hub's metric shows all %d held, a "+
+			"change sets a new version on every cluster: one bulk commit (POST /api/v1/apps/%s/bulk) per shard of %d "+
+			"clusters (the most one bulk write may select; selector shard=<k>), all sent at once. "+
 			"Each cluster, when its long-poll answers Changed with the new revision, posts a StatusReport of the new "+
 			"version Synced at once (no fetch or apply: the worst case for the hub, all reports in one burst). "+
-			"notified: bulk call start → that cluster's long-poll answered; report round trip: the report's HTTP "+
-			"round trip (client side); reported: bulk call start → its report answered. Lost: clusters whose "+
+			"notified: first bulk call's start → that cluster's long-poll answered; report round trip: the report's HTTP "+
+			"round trip (client side); reported: first bulk call's start → its report answered. Lost: clusters whose "+
 			"long-poll did not bring the new revision within %s (must be 0); then the hub's matrix must show "+
-			"every cluster at the new version.", n, changeStartSpread, n, changeApp, changeTimeout),
+			"every cluster at the new version.", n, changeStartSpread, n, changeApp, apiv1.MaxBulkClusters, changeTimeout),
 		Scale: fmt.Sprintf("%d simulated clusters, %d fleet-wide changes", n, bumps),
 	}
 	if note := raiseFileLimit(uint64(2*n + 1024)); note != "" {
@@ -73,6 +76,15 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	seed := filepath.Join(work, "seed")
 	if err := writeSeed(seed, names, map[string]map[string]string{changeApp: configMapApp(changeApp)}); err != nil {
 		return res, err
+	}
+	// One bulk write may select at most apiv1.MaxBulkClusters: the fleet is labelled in
+	// shards of that size, and a change is one bulk commit per shard, all sent at once.
+	shards := (n + apiv1.MaxBulkClusters - 1) / apiv1.MaxBulkClusters
+	for i, c := range names {
+		labels := fmt.Sprintf("labels:\n  env: bench\n  shard: \"%d\"\n", i/apiv1.MaxBulkClusters)
+		if err := os.WriteFile(filepath.Join(seed, "clusters", c, "cluster.yaml"), []byte(labels), 0o644); err != nil {
+			return res, fmt.Errorf("seed cluster.yaml of %s: %w", c, err)
+		}
 	}
 	hub, err := startHubProcess(ctx, work, seed, false)
 	if err != nil {
@@ -130,17 +142,12 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 			}
 		})
 		bctx, cancel := context.WithTimeout(ctx, changeTimeout)
-		out, err := admin.Bulk(bctx, changeApp, apiv1.BulkRequest{Action: apiv1.BulkSet, Version: version, Selector: "env=bench"})
-		call := time.Since(st.start)
+		shardRevs, call, err := bulkShards(bctx, admin, shards, version, st.start)
 		if err != nil {
 			cancel()
 			stopSample()
-			return res, fmt.Errorf("bulk change to %s: %w", version, err)
-		}
-		if !out.Committed || len(out.Changes) != n {
-			cancel()
-			stopSample()
-			return res, fmt.Errorf("bulk change to %s committed %v on %d clusters, want %d", version, out.Committed, len(out.Changes), n)
+			sampled.Wait()
+			return res, fmt.Errorf("change to %s: %w", version, err)
 		}
 		for st.done.Load() < int64(n) && bctx.Err() == nil {
 			_ = sleep(bctx, 50*time.Millisecond)
@@ -163,7 +170,7 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		pollErrs += int(st.pollErrors.Load())
 		reportErrs += int(st.reportErrors.Load())
 		for i := range st.revs {
-			if st.claimed[i].Load() && st.revs[i] != out.Revision {
+			if st.claimed[i].Load() && st.revs[i] != shardRevs[i/apiv1.MaxBulkClusters] {
 				wrongRev++
 			}
 		}
@@ -181,7 +188,7 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		}
 	}
 	res.Figures = append(res.Figures,
-		figure("bulk commit answered", "ms", calls),
+		figure(fmt.Sprintf("bulk commits answered (%d, one per shard of %d clusters)", shards, apiv1.MaxBulkClusters), "ms", calls),
 		figure("commit → long-poll answered (per cluster)", "ms", notified),
 		figure("report round trip during the change (per cluster)", "ms", reportRTT),
 		figure("commit → report answered (per cluster)", "ms", reported),
@@ -206,6 +213,33 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		return res, thresholdError(strings.Join(fails, "; "))
 	}
 	return res, nil
+}
+
+// bulkShards sets changeApp to version on every shard of the fleet (selector
+// shard=<k>), one bulk commit per shard, all sent at once; it returns each shard's
+// commit and the time from start until the last call was answered.
+func bulkShards(ctx context.Context, admin *hubapi.Client, shards int, version string, start time.Time) ([]string, time.Duration, error) {
+	revs := make([]string, shards)
+	var mu sync.Mutex
+	var last time.Duration
+	g, gctx := errgroup.WithContext(ctx)
+	for k := range shards {
+		g.Go(func() error {
+			out, err := admin.Bulk(gctx, changeApp, apiv1.BulkRequest{Action: apiv1.BulkSet, Version: version, Selector: fmt.Sprintf("shard=%d", k)})
+			if err != nil {
+				return fmt.Errorf("bulk write of shard %d: %w", k, err)
+			}
+			if !out.Committed || len(out.Changes) == 0 {
+				return fmt.Errorf("bulk write of shard %d committed %v on %d clusters", k, out.Committed, len(out.Changes))
+			}
+			mu.Lock()
+			revs[k], last = out.Revision, max(last, time.Since(start))
+			mu.Unlock()
+			return nil
+		})
+	}
+	err := g.Wait()
+	return revs, last, err
 }
 
 // raiseFileLimit raises this process's open-file limit to its hard limit, and says

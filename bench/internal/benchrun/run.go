@@ -82,6 +82,8 @@ type scale struct {
 	soakApps, soakObjectsPerApp int
 	soakSyncTimeout, soakQuiet  time.Duration
 	soakDuration, soakSample    time.Duration
+	// soakAfterResync starts the soak after the agent's first full resync.
+	soakAfterResync bool
 	// changeClusters simulated clusters receive changeBumps fleet-wide bulk changes
 	// (hub-fleet-change).
 	changeClusters, changeBumps int
@@ -118,7 +120,7 @@ func scaleFor(quick bool) scale {
 		footprintCombined: true,
 		diffClusters:      100, diffApps: 20, diffReps: 3,
 		soakApps: 1000, soakObjectsPerApp: 10, soakSyncTimeout: 20 * time.Minute,
-		soakQuiet: time.Minute, soakDuration: 10 * time.Minute, soakSample: 5 * time.Second,
+		soakQuiet: time.Minute, soakDuration: 10 * time.Minute, soakSample: 5 * time.Second, soakAfterResync: true,
 		changeClusters: 10000, changeBumps: 3,
 	}
 }
