@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,8 +60,8 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 			"version Synced at once (no fetch or apply: the worst case for the hub, all reports in one burst). "+
 			"notified: first bulk call's start → that cluster's long-poll answered; report round trip: the report's HTTP "+
 			"round trip (client side); reported: first bulk call's start → its report answered. Lost: clusters whose "+
-			"long-poll did not bring the new revision within %s (must be 0); then the hub's matrix must show "+
-			"every cluster at the new version.", n, changeStartSpread, n, changeApp, apiv1.MaxBulkClusters, changeTimeout),
+			"long-poll did not bring the new revision within %s (must be 0); every report must be accepted, and "+
+			"then the hub's matrix must show every cluster at the new version.", n, changeStartSpread, n, changeApp, apiv1.MaxBulkClusters, changeTimeout),
 		Scale: fmt.Sprintf("%d simulated clusters, %d fleet-wide changes", n, bumps),
 	}
 	if note := raiseFileLimit(uint64(2*n + 1024)); note != "" {
@@ -95,13 +98,17 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	admin, err := hubapi.New(hub.url, benchAdminToken, hubapi.Options{})
+	// The shards' bulk commits are serialized by the hub: the last may wait for all
+	// the others, longer than the client's default 30 s.
+	admin, err := hubapi.New(hub.url, benchAdminToken, hubapi.Options{Timeout: changeTimeout})
 	if err != nil {
 		return res, err
 	}
 	e.log.Info("hub-fleet-change: fleet registered", "clusters", n)
 
-	sim := &changeSim{hubURL: hub.url, client: &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
+	// A report waits for the hub as long as a change may take: a slow answer is a
+	// latency, not a failure.
+	sim := &changeSim{hubURL: hub.url, client: &http.Client{Timeout: changeTimeout, Transport: &http.Transport{
 		MaxIdleConns: n + 256, MaxIdleConnsPerHost: n + 256, IdleConnTimeout: 5 * time.Minute,
 	}}}
 	simCtx, stopSim := context.WithCancel(ctx)
@@ -117,7 +124,7 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	}
 
 	var notified, reportRTT, reported, calls, lastReported, rssMax, cpus []float64
-	var lost, pollErrs, reportErrs, wrongRev int
+	var lost, unshown, pollErrs, reportErrs, wrongRev int
 	for b := range bumps {
 		held, err := waitHeld(ctx, hub.url+"/metrics", n)
 		if err != nil {
@@ -166,13 +173,22 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 			lastReported = append(lastReported, figure("", "", st.reported).Max)
 		}
 		st.mu.Unlock()
-		lost += n - int(st.done.Load())
+		claimed := 0
+		for i := range st.claimed {
+			if st.claimed[i].Load() {
+				claimed++
+			}
+		}
+		lost += n - claimed
 		pollErrs += int(st.pollErrors.Load())
 		reportErrs += int(st.reportErrors.Load())
 		for i := range st.revs {
-			if st.claimed[i].Load() && st.revs[i] != shardRevs[i/apiv1.MaxBulkClusters] {
+			if st.claimed[i].Load() && !slices.Contains(shardRevs, st.revs[i]) {
 				wrongRev++
 			}
+		}
+		for reason, count := range st.failures() {
+			res.Notes = append(res.Notes, fmt.Sprintf("change %d: %d reports failed: %s", b+1, count, reason))
 		}
 		sim.bump.Store(nil)
 		// The hub's own view: every cluster at the new version.
@@ -180,7 +196,7 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 			return res, err
 		} else if missing > 0 {
 			res.Notes = append(res.Notes, fmt.Sprintf("change %d: %d clusters not shown at version %s Synced in the hub's matrix", b+1, missing, version))
-			lost += missing
+			unshown += missing
 		}
 		e.log.Info("hub-fleet-change: change done", "n", b+1, "reported", done, "of", n, "took", wall.Round(time.Millisecond))
 		if err := sleep(ctx, changePause); err != nil {
@@ -194,7 +210,8 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		figure("commit → report answered (per cluster)", "ms", reported),
 		figure(fmt.Sprintf("commit → all %d clusters reported", n), "ms", lastReported),
 		figure("long-polls lost", "count", []float64{float64(lost)}),
-		figure("long-polls answered with another revision than the commit's", "count", []float64{float64(wrongRev)}),
+		figure("long-polls answered with a revision that is none of the change's commits", "count", []float64{float64(wrongRev)}),
+		figure("clusters the hub's matrix did not show at the new version", "count", []float64{float64(unshown)}),
 		figure("long-poll errors during the changes", "count", []float64{float64(pollErrs)}),
 		figure("report errors during the changes", "count", []float64{float64(reportErrs)}),
 		figure("hub RSS peak during a change", "MB", rssMax),
@@ -208,6 +225,9 @@ func hubFleetChange(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	}
 	if reportErrs > 0 {
 		fails = append(fails, fmt.Sprintf("%d reports failed", reportErrs))
+	}
+	if unshown > 0 {
+		fails = append(fails, fmt.Sprintf("%d clusters not at the new version in the hub's matrix", unshown))
 	}
 	if len(fails) > 0 {
 		return res, thresholdError(strings.Join(fails, "; "))
@@ -326,6 +346,25 @@ type changeBump struct {
 
 	mu                            sync.Mutex
 	notified, reportRTT, reported []float64
+	failed                        map[string]int // why reports failed: count
+}
+
+// fail records a failed report.
+func (b *changeBump) fail(reason string) {
+	b.reportErrors.Add(1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failed == nil {
+		b.failed = map[string]int{}
+	}
+	b.failed[reason]++
+}
+
+// failures returns why reports failed, with counts.
+func (b *changeBump) failures() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.failed)
 }
 
 // run is simulated cluster i: it long-polls from offset on, reporting version "1"
@@ -377,12 +416,12 @@ func (s *changeSim) run(ctx context.Context, i int, cluster, token string, offse
 		}
 		notifiedAt := time.Since(cur.startOr())
 		seq++
-		rtt, ok := s.report(ctx, cluster, token, epoch, seq, version, d.Revision)
+		rtt, failure := s.report(ctx, cluster, token, epoch, seq, version, d.Revision)
 		if cur == nil {
 			continue
 		}
-		if !ok {
-			cur.reportErrors.Add(1)
+		if failure != "" {
+			cur.fail(failure)
 			continue
 		}
 		cur.mu.Lock()
@@ -403,8 +442,8 @@ func (b *changeBump) startOr() time.Time {
 }
 
 // report posts the cluster's status: changeApp at version, Synced at revision. It
-// returns the round trip and whether the hub accepted it.
-func (s *changeSim) report(ctx context.Context, cluster, token string, epoch, seq int64, version, revision string) (time.Duration, bool) {
+// returns the round trip, and why it failed when the hub did not accept it.
+func (s *changeSim) report(ctx context.Context, cluster, token string, epoch, seq int64, version, revision string) (time.Duration, string) {
 	now := time.Now().UTC()
 	body, _ := json.Marshal(apiv1.StatusReport{
 		Cluster: cluster, Agent: apiv1.AgentInfo{ID: "sim-" + cluster}, SentAt: now,
@@ -420,9 +459,16 @@ func (s *changeSim) report(ctx context.Context, cluster, token string, epoch, se
 	start := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, false
+		var ue *url.Error
+		if errors.As(err, &ue) && ue.Timeout() {
+			return 0, "no answer within the client's timeout (" + s.client.Timeout.String() + ")"
+		}
+		return 0, err.Error()
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return time.Since(start), resp.StatusCode == http.StatusOK
+	if resp.StatusCode != http.StatusOK {
+		return 0, "HTTP " + resp.Status
+	}
+	return time.Since(start), ""
 }
