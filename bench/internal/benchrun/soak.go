@@ -267,6 +267,9 @@ func agentScaleSoak(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	}
 	res.Notes = append(res.Notes,
 		"drifted objects stay drifted (policy report), so the agent's drift state grows by one object per edit: a bounded, expected growth")
+	if missed := seen.missing(edited); len(missed) > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("edits never seen drifted at the hub (edit number: object): %s", strings.Join(missed[:min(len(missed), 30)], ", ")))
+	}
 	if fails := soakVerdict(gGrowth, rGrowth, injected, found); len(fails) > 0 {
 		return res, thresholdError(strings.Join(fails, "; "))
 	}
@@ -355,6 +358,19 @@ func (d *driftSeen) watch(ctx context.Context, h *benchHub, cluster string) {
 		}
 		_ = sleep(ctx, driftSeenPoll)
 	}
+}
+
+// missing returns "i: key" for each keys[i] not seen.
+func (d *driftSeen) missing(keys []string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for i, k := range keys {
+		if !d.keys[k] {
+			out = append(out, fmt.Sprintf("%d: %s", i, k))
+		}
+	}
+	return out
 }
 
 // count returns how many of keys were seen.
