@@ -11,13 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"sigs.k8s.io/yaml"
-
-	apiv1 "github.com/outpost-gitops/outpost/api/v1"
-	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 // footprintTargetMB is the design brief's target for the idle agent's RSS at 100 apps
@@ -208,80 +204,19 @@ func measureFootprint(ctx context.Context, e *runEnv, h *benchHub, work, bin str
 	if err != nil {
 		return nil, err
 	}
-	addr, err := localk8s.FreeAddr()
+	p, err := startAgentProcess(h, work, bin, b, name, token, cluster.KubeconfigPath())
 	if err != nil {
 		return nil, err
 	}
-	pprofAddr, err := localk8s.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(work, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("agent log %s: %w", logPath, err)
-	}
-	args := append(append([]string{}, b.args...),
-		"--cluster="+name, "--git-url="+h.url+"/git/"+name+".git", "--git-password-file="+token,
-		"--hub-url="+h.url, "--token-file="+token, "--kubeconfig="+cluster.KubeconfigPath(),
-		"--listen="+addr, "--pprof-listen="+pprofAddr, "--cache-dir="+filepath.Join(work, "cache-"+name), "--leader-elect=false",
-		"--identity=bench-"+name, "--git-poll-interval="+fleetGitPoll.String(), "--log-level=warn")
-	cmd := exec.Command(bin, args...)
-	cmd.Env = footprintEnv()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	logFile.Close()
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	defer func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}()
-	pid := cmd.Process.Pid
+	defer p.stop()
+	pid, addr, pprofAddr, start, exited := p.pid, p.addr, p.pprofAddr, p.started, p.exited
 	e.log.Info("agent started", "pid", pid, "pprof", "http://"+pprofAddr+"/debug/pprof/")
-	exited := func() error {
-		select {
-		case <-done:
-			log, _ := os.ReadFile(logPath)
-			return fmt.Errorf("agent exited: %s", lastLines(string(log), 5))
-		default:
-			return nil
-		}
+	names := make([]string, apps)
+	for i := range names {
+		names[i] = fmt.Sprintf("app-%03d", i)
 	}
-
-	allSynced := func(st *apiv1.ClusterStatus) bool {
-		for i := range apps {
-			if a, ok := appState(st, fmt.Sprintf("app-%03d", i)); !ok || a.Version != "1" || a.Phase != apiv1.PhaseSynced {
-				return false
-			}
-		}
-		return true
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-done:
-		case <-wctx.Done():
-		}
-		cancel()
-	}()
-	_, err = waitHub(wctx, h.admin, name, 100*time.Millisecond, 3*time.Minute, allSynced)
-	cancel()
-	if err != nil {
-		if xerr := exited(); xerr != nil {
-			return nil, xerr
-		}
-		return nil, fmt.Errorf("agent did not sync every app: %w", err)
+	if err := p.waitSynced(ctx, h, name, names, 100*time.Millisecond, 3*time.Minute); err != nil {
+		return nil, err
 	}
 	fp := &footprint{syncWall: time.Since(start)}
 	st, err := procStatus(pid)

@@ -54,7 +54,8 @@ type Result struct {
 	Notes []string `json:"notes,omitempty"`
 	// Duration is how long the measurement took, set-up included.
 	Duration time.Duration `json:"duration"`
-	// Error is set when the measurement failed; its figures are then absent.
+	// Error is set when the measurement failed; its figures are then absent, except
+	// when it failed a threshold it states (a soak's growth): then they show by how much.
 	Error string `json:"error,omitempty"`
 }
 
@@ -118,7 +119,9 @@ func Markdown(rep Report) string {
 		fmt.Fprintf(&b, "## %s (%s)\n\n%s\n\n", r.Name, r.Scale, r.Description)
 		if r.Error != "" {
 			fmt.Fprintf(&b, "**Failed:** %s\n\n", r.Error)
-			continue
+			if len(r.Figures) == 0 {
+				continue
+			}
 		}
 		b.WriteString("| figure | unit | n | median | p99 | min | max |\n|---|---|---:|---:|---:|---:|---:|\n")
 		for _, f := range r.Figures {
