@@ -361,12 +361,12 @@ func (ch *chaos) partitions(t *testing.T) {
 // pruned; once space is freed the agent converges. Needs root (mount); skipped
 // otherwise.
 //
-// Runs only at full scale (make chaos): it found an open bug. Depending on where
-// ENOSPC cuts the fetch, the cache can be left answering "git source: commit <sha>:
-// object not found" forever, even after space is freed (docs/reliability.md).
+// Runs only at full scale (make chaos). It found a bug, fixed in agent/source: a
+// fetch cut by ENOSPC could leave the cache answering "object not found" forever
+// (docs/reliability.md).
 func (ch *chaos) diskFull(t *testing.T) {
 	if os.Getenv(chaosFullEnv) != "full" {
-		t.Skip("open bug (docs/reliability.md): run with make chaos")
+		t.Skip("runs at full scale only: make chaos (docs/reliability.md)")
 	}
 	cache := filepath.Join(t.TempDir(), "cache")
 	if err := os.MkdirAll(cache, 0o700); err != nil {
