@@ -416,14 +416,7 @@ func (s *site) leaseHolder() string {
 // waitFor polls cond every 50 ms up to timeout and returns how long it took.
 func (s *site) waitFor(what string, timeout time.Duration, cond func() bool) time.Duration {
 	s.t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			s.t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
+	return eventually(s.t, what, timeout, cond)
 }
 
 // TestChaos is the fault-injection suite: each subtest injects one fault at a chosen

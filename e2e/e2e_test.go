@@ -79,10 +79,17 @@ func (f *suite) outpost(args ...string) (string, int) {
 
 func (f *suite) eventually(what string, timeout time.Duration, cond func() bool) time.Duration {
 	f.t.Helper()
+	return eventually(f.t, what, timeout, cond)
+}
+
+// eventually polls cond every 50 ms up to timeout, failing t naming what, and
+// returns how long it took.
+func eventually(t testing.TB, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
 	start := time.Now()
 	for !cond() {
 		if time.Since(start) > timeout {
-			f.t.Fatalf("%s: not within %s", what, timeout)
+			t.Fatalf("%s: not within %s", what, timeout)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
