@@ -5,6 +5,24 @@ import "time"
 // RolloutsPath is the collection of rollout runs.
 const RolloutsPath = "/api/v1/rollouts"
 
+// MaxRolloutIDLen is the longest rollout ID.
+const MaxRolloutIDLen = 100
+
+// IsRolloutID reports whether id has the form of a rollout ID: 1 to MaxRolloutIDLen
+// lower-case letters, digits and '-', starting and ending with a letter or digit
+// (the app's name, a dash, then the start time and a random suffix).
+func IsRolloutID(id string) bool {
+	if id == "" || len(id) > MaxRolloutIDLen || id[0] == '-' || id[len(id)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
 // RolloutState is where a rollout run stands.
 type RolloutState string
 

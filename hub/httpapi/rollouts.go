@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/hub/rollout"
@@ -28,9 +27,6 @@ type Rollouts interface {
 	// Wake makes the driver look at the runs now (a report arrived).
 	Wake()
 }
-
-// rolloutID is the form of a run's ID (app name, a dash, base-36 time and hex).
-var rolloutID = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,98}[a-z0-9])?$`)
 
 // rolloutsEnabled answers 404 when the hub has no rollout driver.
 func (a *API) rolloutsEnabled() error {
@@ -125,10 +121,15 @@ func (a *API) actOnRollout(w http.ResponseWriter, r *http.Request, c *caller) er
 
 func pathRolloutID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
-	if !rolloutID.MatchString(id) {
-		return "", errInvalid("id", "%q is not a rollout ID (lowercase letters, digits and dashes, at most 100)", id)
+	return id, checkRolloutID(id)
+}
+
+// checkRolloutID answers 400 naming id when it is not a rollout ID.
+func checkRolloutID(id string) error {
+	if !apiv1.IsRolloutID(id) {
+		return errInvalid("id", "%q is not a rollout ID (lowercase letters, digits and dashes, at most %d)", id, apiv1.MaxRolloutIDLen)
 	}
-	return id, nil
+	return nil
 }
 
 // rolloutError maps the driver's errors to answers.
@@ -219,8 +220,8 @@ func (a *API) Rollout(ctx context.Context, id string) (*apiv1.Rollout, error) {
 	if err := a.rolloutsEnabled(); err != nil {
 		return nil, err
 	}
-	if !rolloutID.MatchString(id) {
-		return nil, errInvalid("id", "%q is not a rollout ID (lowercase letters, digits and dashes, at most 100)", id)
+	if err := checkRolloutID(id); err != nil {
+		return nil, err
 	}
 	run, err := a.cfg.Rollouts.Get(ctx, id)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -29,9 +28,6 @@ type RolloutSource interface {
 // rolloutLimit is how many runs the list page shows, and how many active runs the
 // overview looks at for the cells they hold (one per app at most).
 const rolloutLimit = 100
-
-// rolloutIDPattern is the form of a run's ID (as the API checks it).
-var rolloutIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,98}[a-z0-9])?$`)
 
 // rolloutsBody is the data of the list of runs.
 type rolloutsBody struct {
@@ -364,7 +360,7 @@ func (h *handler) rolloutPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if !rolloutIDPattern.MatchString(id) {
+	if !apiv1.IsRolloutID(id) {
 		h.notFound(w, r)
 		return
 	}

@@ -80,7 +80,7 @@ func (h *handler) parseStreamTarget(q url.Values) (streamTarget, error) {
 	}
 	if t.rollout != "" {
 		n++
-		if !rolloutIDPattern.MatchString(t.rollout) {
+		if !apiv1.IsRolloutID(t.rollout) {
 			return t, errors.New("rollout: not a rollout ID")
 		}
 	}

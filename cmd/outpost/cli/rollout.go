@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 
@@ -12,11 +11,9 @@ import (
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 )
 
-// rolloutIDForm is the hub's form of a run ID, checked before any request.
-var rolloutIDForm = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,98}[a-z0-9])?$`)
-
+// checkRolloutID refuses, before any request, what cannot be a rollout ID.
 func checkRolloutID(id string) error {
-	if !rolloutIDForm.MatchString(id) {
+	if !apiv1.IsRolloutID(id) {
 		return &UsageError{Err: fmt.Errorf("ROLLOUT %q is not a rollout ID (see outpost rollout list)", id)}
 	}
 	return nil
