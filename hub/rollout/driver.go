@@ -287,11 +287,7 @@ func (d *Driver) recordPrevious(ctx context.Context, r *apiv1.Rollout, i int) er
 		return fmt.Errorf("rollout %s: read the head: %w", r.ID, err)
 	}
 	for _, name := range r.Steps[i].Clusters {
-		for j := range r.Clusters {
-			if r.Clusters[j].Cluster == name {
-				r.Clusters[j].Previous = versionIn(sn, name, r.App)
-			}
-		}
+		(*run)(r).cluster(name).Previous = versionIn(sn, name, r.App)
 	}
 	return nil
 }
@@ -300,13 +296,10 @@ func (d *Driver) recordPrevious(ctx context.Context, r *apiv1.Rollout, i int) er
 // commit and before recording it), and returns r with the outcome recorded.
 func (d *Driver) write(ctx context.Context, r *apiv1.Rollout, i int) (*apiv1.Rollout, []apiv1.Event, error) {
 	step := r.Steps[i]
-	var trailers []gitstore.Trailer
-	for _, t := range Trailers(r, i) {
-		trailers = append(trailers, gitstore.Trailer{Key: t[0], Value: t[1]})
-	}
+	trailers := Trailers(r, i)
 	targets, expect := map[string]string{}, map[string]string{}
 	for _, name := range step.Clusters {
-		c := findCluster(r, name)
+		c := (*run)(r).cluster(name)
 		if step.Kind == apiv1.StepForward {
 			targets[name], expect[name] = r.Version, c.Previous
 		} else {
@@ -538,15 +531,6 @@ func (d *Driver) Get(ctx context.Context, id string) (*apiv1.Rollout, error) {
 // List returns the runs of app ("" for all), newest first.
 func (d *Driver) List(ctx context.Context, app string, active bool, limit int) ([]apiv1.Rollout, error) {
 	return d.cfg.Store.ListRollouts(ctx, store.RolloutQuery{App: app, Active: active, Limit: limit})
-}
-
-func findCluster(r *apiv1.Rollout, name string) *apiv1.RolloutCluster {
-	for i := range r.Clusters {
-		if r.Clusters[i].Cluster == name {
-			return &r.Clusters[i]
-		}
-	}
-	return nil
 }
 
 // versionIn is app's version on cluster in sn, "" when not listed.

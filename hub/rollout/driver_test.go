@@ -244,8 +244,8 @@ func TestDriverResumesAfterACrashAndRollsBack(t *testing.T) {
 		t.Fatalf("%d commits of wave dev after the restart, want 1", n)
 	}
 	got, _ := second.Get(ctx, r.ID)
-	if PendingStep(got) >= 0 || got.Steps[0].Commit == "" || findCluster(got, "dev-1").Phase != apiv1.ClusterProgressing ||
-		findCluster(got, "dev-1").Previous != "1.0" {
+	if PendingStep(got) >= 0 || got.Steps[0].Commit == "" || (*run)(got).cluster("dev-1").Phase != apiv1.ClusterProgressing ||
+		(*run)(got).cluster("dev-1").Previous != "1.0" {
 		t.Fatalf("recovered run = %+v", got)
 	}
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
+	"github.com/outpost-gitops/outpost/hub/gitstore"
 	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
@@ -150,14 +151,15 @@ func PendingStep(r *apiv1.Rollout) int {
 	return -1
 }
 
-// Trailers are the trailers of step i of run r's commit.
-func Trailers(r *apiv1.Rollout, i int) [][2]string {
+// Trailers are the trailers of step i of run r's commit; the first two (run and
+// step) identify it in the history.
+func Trailers(r *apiv1.Rollout, i int) []gitstore.Trailer {
 	s := r.Steps[i]
-	t := [][2]string{{"Outpost-Rollout", r.ID}, {"Outpost-Step", fmt.Sprint(i)}}
+	t := []gitstore.Trailer{{Key: "Outpost-Rollout", Value: r.ID}, {Key: "Outpost-Step", Value: fmt.Sprint(i)}}
 	if s.Kind == apiv1.StepForward {
-		t = append(t, [2]string{"Outpost-Wave", r.Waves[s.Wave].Name})
+		t = append(t, gitstore.Trailer{Key: "Outpost-Wave", Value: r.Waves[s.Wave].Name})
 	} else {
-		t = append(t, [2]string{"Outpost-Rollback", "true"})
+		t = append(t, gitstore.Trailer{Key: "Outpost-Rollback", Value: "true"})
 	}
 	return t
 }

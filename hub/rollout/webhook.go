@@ -55,9 +55,8 @@ type Webhook struct {
 // NewWebhook returns a notifier posting to rawURL (http or https) and signing with
 // secret (none when empty). Run delivers.
 func NewWebhook(rawURL string, secret []byte, log *slog.Logger) (*Webhook, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("rollout webhook %q is not an http(s) URL", rawURL)
+	if err := CheckWebhookURL(rawURL); err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -68,6 +67,20 @@ func NewWebhook(rawURL string, secret []byte, log *slog.Logger) (*Webhook, error
 	c.HTTPClient.Timeout = webhookTimeout
 	c.Logger = nil // its default writes to stderr; failures are logged below
 	return &Webhook{url: rawURL, secret: secret, client: c, log: log, queue: make(chan WebhookPayload, webhookQueue)}, nil
+}
+
+// CheckWebhookURL refuses a URL that is not http(s) with a host; the error shows
+// the URL without its password.
+func CheckWebhookURL(rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		shown := "(unparsable)"
+		if err == nil {
+			shown = u.Redacted()
+		}
+		return fmt.Errorf("rollout webhook %q is not an http(s) URL", shown)
+	}
+	return nil
 }
 
 // Notify queues a notification.
