@@ -2,17 +2,19 @@ package hub
 
 import (
 	"errors"
-	"github.com/outpost-gitops/outpost/internal/netsec"
 	"net"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/outpost-gitops/outpost/internal/netsec"
+
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outpost-gitops/outpost/hub/gitstore"
+	"github.com/outpost-gitops/outpost/hub/rollout"
 	"github.com/outpost-gitops/outpost/internal/flagenv"
 )
 
@@ -243,8 +245,8 @@ func (c *Config) Validate() error {
 		return configErr("long-poll-timeout", "at most %s, got %s: agents' clients give up after 60 s", maxLongPollTimeout, c.LongPollTimeout)
 	}
 	if c.RolloutWebhookURL != "" {
-		if u, err := url.Parse(c.RolloutWebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return configErr("rollout-webhook-url", "%q is not an http(s) URL", gitstore.RedactURL(c.RolloutWebhookURL))
+		if err := rollout.CheckWebhookURL(c.RolloutWebhookURL); err != nil {
+			return configErr("rollout-webhook-url", "%v", err)
 		}
 	} else if c.RolloutWebhookSecretFile != "" {
 		return configErr("rollout-webhook-secret-file", "signs --rollout-webhook-url posts: set that too, or leave this empty")

@@ -278,6 +278,12 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		"store not postgres":     {func(c *Config) { c.Store = "mysql://u:0123456789abcdef@db/outpost" }, "store"},
 		"store and store file":   {func(c *Config) { c.Store, c.StoreFile = "postgres://db/outpost", good }, "store"},
 		"missing store file":     {func(c *Config) { c.StoreFile = filepath.Join(dir, "nope") }, "store-file"},
+		"ftp rollout webhook":    {func(c *Config) { c.RolloutWebhookURL = "ftp://hooks.example.com/x" }, "rollout-webhook-url"},
+		"webhook secret alone":   {func(c *Config) { c.RolloutWebhookSecretFile = good }, "rollout-webhook-secret-file"},
+		"missing webhook key": {func(c *Config) {
+			c.RolloutWebhookURL, c.RolloutWebhookSecretFile = "https://h.example.com", filepath.Join(dir, "nope")
+		}, "rollout-webhook-secret-file"},
+		"zero rollout interval": {func(c *Config) { c.RolloutInterval = 0 }, "rollout-interval"},
 		"plain http, require tls": {func(c *Config) {
 			c.GitURL, c.RequireTLS = "http://git.example.com/fleet.git", true
 		}, "require-tls"},
