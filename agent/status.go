@@ -107,7 +107,7 @@ func changes(cs apply.ChangeSet, desired int) (apiv1.Counts, []apiv1.ObjectChang
 	c := cs.Counts
 	counts := apiv1.Counts{
 		Desired: desired, Created: c.Created, Configured: c.Configured, Recreated: c.Recreated,
-		Unchanged: c.Unchanged, Skipped: c.Skipped, Pruned: c.Deleted, Failed: c.Failed,
+		Unchanged: c.Unchanged, Skipped: c.Skipped, Kept: c.Kept, Pruned: c.Deleted, Failed: c.Failed,
 		Applied: c.Created + c.Configured + c.Recreated,
 	}
 	var out []apiv1.ObjectChange

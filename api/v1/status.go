@@ -196,7 +196,7 @@ type Health struct {
 }
 
 // Counts counts the objects of a sync. Created, Configured, Recreated, Unchanged,
-// Skipped and Failed partition the desired objects; Pruned counts objects that left
+// Skipped, Kept and Failed partition the desired objects; Pruned counts objects that left
 // the desired set and were deleted.
 type Counts struct {
 	// Desired is the number of objects the app rendered to.
@@ -214,6 +214,9 @@ type Counts struct {
 	// Skipped is the number of objects skipped without a request (unchanged since the
 	// recorded apply).
 	Skipped int `json:"skipped,omitempty"`
+	// Kept is the number of objects left as someone changed or deleted them, because
+	// the app's drift policy is report (or, existing, because they are create-only).
+	Kept int `json:"kept,omitempty"`
 	// Pruned is the number of objects deleted because they left the desired set.
 	Pruned int `json:"pruned"`
 	// Failed is the number of objects whose apply or prune failed.

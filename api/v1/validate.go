@@ -270,7 +270,7 @@ func (c *Counts) validate(field string) error {
 	}{
 		{"desired", c.Desired}, {"applied", c.Applied}, {"created", c.Created},
 		{"configured", c.Configured}, {"recreated", c.Recreated}, {"unchanged", c.Unchanged},
-		{"skipped", c.Skipped}, {"pruned", c.Pruned}, {"failed", c.Failed},
+		{"skipped", c.Skipped}, {"kept", c.Kept}, {"pruned", c.Pruned}, {"failed", c.Failed},
 	} {
 		if n.v < 0 || n.v > MaxCount {
 			return fieldErr(join(field, n.name), "%d is not between 0 and %d", n.v, MaxCount)

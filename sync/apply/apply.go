@@ -163,7 +163,12 @@ func (s *Syncer) applyOne(ctx context.Context, app string, it *plan.Item, opts O
 			return failed(it.Ref, it.Version, OpGet, err)
 		}
 	}
+	keep := opts.KeepDrift && recordedAsDesired(it)
 	if live == nil {
+		if keep {
+			// Deleted by someone after Outpost applied it: drift, which the app keeps.
+			return Change{Ref: it.Ref, Version: it.Version, Action: ActionKept, record: it.Recorded}
+		}
 		created, err := s.serverApply(ctx, it.Object)
 		if err != nil {
 			return failed(it.Ref, it.Version, OpApply, err)
@@ -173,6 +178,12 @@ func (s *Syncer) applyOne(ctx context.Context, app string, it *plan.Item, opts O
 	if err := mayTake(s.cfg.Owner, app, it, live, opts); err != nil {
 		return Change{Ref: it.Ref, Version: it.Version, Action: ActionFailed, Error: err.Error(),
 			Err: &ObjectError{Object: it.Ref, Op: OpAdopt, Err: err}}
+	}
+	if object.IsCreateOnly(it.Object) {
+		return s.applied(it, ActionKept, live, nil)
+	}
+	if keep {
+		return s.applyKeepingDrift(ctx, it, live)
 	}
 	merged, err := s.differ.DryRun(ctx, it.Object)
 	if err != nil {
@@ -190,6 +201,37 @@ func (s *Syncer) applyOne(ctx context.Context, app string, it *plan.Item, opts O
 		if opts.Force && plan.IsImmutable(err) {
 			return s.recreate(ctx, it, live)
 		}
+		return failed(it.Ref, it.Version, OpApply, err)
+	}
+	return s.applied(it, ActionConfigured, configured, diff)
+}
+
+// recordedAsDesired reports whether the inventory records a confirmed apply of exactly
+// the desired object: whatever differs live was changed after Outpost applied it.
+func recordedAsDesired(it *plan.Item) bool {
+	return !it.Recorded.IsZero() && it.Recorded.Hash == it.Hash
+}
+
+// applyKeepingDrift applies an existing object whose desired state Outpost already
+// applied, for an app that keeps drift: a dry-run without taking ownership conflicts
+// when another field manager took a field whose value Git sets differently, and then
+// the object is kept as it is. Without a conflict, a difference can only be in fields
+// Outpost's own manager still owns (a stale write of a former leader, or a field no
+// one owns any more): those are applied.
+func (s *Syncer) applyKeepingDrift(ctx context.Context, it *plan.Item, live *unstructured.Unstructured) Change {
+	merged, err := s.differ.DryRunOwned(ctx, it.Object)
+	switch {
+	case apierrors.IsConflict(err):
+		return Change{Ref: it.Ref, Version: it.Version, Action: ActionKept, record: it.Recorded}
+	case err != nil:
+		return failed(it.Ref, it.Version, OpDryRun, err)
+	}
+	diff := s.differ.Compare(live, merged)
+	if len(diff) == 0 {
+		return s.applied(it, ActionUnchanged, live, nil)
+	}
+	configured, err := s.serverApply(ctx, it.Object)
+	if err != nil {
 		return failed(it.Ref, it.Version, OpApply, err)
 	}
 	return s.applied(it, ActionConfigured, configured, diff)

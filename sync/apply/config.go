@@ -140,6 +140,13 @@ type Options struct {
 	// an object another app owns. An object can opt in alone with the annotation
 	// AdoptAnnotation: "true" in Git.
 	Adopt bool
+	// KeepDrift leaves alone what others changed (app.yaml drift: report): an object
+	// whose desired state is what the inventory recorded applying is written again only
+	// to undo changes made under Outpost's own field manager (a stale write of a former
+	// leader); fields another manager took, and an object someone deleted, are kept
+	// (ActionKept) and left to drift detection to report. Objects whose desired state
+	// changed are applied as usual, taking their fields back.
+	KeepDrift bool
 }
 
 // AdoptAnnotation on a desired object lets the app adopt that object when it exists

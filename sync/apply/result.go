@@ -31,6 +31,10 @@ const (
 	// ActionSkipped: the desired hash and live resourceVersion still match the
 	// recorded apply; no request was made for the object.
 	ActionSkipped Action = "skipped"
+	// ActionKept: the object differs from Git, or is missing, because of a change made
+	// outside Outpost that the app keeps (Options.KeepDrift, drift: report), or it is
+	// create-only (object.ApplyCreateOnly) and exists: not written.
+	ActionKept Action = "kept"
 	// ActionDeleted: the object left the desired set and was pruned (or was gone).
 	ActionDeleted Action = "deleted"
 	// ActionDisowned: the object left the desired set but no longer carries this
@@ -67,6 +71,7 @@ type Counts struct {
 	Recreated  int `json:"recreated"`
 	Unchanged  int `json:"unchanged"`
 	Skipped    int `json:"skipped"`
+	Kept       int `json:"kept"`
 	Deleted    int `json:"deleted"`
 	Disowned   int `json:"disowned"`
 	Failed     int `json:"failed"`
@@ -97,6 +102,8 @@ func newChangeSet(changes []Change) ChangeSet {
 			c.Unchanged++
 		case ActionSkipped:
 			c.Skipped++
+		case ActionKept:
+			c.Kept++
 		case ActionDeleted:
 			c.Deleted++
 		case ActionDisowned:

@@ -226,7 +226,7 @@ func (s *Syncer) log(ctx context.Context, res *Result) {
 	c := res.Changes.Counts
 	s.cfg.Logger.InfoContext(ctx, "app synced", "app", res.App, "created", c.Created,
 		"configured", c.Configured, "recreated", c.Recreated, "unchanged", c.Unchanged,
-		"skipped", c.Skipped, "deleted", c.Deleted, "disowned", c.Disowned, "failed", c.Failed,
+		"skipped", c.Skipped, "kept", c.Kept, "deleted", c.Deleted, "disowned", c.Disowned, "failed", c.Failed,
 		"pruneSkipped", res.PruneSkipped, "inventory", res.Inventory,
 		"inventoryWrites", res.InventoryWrites, "duration", res.Duration)
 }
@@ -263,7 +263,7 @@ func nextEntries(union []inventory.Entry, applied, pruned ChangeSet) []inventory
 			continue
 		}
 		switch ch.Action {
-		case ActionCreated, ActionConfigured, ActionRecreated, ActionUnchanged, ActionSkipped:
+		case ActionCreated, ActionConfigured, ActionRecreated, ActionUnchanged, ActionSkipped, ActionKept:
 			out[i].Version, out[i].Record = ch.Version, ch.record
 		}
 	}

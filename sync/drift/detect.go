@@ -22,7 +22,8 @@ import (
 // Detect neither modifies nor deep-copies its inputs and is safe for concurrent use;
 // the report shares no memory with them. A desired object without namespace takes
 // live's. It fails when desired is nil, when the two objects are not the same object,
-// or when live has no managedFields (ErrNoManagedFields).
+// or when live has no managedFields (ErrNoManagedFields). A create-only desired object
+// (object.IsCreateOnly) drifts only by being deleted.
 func Detect(owner object.Owner, desired, live *unstructured.Unstructured, observedAt time.Time) (*Report, error) {
 	if desired == nil {
 		return nil, fmt.Errorf("detect drift: desired object is nil")
@@ -31,6 +32,10 @@ func Detect(owner object.Owner, desired, live *unstructured.Unstructured, observ
 	report := &Report{Object: ref, Version: desired.GroupVersionKind().Version, ObservedAt: observedAt}
 	if live == nil {
 		report.Deleted = true
+		return report, nil
+	}
+	if object.IsCreateOnly(desired) {
+		// Created once and then never written: only its deletion is drift.
 		return report, nil
 	}
 	lref := object.RefOf(live)

@@ -272,3 +272,30 @@ func TestDetectDesiredWithoutNamespace(t *testing.T) {
 		t.Fatalf("got %s with %d fields, want Deployment/shop/web with 2", report.Object, len(report.Fields))
 	}
 }
+
+// A create-only object drifts only by being deleted: its content is someone else's.
+func TestDetectCreateOnly(t *testing.T) {
+	desired, live := loadPair(t, "scale-and-edit")
+	before, err := Detect(object.DefaultOwner(), desired, live, observedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before.Fields) == 0 {
+		t.Fatal("scale-and-edit has no drift; the test would prove nothing")
+	}
+	desired.SetAnnotations(map[string]string{object.ApplyAnnotation: object.ApplyCreateOnly})
+	report, err := Detect(object.DefaultOwner(), desired, live, observedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.Drifted() {
+		t.Errorf("create-only object reported as drifted: %+v", report)
+	}
+	report, err = Detect(object.DefaultOwner(), desired, nil, observedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !report.Deleted {
+		t.Errorf("deleted create-only object not reported: %+v", report)
+	}
+}

@@ -276,7 +276,7 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 	t = time.Now()
 	applied, err := e.cfg.Syncer.SyncApp(ctx, app.Name, objs, apply.Options{
 		Force: app.Config.Force, AllowEmpty: app.Config.AllowEmpty, DisablePrune: !app.Config.Prune,
-		Adopt: app.Config.Adopt,
+		Adopt: app.Config.Adopt, KeepDrift: app.Config.Drift == repo.DriftReport,
 	})
 	ar.Durations.Apply = time.Since(t)
 	release()

@@ -371,3 +371,28 @@ func TestAttackClusterScopedObjectWithAllowedNamespace(t *testing.T) {
 		}
 	}
 }
+
+// The full resync of the same revision leaves drift of a drift: report app (the
+// default) in place and undoes it for drift: correct.
+func TestResyncFollowsTheDriftPolicy(t *testing.T) {
+	for policy, want := range map[string]string{"report": "edited", "correct": "1.0.0"} {
+		t.Run(policy, func(t *testing.T) {
+			f := newFixture(t)
+			f.write(t, baseRepo)
+			f.write(t, map[string]string{"apps/web/app.yaml": "namespace: $NS\ndependsOn: [base]\ndrift: " + policy + "\n"})
+			f.sync(t)
+			cm := f.configMap(t, "web")
+			cm.Data["version"] = "edited"
+			if _, err := f.cs.CoreV1().ConfigMaps(f.ns).Update(t.Context(), cm, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+				t.Fatal(err)
+			}
+			web := appByName(f.sync(t), "web")
+			if web.Phase != PhaseSynced {
+				t.Fatalf("web = %s %v after the resync, want Synced", web.Phase, web.Error)
+			}
+			if got := f.configMap(t, "web").Data["version"]; got != want {
+				t.Errorf("drift: %s: data.version = %q after a resync, want %q", policy, got, want)
+			}
+		})
+	}
+}

@@ -87,6 +87,19 @@ func (d *Differ) DryRun(ctx context.Context, obj *unstructured.Unstructured) (*u
 	return merged, nil
 }
 
+// DryRunOwned is DryRun without taking ownership: it fails with a Conflict
+// (apierrors.IsConflict) when another field manager owns a field obj sets to a
+// different value.
+func (d *Differ) DryRunOwned(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	merged := obj.DeepCopy()
+	err := d.c.Apply(ctx, client.ApplyConfigurationFromUnstructured(merged),
+		client.FieldOwner(d.opts.FieldManager), client.DryRunAll)
+	if err != nil {
+		return nil, fmt.Errorf("dry-run apply %s: %w", object.RefOf(obj), err)
+	}
+	return merged, nil
+}
+
 // Compare is Compare with the Differ's mask key.
 func (d *Differ) Compare(live, merged *unstructured.Unstructured) []FieldChange {
 	return Compare(live, merged, d.opts.MaskKey)
