@@ -92,10 +92,10 @@ test: deps testbin fmt-check vet lint ## all tests, against real local clusters 
 	@echo "make test: no git call recorded ($(GIT_CALLS))"
 
 BENCH_FLAGS ?=
-bench: testbin ## all benchmarks at full scale (< 30 min); writes bench/results/<date>.{json,md}
+bench: testbin ## all benchmarks at full scale (< 60 min on 2 cores); writes bench/results/<date>.{json,md}
 	OUTPOST_TESTBIN_DIR=$(BIN) $(GO) run ./bench -out bench/results $(BENCH_FLAGS)
 
-bench-quick: testbin ## the benchmarks at small scale (< 5 min); writes bench/results/<date>-quick.{json,md}
+bench-quick: testbin ## the benchmarks at small scale (< 10 min on 2 cores); writes bench/results/<date>-quick.{json,md}
 	OUTPOST_TESTBIN_DIR=$(BIN) $(GO) run ./bench -quick -out bench/results $(BENCH_FLAGS)
 
 FUZZTIME ?= 30s
