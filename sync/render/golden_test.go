@@ -90,7 +90,8 @@ func checkInvariants(t *testing.T, res *Result) {
 	}
 }
 
-// formatResult prints a Result as a header comment and the objects as YAML.
+// formatResult prints a Result as a header comment and the objects, then the hooks,
+// as YAML.
 func formatResult(t *testing.T, res *Result) []byte {
 	t.Helper()
 	var b bytes.Buffer
@@ -105,6 +106,14 @@ func formatResult(t *testing.T, res *Result) []byte {
 			t.Fatal(err)
 		}
 		b.WriteString("---\n")
+		b.Write(y)
+	}
+	for _, hk := range res.Hooks {
+		y, err := yaml.Marshal(hk.Object.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "--- # hook: phase %s, weight %d, delete policies %v, template %s\n", hk.Phase, hk.Weight, hk.DeletePolicies, hk.Template)
 		b.Write(y)
 	}
 	return b.Bytes()

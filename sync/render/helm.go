@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -27,6 +29,7 @@ import (
 	"helm.sh/helm/v4/pkg/engine"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/kustomize/api/konfig"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/outpost-gitops/outpost/sync/chart"
@@ -84,23 +87,25 @@ type Hook struct {
 	Object *unstructured.Unstructured `json:"object"`
 }
 
-// helmRender is what renderHelm produces before the common checks.
+// helmRender collects the sources of a Helm app's render.
 type helmRender struct {
-	objects []*unstructured.Unstructured
-	hooks   []Hook
 	sources []string
 }
 
-// renderHelm renders an app whose app.yaml has a helm block.
+// renderHelm renders an app whose app.yaml has a helm block: the chart's templates,
+// post-processed by the app's kustomization when the app folder has one (see
+// postProcess), then the CRDs of crds/ and the common checks (finish). The chart is
+// rendered twice and the two outputs compared (compareOutputs).
 func (r *Renderer) renderHelm(ctx context.Context, cluster *repo.ClusterSpec, app *repo.App) (*Result, error) {
 	fail := func(obj string, err error) error {
 		return newError(r.root, cluster.Name, app.Name, obj, err)
 	}
-	h := app.Config.Helm
 	appFile := app.Path + "/" + repo.AppFile
-	if k := kustomizationIn(r.root, app.Path); k != "" {
-		return nil, fail("", &repo.Error{File: appFile, Field: "helm", Msg: fmt.Sprintf("a Helm app renders its chart only: remove %s (post-processing a chart with kustomize is not supported)", k)})
+	reserved := app.Path + "/" + ChartResource
+	if _, err := os.Lstat(filepath.Join(r.root, filepath.FromSlash(reserved))); err == nil {
+		return nil, fail("", &repo.Error{File: reserved, Msg: fmt.Sprintf("the name %s is reserved in a Helm app's folder: it names the chart's rendered objects, which Outpost offers to the app's kustomization in memory; rename or remove the file", ChartResource)})
 	}
+	kfile := kustomizationIn(r.root, app.Path)
 	root, err := os.OpenRoot(r.root)
 	if err != nil {
 		return nil, fail("", err)
@@ -116,38 +121,34 @@ func (r *Renderer) renderHelm(ctx context.Context, cluster *repo.ClusterSpec, ap
 	if err != nil {
 		return nil, fail("", err)
 	}
-	manifests, err := r.runEngine(ctx, c, vals, app)
+	first, second, err := r.runEngine(ctx, c, vals, app)
 	if err != nil {
 		return nil, fail("", err)
 	}
-	if err := splitManifests(manifests, h, hr); err != nil {
-		return nil, fail("", err)
+	out, sources, err := r.chartOutput(ctx, c, first, kfile, sub, app, fail)
+	if err != nil {
+		return nil, err
 	}
-	if !h.SkipCRDs {
-		if err := chartCRDs(c, hr); err != nil {
-			return nil, fail("", err)
+	if kfile == "" {
+		// Sources even when absent: adding a kustomization (or the reserved file)
+		// changes the render.
+		for _, n := range konfig.RecognizedKustomizationFileNames() {
+			sources = append(sources, app.Path+"/"+n)
+		}
+		sources = append(sources, reserved)
+	}
+	hr.sources = append(hr.sources, sources...)
+	if !maps.Equal(first, second) {
+		again, _, err := r.chartOutput(ctx, c, second, kfile, sub, app, fail)
+		if err != nil {
+			return nil, err
+		}
+		if obj, err := compareOutputs(c.Name(), out, again); err != nil {
+			return nil, fail(obj, err)
 		}
 	}
-	if len(hr.objects) > MaxObjects {
-		return nil, fail("", fmt.Errorf("renders %d objects, more than the limit of %d", len(hr.objects), MaxObjects))
-	}
-	if len(hr.objects) == 0 && !app.Config.AllowEmpty {
-		return nil, fail("", fmt.Errorf("renders no objects; set allowEmpty: true in %s to allow an empty app (it prunes everything)", appFile))
-	}
-	objs, err := r.finish(hr.objects, app, fail)
-	if err != nil {
-		return nil, err
-	}
-	hookObjs := make([]*unstructured.Unstructured, len(hr.hooks))
-	for i := range hr.hooks {
-		hookObjs[i] = hr.hooks[i].Object
-	}
-	if _, err := r.finish(hookObjs, app, fail); err != nil {
-		return nil, err
-	}
-	sortHooks(hr.hooks)
-	all := slices.Clone(objs)
-	for _, hk := range hr.hooks {
+	all := slices.Clone(out.objects)
+	for _, hk := range out.hooks {
 		all = append(all, hk.Object)
 	}
 	sum, err := digest(all)
@@ -157,13 +158,69 @@ func (r *Renderer) renderHelm(ctx context.Context, cluster *repo.ClusterSpec, ap
 	slices.Sort(hr.sources)
 	return &Result{
 		Cluster: cluster.Name, App: app.Name, Version: app.Version, Namespace: app.Config.Namespace,
-		Objects: objs, Hooks: hr.hooks, Sources: slices.Compact(hr.sources), Digest: sum,
+		Objects: out.objects, Hooks: out.hooks, Sources: slices.Compact(hr.sources), Digest: sum,
 	}, nil
+}
+
+// chartOutput is one render of a chart, finished: the app's objects and its hooks.
+type chartOutput struct {
+	// objects are in apply order.
+	objects []*unstructured.Unstructured
+	// templates names the chart template (or crds/ file) of each object that came
+	// from the chart; an object the app's kustomization added has none.
+	templates map[*unstructured.Unstructured]string
+	// hooks are sorted by phase and weight.
+	hooks []Hook
+}
+
+// chartOutput turns the templates' output (manifests) into the app's objects and
+// hooks: split, post-processed by the app's kustomization kfile (when not ""), the
+// CRDs of crds/ added, checked and finished. It returns the files the
+// post-processing read.
+func (r *Renderer) chartOutput(ctx context.Context, c *chartv2.Chart, manifests map[string]string, kfile string, sub *substituter, app *repo.App, fail func(string, error) error) (*chartOutput, []string, error) {
+	h := app.Config.Helm
+	appFile := app.Path + "/" + repo.AppFile
+	out := &chartOutput{templates: map[*unstructured.Unstructured]string{}}
+	if err := splitManifests(manifests, h, out); err != nil {
+		return nil, nil, fail("", err)
+	}
+	var sources []string
+	if kfile != "" {
+		var err error
+		if sources, err = r.postProcess(ctx, out, kfile, sub, app, fail); err != nil {
+			return nil, nil, err
+		}
+	}
+	if !h.SkipCRDs {
+		if err := chartCRDs(c, out); err != nil {
+			return nil, nil, fail("", err)
+		}
+	}
+	if len(out.objects) > MaxObjects {
+		return nil, nil, fail("", fmt.Errorf("renders %d objects, more than the limit of %d", len(out.objects), MaxObjects))
+	}
+	if len(out.objects) == 0 && !app.Config.AllowEmpty {
+		return nil, nil, fail("", fmt.Errorf("renders no objects; set allowEmpty: true in %s to allow an empty app (it prunes everything)", appFile))
+	}
+	objs, err := r.finish(out.objects, app, fail)
+	if err != nil {
+		return nil, nil, err
+	}
+	out.objects = objs
+	hookObjs := make([]*unstructured.Unstructured, len(out.hooks))
+	for i := range out.hooks {
+		hookObjs[i] = out.hooks[i].Object
+	}
+	if _, err := r.finish(hookObjs, app, fail); err != nil {
+		return nil, nil, err
+	}
+	sortHooks(out.hooks)
+	return out, sources, nil
 }
 
 // kustomizationIn returns the repo-relative kustomization file in dir, or "".
 func kustomizationIn(root, dir string) string {
-	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+	for _, n := range konfig.RecognizedKustomizationFileNames() {
 		if fi, err := os.Lstat(root + "/" + dir + "/" + n); err == nil && !fi.IsDir() {
 			return dir + "/" + n
 		}
@@ -318,26 +375,26 @@ func (r *Renderer) capabilities() (*common.Capabilities, error) {
 }
 
 // runEngine checks the chart, validates the values against the charts' schemas and
-// renders the templates twice: output that differs between the two renders is an
-// error naming the template (it would drift on every sync).
-func (r *Renderer) runEngine(ctx context.Context, c *chartv2.Chart, vals map[string]any, app *repo.App) (map[string]string, error) {
+// renders the templates twice, returning both outputs: renderHelm compares what
+// they make (compareOutputs) when they differ.
+func (r *Renderer) runEngine(ctx context.Context, c *chartv2.Chart, vals map[string]any, app *repo.App) (first, second map[string]string, err error) {
 	h := app.Config.Helm
 	name := c.Name()
 	caps, err := r.capabilities()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("chart %s: %w", name, err)
+		return nil, nil, fmt.Errorf("chart %s: %w", name, err)
 	}
 	if kv := c.Metadata.KubeVersion; kv != "" && !chartv2util.IsCompatibleRange(kv, caps.KubeVersion.String()) {
-		return nil, fmt.Errorf("chart %s requires Kubernetes %s; the cluster runs %s", name, kv, caps.KubeVersion.String())
+		return nil, nil, fmt.Errorf("chart %s requires Kubernetes %s; the cluster runs %s", name, kv, caps.KubeVersion.String())
 	}
 	if err := checkDependencies(c); err != nil {
-		return nil, fmt.Errorf("chart %s: %w", name, err)
+		return nil, nil, fmt.Errorf("chart %s: %w", name, err)
 	}
 	if err := chartv2util.ProcessDependencies(c, vals); err != nil {
-		return nil, fmt.Errorf("chart %s: dependencies: %w", name, err)
+		return nil, nil, fmt.Errorf("chart %s: dependencies: %w", name, err)
 	}
 	release := h.ReleaseName
 	if release == "" {
@@ -346,33 +403,20 @@ func (r *Renderer) runEngine(ctx context.Context, c *chartv2.Chart, vals map[str
 	opts := common.ReleaseOptions{Name: release, Namespace: app.Config.Namespace, Revision: 1, IsInstall: true}
 	top, err := chartutil.ToRenderValuesWithSchemaValidation(c, vals, opts, caps, true)
 	if err != nil {
-		return nil, fmt.Errorf("chart %s: values: %w", name, err)
+		return nil, nil, fmt.Errorf("chart %s: values: %w", name, err)
 	}
 	values, _ := top["Values"].(common.Values)
 	if err := validateSchemas(c, values); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	eng := engine.Engine{}
-	first, err := eng.RenderWithContext(ctx, c, top)
-	if err != nil {
-		return nil, fmt.Errorf("chart %s: %w", name, err)
+	if first, err = eng.RenderWithContext(ctx, c, top); err != nil {
+		return nil, nil, fmt.Errorf("chart %s: %w", name, err)
 	}
-	second, err := eng.RenderWithContext(ctx, c, top)
-	if err != nil {
-		return nil, fmt.Errorf("chart %s: %w", name, err)
+	if second, err = eng.RenderWithContext(ctx, c, top); err != nil {
+		return nil, nil, fmt.Errorf("chart %s: %w", name, err)
 	}
-	for _, t := range slices.Sorted(func(yield func(string) bool) {
-		for k := range first {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		if first[t] != second[t] {
-			return nil, fmt.Errorf("chart %s: template %s renders differently each time (randAlphaNum, uuidv4, now, genCA…?): it would change on every sync; set the value in helm.values instead", name, t)
-		}
-	}
-	return first, nil
+	return first, second, nil
 }
 
 // checkDependencies refuses a chart whose Chart.yaml names a dependency missing
@@ -509,7 +553,7 @@ func schemaMessage(ve *jsonschema.ValidationError) string {
 // splitManifests parses the rendered templates into objects and hooks, in template
 // order. Partials (_*.tpl), NOTES.txt and empty documents are skipped; test hooks
 // are skipped unless includeTests; delete and rollback hooks are not supported.
-func splitManifests(manifests map[string]string, h *repo.HelmConfig, hr *helmRender) error {
+func splitManifests(manifests map[string]string, h *repo.HelmConfig, out *chartOutput) error {
 	names := make([]string, 0, len(manifests))
 	for n := range manifests {
 		names = append(names, n)
@@ -531,9 +575,10 @@ func splitManifests(manifests map[string]string, h *repo.HelmConfig, hr *helmRen
 				return err
 			case ok && hook == nil: // a hook Outpost does not run
 			case ok:
-				hr.hooks = append(hr.hooks, *hook)
+				out.hooks = append(out.hooks, *hook)
 			default:
-				hr.objects = append(hr.objects, u)
+				out.objects = append(out.objects, u)
+				out.templates[u] = name
 			}
 		}
 	}
@@ -639,7 +684,10 @@ func sortHooks(hooks []Hook) {
 
 // chartCRDs adds the CRDs of the crds/ directories of the chart and its enabled
 // subcharts, annotated never to be pruned (object.PruneAnnotation).
-func chartCRDs(c *chartv2.Chart, hr *helmRender) error {
+//
+// They never go through the app's kustomization, as Helm's post-renderers never see
+// crds/ either: the kustomization cannot rename them or drop the annotation.
+func chartCRDs(c *chartv2.Chart, out *chartOutput) error {
 	for _, crd := range c.CRDObjects() {
 		docs, err := parseDocs(crd.Filename, string(crd.File.Data))
 		if err != nil {
@@ -655,7 +703,8 @@ func chartCRDs(c *chartv2.Chart, hr *helmRender) error {
 			}
 			ann[object.PruneAnnotation] = object.PruneDisabled
 			u.SetAnnotations(ann)
-			hr.objects = append(hr.objects, u)
+			out.objects = append(out.objects, u)
+			out.templates[u] = crd.Filename
 		}
 	}
 	return nil

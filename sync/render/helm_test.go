@@ -202,10 +202,10 @@ func TestHelmRenderErrors(t *testing.T) {
 			files: map[string]string{"charts/shop/templates/secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: pw}\nstringData: {pw: {{ randAlphaNum 16 | quote }}}\n"},
 			want:  "chart shop: template shop/templates/secret.yaml renders differently each time",
 		},
-		"kustomization beside": {
+		"kustomization beside without the chart": {
 			app:   "helm:\n  path: charts/shop\n",
 			files: map[string]string{"apps/web/kustomization.yaml": "resources: []\n"},
-			want:  "apps/web/app.yaml: helm: a Helm app renders its chart only: remove apps/web/kustomization.yaml",
+			want:  "apps/web/kustomization.yaml: resources: does not list chart.rendered.yaml",
 		},
 		"missing chart dir": {
 			app:  "helm:\n  path: charts/nope\n",

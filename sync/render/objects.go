@@ -103,11 +103,14 @@ func sortObjects(objs []*unstructured.Unstructured) {
 }
 
 // digest hashes the sorted objects' JSON (maps marshal with sorted keys), so
-// two renders of the same content give the same digest.
+// two renders of the same content give the same digest. A create-only object
+// (object.ApplyAnnotation) counts by its identity, labels and annotations only
+// (digestForm): its content is never applied after it is created, and a chart
+// may render it differently each time.
 func digest(objs []*unstructured.Unstructured) (string, error) {
 	h := sha256.New()
 	for _, o := range objs {
-		b, err := json.Marshal(o.Object)
+		b, err := json.Marshal(digestForm(o))
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", object.RefOf(o), err)
 		}
@@ -115,4 +118,26 @@ func digest(objs []*unstructured.Unstructured) (string, error) {
 		h.Write([]byte{'\n'})
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// createOnly reports whether o carries object.ApplyAnnotation: object.ApplyCreateOnly.
+func createOnly(o *unstructured.Unstructured) bool {
+	return o.GetAnnotations()[object.ApplyAnnotation] == object.ApplyCreateOnly
+}
+
+// digestForm is what digest hashes of o: the whole object, or for a create-only
+// object its apiVersion, kind, name, namespace, labels and annotations.
+func digestForm(o *unstructured.Unstructured) map[string]any {
+	if !createOnly(o) {
+		return o.Object
+	}
+	meta := map[string]any{"name": o.GetName()}
+	if ns := o.GetNamespace(); ns != "" {
+		meta["namespace"] = ns
+	}
+	if l := o.GetLabels(); len(l) > 0 {
+		meta["labels"] = l
+	}
+	meta["annotations"] = o.GetAnnotations()
+	return map[string]any{"apiVersion": o.GetAPIVersion(), "kind": o.GetKind(), "metadata": meta}
 }

@@ -32,6 +32,9 @@ type precheck struct {
 	root    string
 	visited map[string]bool
 	openapi bool // some kustomization sets openapi: the build must reset the schema
+	// virtual are the absolute paths of files that exist only in the build's
+	// in-memory layer (a Helm app's chart.rendered.yaml).
+	virtual map[string]bool
 }
 
 func (p *precheck) dir(dir string, depth int) error {
@@ -130,7 +133,7 @@ func (p *precheck) checkRef(kfile string, r ref) error {
 	if rel, err := filepath.Rel(p.root, target); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return fail("leads outside the repository root")
 	}
-	if !p.fsys.Exists(target) {
+	if !p.fsys.Exists(target) && !p.virtual[target] {
 		// The secure FS says "does not exist" for a symlink leading outside the root
 		// too: its read error says which.
 		var ce *securefs.ConstraintError

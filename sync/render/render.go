@@ -129,7 +129,7 @@ func (r *Renderer) Render(ctx context.Context, cluster *repo.ClusterSpec, app *r
 		return r.renderHelm(ctx, cluster, app)
 	}
 	gfs := newGuardedFS(r.secure, r.root)
-	resMap, generated, err := r.build(ctx, gfs, filepath.Join(r.root, repo.AppsDir, app.Name))
+	resMap, generated, err := r.build(ctx, gfs, filepath.Join(r.root, repo.AppsDir, app.Name), nil)
 	if err != nil {
 		return nil, fail("", err)
 	}
@@ -148,8 +148,10 @@ func (r *Renderer) Render(ctx context.Context, cluster *repo.ClusterSpec, app *r
 }
 
 // build runs the precheck and kustomize over the guarded FS with an in-memory
-// layer on top (where a generated kustomization lives); nothing is written to disk.
-func (r *Renderer) build(ctx context.Context, gfs *guardedFS, dir string) (resmap.ResMap, bool, error) {
+// layer on top, where a generated kustomization and the virtual files (absolute
+// path -> content: a Helm app's chart.rendered.yaml) live; nothing is written to
+// disk. The precheck takes the virtual files as existing.
+func (r *Renderer) build(ctx context.Context, gfs *guardedFS, dir string, virtual map[string][]byte) (resmap.ResMap, bool, error) {
 	if !gfs.IsDir(dir) {
 		_, err := gfs.ReadFile(dir) // the secure FS's error for a dir outside the root
 		var ce *securefs.ConstraintError
@@ -158,7 +160,10 @@ func (r *Renderer) build(ctx context.Context, gfs *guardedFS, dir string) (resma
 		}
 		return nil, false, err
 	}
-	pc := &precheck{fsys: gfs, root: r.root, visited: map[string]bool{}}
+	pc := &precheck{fsys: gfs, root: r.root, visited: map[string]bool{}, virtual: map[string]bool{}}
+	for p := range virtual {
+		pc.virtual[p] = true
+	}
 	if err := pc.dir(dir, 0); err != nil {
 		return nil, false, err
 	}
@@ -167,6 +172,11 @@ func (r *Renderer) build(ctx context.Context, gfs *guardedFS, dir string) (resma
 	// hook to replace its git-exec cloner).
 	gfs.guardKustomizations = true
 	overlay := securefs.MakeFsInMemory(gfs)
+	for p, data := range virtual {
+		if err := overlay.WriteFile(p, data); err != nil {
+			return nil, false, err
+		}
+	}
 	generated := findKustomization(gfs, dir) == ""
 	if generated {
 		resources, err := generateKustomization(gfs, dir)

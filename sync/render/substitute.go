@@ -86,11 +86,7 @@ var undefinedVar = regexp.MustCompile(`variable not set \(strict mode\): "([^"]*
 // holds no '$' or has substitution disabled.
 func (s *substituter) object(res *resource.Resource) (map[string]any, error) {
 	if s.mode == repo.SubstituteOff || disabled(res) || !hasDollar(res.YNode()) {
-		j, err := res.MarshalJSON()
-		if err != nil {
-			return nil, err
-		}
-		return decodeJSON(j)
+		return plainObject(res)
 	}
 	node := kyaml.CopyYNode(res.YNode())
 	dropComments(node)
@@ -103,6 +99,15 @@ func (s *substituter) object(res *resource.Resource) (map[string]any, error) {
 		return nil, err
 	}
 	return parseSubstituted(out)
+}
+
+// plainObject returns res as an unstructured object's content, not substituted.
+func plainObject(res *resource.Resource) (map[string]any, error) {
+	j, err := res.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return decodeJSON(j)
 }
 
 // text substitutes the variables in text (an object's YAML, or a Helm app's values)
