@@ -35,11 +35,24 @@
 // An app that renders no objects is an error unless its app.yaml sets
 // allowEmpty: true.
 //
+// # Helm apps
+//
+// An app whose app.yaml has a helm block renders a chart in-process (renderHelm):
+// values are substituted, the chart's output never is. When the app folder holds a
+// kustomization, the templates' objects are offered to it as ChartResource
+// (chart.rendered.yaml, in the in-memory layer only), marked with their template
+// so that what comes out of the chart is still not substituted while the objects
+// the kustomization adds are; hooks and the CRDs of crds/ bypass it. The chart is
+// rendered twice and both renders go through the whole pipeline; they must give
+// the same objects and hooks, except for the content of objects annotated
+// object.ApplyAnnotation: object.ApplyCreateOnly, which digest hashes by identity,
+// labels and annotations only.
+//
 // # Confinement
 //
 // Kustomize reads the repository only through one file system stack:
 //
-//	fluxcd MakeFsInMemory        writes (the generated kustomization) go to memory
+//	fluxcd MakeFsInMemory        writes (a generated kustomization, chart.rendered.yaml) go to memory
 //	  guardedFS                  read-only; size limit; alias-bomb guard; records reads
 //	    fluxcd MakeFsOnDiskSecure every path, after symlinks, must be inside the root
 //
