@@ -180,7 +180,7 @@ func compareOutputs(chartName string, a, b *chartOutput) (string, error) {
 		case reflect.DeepEqual(ea.obj.Object, eb.obj.Object):
 		case ea.hook:
 			return ref.String(), differs(ea, "the hook would run again on every sync; set the value in helm.values (annotation %s: %s does not apply to hooks)", object.ApplyAnnotation, object.ApplyCreateOnly)
-		case !createOnly(ea.obj):
+		case !object.IsCreateOnly(ea.obj):
 			return ref.String(), differs(ea, "the object would change on every sync; set the value in helm.values, or annotate the object %s: %s to create it once and never update it", object.ApplyAnnotation, object.ApplyCreateOnly)
 		case !reflect.DeepEqual(digestForm(ea.obj), digestForm(eb.obj)):
 			return ref.String(), differs(ea, "the object is annotated %s: %s, which exempts its content only: its labels and annotations must render the same each time", object.ApplyAnnotation, object.ApplyCreateOnly)

@@ -120,15 +120,10 @@ func digest(objs []*unstructured.Unstructured) (string, error) {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// createOnly reports whether o carries object.ApplyAnnotation: object.ApplyCreateOnly.
-func createOnly(o *unstructured.Unstructured) bool {
-	return o.GetAnnotations()[object.ApplyAnnotation] == object.ApplyCreateOnly
-}
-
 // digestForm is what digest hashes of o: the whole object, or for a create-only
 // object its apiVersion, kind, name, namespace, labels and annotations.
 func digestForm(o *unstructured.Unstructured) map[string]any {
-	if !createOnly(o) {
+	if !object.IsCreateOnly(o) {
 		return o.Object
 	}
 	meta := map[string]any{"name": o.GetName()}
