@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
@@ -774,4 +775,39 @@ func TestFailedAppRetriedWithBackoff(t *testing.T) {
 	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), later, metav1.DeleteOptions{}) })
 	waitConfigMap(t, later, "late", 30*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil })
 	hub.Wait(t, "late", 10*time.Second, func(s apiv1.AppStatus, _ []apiv1.Drift) bool { return s.Phase == apiv1.PhaseSynced })
+}
+
+// A write with Outpost's own field manager that this agent's apply did not make — a
+// fenced-out leader's, sent after it resumed from a pause — is undone at once although
+// the app's drift policy is report: it is no user's drift. A change by another manager
+// to the same app is still only reported.
+func TestStaleWriteOfOwnFieldManagerUndoneUnderDriftReport(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	repo := newGitRepo(t, ns)
+	repo.commit(merge(webApp("web"), map[string]string{"clusters/dev/apps.yaml": appsYAML(map[string]string{"web": "2"})}), "web at 2")
+	startAgent(t, repo.url(), ns, nil)
+	waitConfigMap(t, ns, "web", 30*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == "2" })
+	time.Sleep(300 * time.Millisecond) // the sync cycle ends
+
+	cs := kubernetes.NewForConfigOrDie(env.RESTConfig())
+	live := configMap(t, ns, "web")
+	// The old leader's write of version 1, with the whole object it had rendered.
+	stale := corev1ac.ConfigMap("web", ns).WithLabels(live.Labels).WithAnnotations(live.Annotations).
+		WithData(map[string]string{"version": "1"})
+	start := time.Now()
+	if _, err := cs.CoreV1().ConfigMaps(ns).Apply(t.Context(), stale, metav1.ApplyOptions{FieldManager: "outpost", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitConfigMap(t, ns, "web", 10*time.Second, func(cm *corev1.ConfigMap) bool { return cm != nil && cm.Data["version"] == "2" })
+	t.Logf("stale write by Outpost's field manager undone in %s", time.Since(start).Round(time.Millisecond))
+
+	// Another manager's change under drift: report stays.
+	other := corev1ac.ConfigMap("web", ns).WithData(map[string]string{"version": "edited"})
+	if _, err := cs.CoreV1().ConfigMaps(ns).Apply(t.Context(), other, metav1.ApplyOptions{FieldManager: "kubectl", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if cm := configMap(t, ns, "web"); cm == nil || cm.Data["version"] != "edited" {
+		t.Errorf("drift: report changed another manager's edit back: %+v", cm)
+	}
 }

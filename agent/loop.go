@@ -55,6 +55,12 @@ type loop struct {
 	wake chan struct{}
 	last *source.Revision
 	apps map[string]*appState // per app, guarded by mu; see appState for lifetimes
+	// syncing is set during a sync cycle: a stale write seen then may be this
+	// replica's own apply in flight (the watch compares with the previous apply's
+	// records), so the app is only noted in staleSeen and checked again once the
+	// cycle has recorded its applies.
+	syncing   bool
+	staleSeen map[string]bool
 }
 
 // appState is what the loop knows of one app. An entry is created by the app's first
@@ -174,7 +180,8 @@ func (l *loop) take() pending {
 }
 
 // onDrift receives drift events from the informers: report the app, and re-apply it
-// when its policy is correct.
+// when its policy is correct, or, whatever its policy, when an object carries a stale
+// write (driftwatch.Event.Stale).
 func (l *loop) onDrift(ev driftwatch.Event) {
 	l.m.driftEvents.Add(context.Background(), 1)
 	p := pending{drift: map[string]bool{ev.App: true}}
@@ -182,7 +189,50 @@ func (l *loop) onDrift(ev driftwatch.Event) {
 	if ar != nil && ar.Config.Drift == repo.DriftCorrect && ev.Report.Drifted() {
 		p.apps = map[string]bool{ev.App: true}
 	}
+	if len(ev.Stale) > 0 && l.staleWrite(ev.App) {
+		l.log.Warn("an object was written with Outpost's field manager, not by this agent's apply (a fenced-out leader's stale write?): re-applying the app",
+			"app", ev.App, "object", ev.Report.Object.String(), "field", ev.Stale[0].Path)
+		p.apps = map[string]bool{ev.App: true}
+	}
 	l.trigger(p)
+}
+
+// staleWrite tells whether a stale write on app's objects is to be repaired now; during
+// a sync cycle it only notes the app for endSync.
+func (l *loop) staleWrite(app string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.syncing {
+		return true
+	}
+	if l.staleSeen == nil {
+		l.staleSeen = map[string]bool{}
+	}
+	l.staleSeen[app] = true
+	return false
+}
+
+// beginSync marks a sync cycle in progress (see loop.syncing).
+func (l *loop) beginSync() {
+	l.mu.Lock()
+	l.syncing = true
+	l.mu.Unlock()
+}
+
+// endSync ends a sync cycle: an app that showed a stale write during it and still
+// does, now that the cycle's applies are recorded in the drift watch, is applied again.
+func (l *loop) endSync() {
+	l.mu.Lock()
+	seen := l.staleSeen
+	l.syncing, l.staleSeen = false, nil
+	l.mu.Unlock()
+	for app := range seen {
+		if refs := l.watch.Stale(app); len(refs) > 0 {
+			l.log.Warn("objects were written with Outpost's field manager, not by this agent's apply (a fenced-out leader's stale write?): re-applying the app",
+				"app", app, "objects", len(refs), "first", refs[0].String())
+			l.trigger(pending{apps: map[string]bool{app: true}})
+		}
+	}
 }
 
 // run is the leader's loop; it returns when ctx ends, after flushing reports.
@@ -312,6 +362,8 @@ func (l *loop) cycle(ctx context.Context, p pending) {
 func (l *loop) syncCycle(ctx context.Context, p pending) {
 	ctx, span := l.tracer.Start(ctx, "sync", trace.WithAttributes(attribute.String("cluster", l.cfg.ClusterName)))
 	defer span.End()
+	l.beginSync()
+	defer l.endSync()
 	start := time.Now()
 	fctx, fspan := l.tracer.Start(ctx, "fetch")
 	rev, err := l.d.source.Sync(fctx)
@@ -362,7 +414,7 @@ func (l *loop) syncCycle(ctx context.Context, p pending) {
 		// An app whose prune was refused (an empty apps.yaml without allowEmpty, a
 		// failed delete) keeps its objects: keep watching them for drift.
 		if ar.Phase == engine.PhaseRemoved {
-			if err := l.watch.SetDesired(ctx, ar.App, nil); err != nil {
+			if err := l.watch.SetDesired(ctx, ar.App, nil, nil); err != nil {
 				l.log.Warn("stopping the drift watch of a removed app failed", "app", ar.App, "err", err)
 			}
 		}
@@ -381,7 +433,7 @@ func (l *loop) appDone(ctx context.Context, ar *engine.AppResult, fetch time.Dur
 		l.m.applied.Add(ctx, int64(c.Created+c.Configured+c.Recreated))
 		l.m.pruned.Add(ctx, int64(c.Deleted))
 		if ar.Phase != engine.PhaseRemoved {
-			if err := l.watch.SetDesired(ctx, ar.App, ar.Objects); err != nil {
+			if err := l.watch.SetDesired(ctx, ar.App, ar.Objects, appliedVersions(ar.Apply)); err != nil {
 				l.log.Warn("drift watch not updated", "app", ar.App, "err", err)
 			}
 		}
@@ -409,6 +461,18 @@ func (l *loop) appDone(ctx context.Context, ar *engine.AppResult, fetch time.Dur
 	l.mu.Unlock()
 	l.send(ar, gen, synced, reportOpts{fetch: fetch})
 	return ar.Phase == engine.PhaseSynced || ar.Phase == engine.PhaseRemoved
+}
+
+// appliedVersions is the resourceVersion of each object of an apply right after
+// Outpost wrote it (or, skipped, as recorded before); failed objects have none.
+func appliedVersions(res *apply.Result) map[object.Ref]string {
+	out := make(map[object.Ref]string, len(res.Changes.Entries))
+	for _, ch := range res.Changes.Entries {
+		if rv := ch.Recorded().ResourceVersion; rv != "" {
+			out[ch.Ref] = rv
+		}
+	}
+	return out
 }
 
 // retryLater syncs a failed app again after a backoff, unless a retry is already

@@ -86,6 +86,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 
 	work := func(ctx context.Context, fence leader.Fence) {
+		deps.gate.set(fence)
+		defer deps.gate.close() // the term is over: no write until the next one
 		l := newLoop(cfg, deps, m, tel.Tracer, log)
 		l.fence = fence
 		l.run(ctx, &ready)
@@ -94,22 +96,30 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		work(ctx, nil)
 		return nil
 	}
+	deps.gate.close() // a standby writes nothing
 	ready.Store(true) // a standby is ready: it is waiting for the Lease
 	return leader.Run(ctx, leader.Config{
-		Client: deps.kube, Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName, Identity: cfg.Identity,
+		Client: deps.leaseKube, Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName, Identity: cfg.Identity,
 		LeaseDuration: cfg.LeaseDuration, Logger: log,
 	}, work)
 }
 
 // deps are the agent's connections: one HTTP client and one RESTMapper (one discovery
-// cache) shared by every client and component.
+// cache) shared by every client and component, and the leader election's own client.
 type deps struct {
+	// kube and every client below send their mutating requests through gate
+	// (leader.Transport): a replica that no longer leads sends none.
 	kube    kubernetes.Interface
 	dynamic dynamic.Interface
 	mapper  meta.ResettableRESTMapper
 	client  client.Client
 	source  *source.Source
 	hub     *hubclient.Client // nil when standalone
+	// gate fences the writes of every client above.
+	gate *writeGate
+	// leaseKube writes the leader election's Lease, unfenced: its renewal is what
+	// keeps the fence.
+	leaseKube kubernetes.Interface
 }
 
 // lazyMapper is controller-runtime's discovery RESTMapper: it discovers a group when
@@ -134,7 +144,13 @@ func connect(cfg Config, log *slog.Logger) (*deps, error) {
 	// apiserver's own flow control protects it.
 	rc.QPS, rc.Burst = -1, 0
 	rc.UserAgent = "outpost-agent/" + Version
-	d := &deps{}
+	d := &deps{gate: &writeGate{}}
+	var err error
+	if d.leaseKube, err = kubernetes.NewForConfig(rc); err != nil {
+		return nil, fmt.Errorf("kubernetes client of the leader Lease: %w", err)
+	}
+	rc = rest.CopyConfig(rc)
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return leader.Transport(rt, d.gate.check) })
 	hc, err := rest.HTTPClientFor(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes HTTP client: %w", err)

@@ -35,6 +35,13 @@ type Event struct {
 	// Report is the object's drift; a report without fields that is not Deleted means
 	// the drift was cleared.
 	Report *drift.Report `json:"report"`
+	// Stale are the fields Outpost's own field manager owns with a value other than the
+	// one Outpost applied, on an object whose resourceVersion is not the one Outpost's
+	// apply recorded: Outpost's field manager wrote them, but not this agent's apply —
+	// a leader that was fenced out (paused beyond its Lease) sending a write it had
+	// prepared before. Not drift: the app must be applied again whatever its drift
+	// policy. Empty when there is none (or none any more).
+	Stale []drift.FieldDrift `json:"stale,omitempty"`
 }
 
 // Config configures a Watcher.
@@ -63,6 +70,9 @@ type Config struct {
 type desiredObj struct {
 	app string
 	obj *unstructured.Unstructured
+	// version is the resourceVersion the object had right after Outpost applied it
+	// (the apply's record); "" when not known, and then no write is called stale.
+	version string
 }
 
 type informer struct {
@@ -88,6 +98,7 @@ type Watcher struct {
 	informers map[informerKey]*informer
 	state     map[object.Ref]string // fingerprint of the last emitted drift; absent = none
 	current   map[object.Ref]*drift.Report
+	stale     map[object.Ref]bool // objects whose last event had Stale fields
 }
 
 // New returns a Watcher; it watches nothing until Start and SetDesired.
@@ -110,6 +121,7 @@ func New(cfg Config) *Watcher {
 		informers: map[informerKey]*informer{},
 		state:     map[object.Ref]string{},
 		current:   map[object.Ref]*drift.Report{},
+		stale:     map[object.Ref]bool{},
 	}
 }
 
@@ -131,9 +143,11 @@ func (w *Watcher) Start(ctx context.Context) {
 
 // SetDesired replaces the desired objects of app (what the agent just applied) and
 // makes sure every kind among them is watched, waiting until new informers have
-// synced. Objects must carry their namespace if namespaced. An empty objs removes the
-// app.
-func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructured.Unstructured) error {
+// synced. Objects must carry their namespace if namespaced. versions holds the
+// resourceVersion of each object right after the apply (its inventory record); an
+// object missing there (its apply failed) is never reported Stale. An empty objs
+// removes the app.
+func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructured.Unstructured, versions map[object.Ref]string) error {
 	wanted := make(map[informerKey]bool, len(objs))
 	for _, o := range objs {
 		gvr, err := w.resourceFor(o.GroupVersionKind())
@@ -152,13 +166,14 @@ func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructur
 			delete(w.desired, k)
 			delete(w.state, k)
 			delete(w.current, k)
+			delete(w.stale, k)
 		}
 	}
 	keys := make([]object.Ref, 0, len(objs))
 	for _, o := range objs {
 		k := object.RefOf(o)
 		keys = append(keys, k)
-		w.desired[k] = desiredObj{app: app, obj: o}
+		w.desired[k] = desiredObj{app: app, obj: o, version: versions[k]}
 	}
 	if len(keys) == 0 {
 		delete(w.byApp, app)
@@ -282,20 +297,28 @@ func (w *Watcher) observe(live *unstructured.Unstructured) {
 		w.cfg.Logger.Warn("drift detection failed", "app", d.app, "object", object.RefOf(live).String(), "err", err)
 		return
 	}
-	rep.Fields = outOfBand(rep.Fields, w.cfg.Owner.FieldManager)
-	w.emit(k, d.app, rep)
+	var own []drift.FieldDrift
+	rep.Fields, own = outOfBand(rep.Fields, w.cfg.Owner.FieldManager)
+	var stale []drift.FieldDrift
+	if d.version != "" && live.GetResourceVersion() != d.version {
+		stale = own
+	}
+	w.emit(k, d.app, rep, stale)
 }
 
-// outOfBand keeps the drifted fields another manager caused (or removed); a field
-// Outpost still owns with another value is its own apply in flight.
-func outOfBand(fields []drift.FieldDrift, manager string) []drift.FieldDrift {
-	out := fields[:0]
+// outOfBand splits the drifted fields: those another manager caused (or removed),
+// and those Outpost's own manager still owns with another value. The latter are its
+// own apply in flight, or, when the object is not at the resourceVersion that apply
+// recorded, a stale write (Event.Stale).
+func outOfBand(fields []drift.FieldDrift, manager string) (others, own []drift.FieldDrift) {
 	for _, f := range fields {
 		if f.Manager != manager {
-			out = append(out, f)
+			others = append(others, f)
+		} else {
+			own = append(own, f)
 		}
 	}
-	return out
+	return others, own
 }
 
 func (w *Watcher) deleted(obj any) {
@@ -317,12 +340,13 @@ func (w *Watcher) deleted(obj any) {
 	if err != nil {
 		return
 	}
-	w.emit(k, d.app, rep)
+	w.emit(k, d.app, rep, nil)
 }
 
-// emit sends an Event if the drift fingerprint of k changed.
-func (w *Watcher) emit(k object.Ref, app string, rep *drift.Report) {
-	fp := fingerprint(rep)
+// emit sends an Event if the drift fingerprint of k (its drift and stale fields)
+// changed.
+func (w *Watcher) emit(k object.Ref, app string, rep *drift.Report, stale []drift.FieldDrift) {
+	fp := fingerprint(rep, stale)
 	w.mu.Lock()
 	if d, ok := w.desired[k]; !ok || d.app != app || w.state[k] == fp {
 		w.mu.Unlock()
@@ -330,32 +354,43 @@ func (w *Watcher) emit(k object.Ref, app string, rep *drift.Report) {
 	}
 	if fp == "" {
 		delete(w.state, k)
-		delete(w.current, k)
 	} else {
 		w.state[k] = fp
+	}
+	if rep.Drifted() {
 		w.current[k] = rep
+	} else {
+		delete(w.current, k)
+	}
+	if len(stale) > 0 {
+		w.stale[k] = true
+	} else {
+		delete(w.stale, k)
 	}
 	w.mu.Unlock()
-	w.cfg.OnEvent(Event{App: app, Report: rep})
+	w.cfg.OnEvent(Event{App: app, Report: rep, Stale: stale})
 }
 
-// fingerprint identifies a drift state; "" means no drift.
-func fingerprint(rep *drift.Report) string {
-	if !rep.Drifted() {
+// fingerprint identifies a drift state; "" means no drift and no stale field.
+func fingerprint(rep *drift.Report, stale []drift.FieldDrift) string {
+	if !rep.Drifted() && len(stale) == 0 {
 		return ""
 	}
 	type field struct {
 		Path, Manager string
 		Live          any
 	}
-	fs := make([]field, len(rep.Fields))
-	for i, f := range rep.Fields {
-		fs[i] = field{f.Path, f.Manager, f.Live}
+	fields := func(in []drift.FieldDrift) []field {
+		fs := make([]field, len(in))
+		for i, f := range in {
+			fs[i] = field{f.Path, f.Manager, f.Live}
+		}
+		return fs
 	}
 	data, _ := json.Marshal(struct {
-		Deleted bool
-		Fields  []field
-	}{rep.Deleted, fs})
+		Deleted       bool
+		Fields, Stale []field
+	}{rep.Deleted, fields(rep.Fields), fields(stale)})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
 }
@@ -372,6 +407,21 @@ func (w *Watcher) Drift(app string) []*drift.Report {
 		}
 	}
 	slices.SortFunc(out, func(a, b *drift.Report) int { return strings.Compare(a.Object.String(), b.Object.String()) })
+	return out
+}
+
+// Stale returns the objects of app that carry a stale write (see Event.Stale), as of
+// the last event of each, sorted.
+func (w *Watcher) Stale(app string) []object.Ref {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	var out []object.Ref
+	for _, k := range w.byApp[app] {
+		if w.stale[k] {
+			out = append(out, k)
+		}
+	}
+	slices.SortFunc(out, object.Ref.Compare)
 	return out
 }
 

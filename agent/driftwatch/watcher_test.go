@@ -80,7 +80,7 @@ func TestDriftEventsFromAnotherManager(t *testing.T) {
 	events := make(chan Event, 16)
 	w := New(Config{Client: dyn, Mapper: mapper, OnEvent: func(e Event) { events <- e }})
 	w.Start(t.Context())
-	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}); err != nil {
+	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := w.Get(object.Ref{Group: "apps", Kind: "Deployment", Namespace: ns, Name: "web"}); !ok || err != nil {
@@ -148,11 +148,11 @@ func TestObjectsOfNoAppAreIgnored(t *testing.T) {
 	w.Start(t.Context())
 	desired := deployment(t, ns)
 	applyAsOutpost(t, dyn, desired)
-	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}); err != nil {
+	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The app is removed (its objects pruned by Outpost): a delete is no drift.
-	if err := w.SetDesired(t.Context(), "web", nil); err != nil {
+	if err := w.SetDesired(t.Context(), "web", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := dyn.Resource(deployments).Namespace(ns).Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
@@ -223,7 +223,7 @@ func TestNamespacedWatchUnderNamespacedRBAC(t *testing.T) {
 	w.Start(t.Context())
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	if err := w.SetDesired(ctx, "web", []*unstructured.Unstructured{desired}); err != nil {
+	if err := w.SetDesired(ctx, "web", []*unstructured.Unstructured{desired}, nil); err != nil {
 		t.Fatalf("namespaced watch under a namespaced Role: %v", err)
 	}
 	if _, err := cs.AppsV1().Deployments(ns).UpdateScale(t.Context(), "web",
@@ -233,5 +233,117 @@ func TestNamespacedWatchUnderNamespacedRBAC(t *testing.T) {
 	}
 	if e := waitEvent(t, events); len(e.Report.Fields) != 1 || e.Report.Fields[0].Manager != "kubectl" {
 		t.Errorf("event = %+v, want replicas drift by kubectl", e.Report)
+	}
+}
+
+// A write with Outpost's own field manager that Outpost's apply did not record (the
+// object's resourceVersion is not the recorded one) is a stale write — a fenced-out
+// leader's — reported in Event.Stale, not as drift; the same values at the recorded
+// resourceVersion are not, and another manager's change stays drift.
+func TestStaleWriteByOutpostsOwnFieldManager(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	cfg := env.RESTConfig()
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	ref := object.Ref{Group: "apps", Kind: "Deployment", Namespace: ns, Name: "web"}
+	image := func(obj *unstructured.Unstructured, img string) *unstructured.Unstructured {
+		out := obj.DeepCopy()
+		containers, _, _ := unstructured.NestedSlice(out.Object, "spec", "template", "spec", "containers")
+		containers[0].(map[string]any)["image"] = img
+		if err := unstructured.SetNestedSlice(out.Object, containers, "spec", "template", "spec", "containers"); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	liveVersion := func() string {
+		live, err := dyn.Resource(deployments).Namespace(ns).Get(t.Context(), "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return live.GetResourceVersion()
+	}
+	quiet := func(what string, events <-chan Event) {
+		t.Helper()
+		select {
+		case e := <-events:
+			t.Fatalf("%s: event %+v stale %+v, want none", what, e.Report, e.Stale)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+
+	desired := deployment(t, ns) // image nginx:1.27
+	applyAsOutpost(t, dyn, desired)
+	events := make(chan Event, 16)
+	w := New(Config{Client: dyn, Mapper: mapper, OnEvent: func(e Event) { events <- e }})
+	w.Start(t.Context())
+	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}, map[object.Ref]string{ref: liveVersion()}); err != nil {
+		t.Fatal(err)
+	}
+	quiet("right after the apply", events)
+
+	// The old leader resumes and sends the write of an older version it had prepared.
+	applyAsOutpost(t, dyn, image(desired, "nginx:1.26"))
+	e := waitEvent(t, events)
+	if e.Report.Drifted() || len(e.Stale) != 1 || e.Stale[0].Path != "spec.template.spec.containers[name=web].image" ||
+		e.Stale[0].Manager != "outpost" || e.Stale[0].Live != "nginx:1.26" {
+		t.Fatalf("after a write by Outpost's field manager that no apply recorded: report %+v stale %+v, want the image as stale and no drift", e.Report, e.Stale)
+	}
+	if got := w.Stale("web"); len(got) != 1 || got[0] != ref {
+		t.Errorf("Stale(web) = %v, want [%s]", got, ref)
+	}
+	if w.DriftedObjects() != 0 {
+		t.Errorf("a stale write counted as drift: %d drifted objects", w.DriftedObjects())
+	}
+
+	// The new leader applies again and records the result: no longer stale.
+	applyAsOutpost(t, dyn, desired)
+	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}, map[object.Ref]string{ref: liveVersion()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Stale("web"); len(got) != 0 {
+		t.Errorf("Stale(web) after the re-apply = %v, want none", got)
+	}
+
+	// Outpost's value differs from the desired one but the object is at the version
+	// the apply recorded (the apply's own result): not stale.
+	applyAsOutpost(t, dyn, image(desired, "nginx:1.25"))
+	drainUntilQuiet(events)
+	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}, map[object.Ref]string{ref: liveVersion()}); err != nil {
+		t.Fatal(err)
+	}
+	quiet("at the recorded resourceVersion", events)
+	if got := w.Stale("web"); len(got) != 0 {
+		t.Errorf("Stale(web) at the recorded resourceVersion = %v, want none", got)
+	}
+
+	// Without a record (the apply failed), nothing is stale either.
+	applyAsOutpost(t, dyn, desired)
+	drainUntilQuiet(events)
+	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}, nil); err != nil {
+		t.Fatal(err)
+	}
+	applyAsOutpost(t, dyn, image(desired, "nginx:1.24"))
+	quiet("without a recorded resourceVersion", events)
+
+	// Another manager's change is drift, not a stale write.
+	if _, err := cs.AppsV1().Deployments(ns).UpdateScale(t.Context(), "web",
+		&autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 5}},
+		metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, events); len(e.Stale) != 0 || len(e.Report.Fields) != 1 || e.Report.Fields[0].Manager != "kubectl" {
+		t.Errorf("after kubectl scale: report %+v stale %+v, want replicas drift by kubectl only", e.Report, e.Stale)
+	}
+}
+
+// drainUntilQuiet discards events until none came for 300 ms.
+func drainUntilQuiet(events <-chan Event) {
+	for {
+		select {
+		case <-events:
+		case <-time.After(300 * time.Millisecond):
+			return
+		}
 	}
 }

@@ -62,11 +62,18 @@ func (c Config) withDefaults() Config {
 }
 
 // Fence tells whether this replica may still write: nil while its last successful
-// renewal of the Lease is younger than RenewDeadline, else a *LostError. Leader
-// election notices a lost Lease only when a renewal fails; a replica that was paused
-// (SIGSTOP, a VM freeze, a long GC) beyond the Lease resumes believing it leads while
-// another has taken over. Checking the Fence before every write batch keeps it from
-// writing in that window: it uses the local clock only, no request.
+// write of the Lease (acquire or renewal, timed when the request was sent) is younger
+// than RenewDeadline, else a *LostError. That is LeaseDuration minus a safety margin of
+// LeaseDuration − RenewDeadline (a third of the Lease by default): a standby takes the
+// Lease no earlier than LeaseDuration after it saw the last renewal, and the margin
+// covers clock-rate differences and a request's time on the wire.
+//
+// Leader election notices a lost Lease only when a renewal fails; a replica that was
+// paused (SIGSTOP, a VM freeze, a long GC) beyond the Lease resumes believing it leads
+// while another has taken over. The Fence reads the monotonic clock only, no request,
+// and the monotonic clock runs while the process is stopped, so the first check after
+// such a pause fails. Check it before every write: Transport checks it just before a
+// request goes on the wire.
 type Fence func() error
 
 // LostError is a Fence that no longer holds.

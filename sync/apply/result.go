@@ -64,6 +64,11 @@ type Change struct {
 	record inventory.Record
 }
 
+// Recorded is the inventory record of a successful apply, or of a skipped object the
+// one it still holds: the desired hash and the object's resourceVersion right after
+// Outpost wrote it. Zero for a failed change and for prune's.
+func (c Change) Recorded() inventory.Record { return c.record }
+
 // Counts is the number of objects per action.
 type Counts struct {
 	Created    int `json:"created"`
