@@ -52,6 +52,10 @@ type HelmConfig struct {
 	// IncludeTests renders the chart's test hooks (run after health); default false:
 	// they are skipped.
 	IncludeTests bool `json:"includeTests,omitempty"`
+	// Lookup gives the chart's lookup function read-only access to the cluster
+	// (namespaced objects in the app's namespace, cluster-scoped objects); default
+	// false: lookup returns empty.
+	Lookup bool `json:"lookup,omitempty"`
 }
 
 // Remote reports whether the chart is fetched (Repo or OCI) rather than read from
@@ -99,6 +103,8 @@ func parseHelm(v node) (*HelmConfig, error) {
 			h.SkipCRDs, err = f.boolean(false)
 		case "includeTests":
 			h.IncludeTests, err = f.boolean(false)
+		case "lookup":
+			h.Lookup, err = f.boolean(false)
 		default:
 			return false, nil
 		}

@@ -83,3 +83,39 @@ func TestCheckChartVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAppFileHelmLookup(t *testing.T) {
+	const file = "apps/web/app.yaml"
+	tests := map[string]struct {
+		in      string
+		want    bool
+		wantErr string
+	}{
+		"default false":  {in: "helm:\n  path: charts/web\n"},
+		"true":           {in: "helm:\n  path: charts/web\n  lookup: true\n", want: true},
+		"false":          {in: "helm:\n  path: charts/web\n  lookup: false\n"},
+		"null is false":  {in: "helm:\n  path: charts/web\n  lookup:\n"},
+		"string":         {in: "helm:\n  path: charts/web\n  lookup: \"true\"\n", wantErr: file + ":3: helm.lookup: must be true or false"},
+		"yes":            {in: "helm:\n  path: charts/web\n  lookup: yes\n", wantErr: file + ":3: helm.lookup: must be true or false"},
+		"number":         {in: "helm:\n  path: charts/web\n  lookup: 1\n", wantErr: file + ":3: helm.lookup: must be true or false"},
+		"mapping":        {in: "helm:\n  path: charts/web\n  lookup: {namespaces: [a]}\n", wantErr: file + ":3: helm.lookup: must be true or false"},
+		"misspelled key": {in: "helm:\n  path: charts/web\n  lookups: true\n", wantErr: file + ":3: helm.lookups: unknown field"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParseAppFile(file, []byte(tc.in))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Helm.Lookup != tc.want {
+				t.Errorf("helm.lookup = %v, want %v", got.Helm.Lookup, tc.want)
+			}
+		})
+	}
+}
