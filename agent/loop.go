@@ -259,7 +259,10 @@ func (l *loop) run(ctx context.Context, ready *atomic.Bool) {
 		Inventories: inventories,
 		Concurrency: l.cfg.Concurrency, Logger: l.log, Tracer: l.tracer, Namespaces: l.cfg.Namespaces,
 		IsNamespaced: l.isNamespaced, Owner: l.owner,
-		Render: render.Options{Charts: charts}, Capabilities: clusterCapabilities(l.d.kube.Discovery()),
+		// Lookup reads with the agent's own clients: Helm apps with helm.lookup see their
+		// namespace and cluster-scoped objects, read-only (render restricts it).
+		Render:       render.Options{Charts: charts, Lookup: render.NewClusterReader(l.d.dynamic, l.d.mapper)},
+		Capabilities: clusterCapabilities(l.d.kube.Discovery()),
 	})
 	if err != nil {
 		l.log.Error("cannot create the sync engine", "err", err)

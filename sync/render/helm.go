@@ -409,11 +409,16 @@ func (r *Renderer) runEngine(ctx context.Context, c *chartv2.Chart, vals map[str
 	if err := validateSchemas(c, values); err != nil {
 		return nil, nil, err
 	}
-	eng := engine.Engine{}
-	if first, err = eng.RenderWithContext(ctx, c, top); err != nil {
+	run := func() (map[string]string, error) { return engine.Engine{}.RenderWithContext(ctx, c, top) }
+	if h.Lookup && r.opts.Lookup != nil {
+		// One provider for both renders: it memoizes, so they see the same cluster.
+		p := newLookupProvider(ctx, r.opts.Lookup, app.Name, app.Config.Namespace)
+		run = func() (map[string]string, error) { return engine.RenderWithClientProvider(c, top, p) }
+	}
+	if first, err = run(); err != nil {
 		return nil, nil, fmt.Errorf("chart %s: %w", name, err)
 	}
-	if second, err = eng.RenderWithContext(ctx, c, top); err != nil {
+	if second, err = run(); err != nil {
 		return nil, nil, fmt.Errorf("chart %s: %w", name, err)
 	}
 	return first, second, nil

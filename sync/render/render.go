@@ -44,6 +44,11 @@ type Options struct {
 	Charts ChartFetcher
 	// ChartLimits bound the size of a chart. Zero: chart.Limits defaults.
 	ChartLimits chart.Limits
+	// Lookup serves the lookup function of Helm apps with helm.lookup: true, read-only
+	// and restricted to the app's namespace (plus cluster-scoped kinds). Nil: lookup
+	// returns empty, as for every app without helm.lookup (outpost diff). The agent
+	// sets it (NewClusterReader).
+	Lookup ClusterReader
 }
 
 // Result is one app rendered for one cluster.
