@@ -34,7 +34,8 @@ type HookRunner interface {
 }
 
 // Inventories lists the apps that have an inventory, so apps that left apps.yaml can be
-// pruned, and deletes an inventory once its app is gone; *inventory.Store is one.
+// pruned and Helm charts of installed apps render as upgrades, and deletes an
+// inventory once its app is gone; *inventory.Store is one.
 type Inventories interface {
 	Apps(ctx context.Context) ([]string, error)
 	Delete(ctx context.Context, app string) error
@@ -46,7 +47,8 @@ type Config struct {
 	Syncer AppSyncer
 	// Health reads live objects for health checks (a watch cache or the API); required.
 	Health health.Getter
-	// Inventories lists apps with an inventory; nil disables pruning removed apps.
+	// Inventories lists apps with an inventory; nil disables pruning removed apps, and
+	// Helm charts always render as installs (.Release.IsInstall).
 	Inventories Inventories
 	// IsNamespaced decides which objects get an app's default namespace; nil uses the
 	// renderer's built-in list (pass a RESTMapper-backed function in production).
@@ -144,6 +146,15 @@ func (e *Engine) SyncCluster(ctx context.Context, req Request) (*ClusterResult, 
 		if ropts.KubeVersion, ropts.APIVersions, err = e.cfg.Capabilities(ctx); err != nil {
 			return nil, fmt.Errorf("cluster %s at %s: cluster capabilities for Helm charts: %w", req.Cluster, short(req.Revision), err)
 		}
+	}
+	if e.cfg.Inventories != nil && hasHelmApp(spec) {
+		apps, err := e.cfg.Inventories.Apps(ctx)
+		if err != nil {
+			// Rendering as installs would change the output of the charts that tell them
+			// apart, and re-apply them: nothing is synced instead.
+			return nil, fmt.Errorf("cluster %s at %s: inventories, for Helm charts' .Release.IsUpgrade: %w", req.Cluster, short(req.Revision), err)
+		}
+		ropts.Installed = func(app string) bool { return slices.Contains(apps, app) }
 	}
 	r, err := render.New(req.Root, ropts)
 	if err != nil {

@@ -158,3 +158,38 @@ func TestHelmLookupScope(t *testing.T) {
 		})
 	}
 }
+
+// TestHelmReleaseIsUpgradeOnceInstalled: the first sync of a Helm app renders as an
+// install, the next ones (the app has an inventory) as an upgrade; the digest changes
+// once, then an unchanged sync writes nothing.
+func TestHelmReleaseIsUpgradeOnceInstalled(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, lookupRepo)
+	f.write(t, map[string]string{
+		"apps/web/app.yaml":            "namespace: $NS\nhelm:\n  path: charts/app\n",
+		"charts/app/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {install: {{ .Release.IsInstall | quote }}, upgrade: {{ .Release.IsUpgrade | quote }}}\n",
+	})
+	want := func(res *ClusterResult, install, upgrade string) string {
+		t.Helper()
+		web := appByName(res, "web")
+		if web.Phase != PhaseSynced {
+			t.Fatalf("web = %s %+v", web.Phase, web.Error)
+		}
+		if cm := f.configMap(t, "web"); cm.Data["install"] != install || cm.Data["upgrade"] != upgrade {
+			t.Errorf("IsInstall %s, IsUpgrade %s; want %s, %s", cm.Data["install"], cm.Data["upgrade"], install, upgrade)
+		}
+		return web.Digest
+	}
+	first := want(f.sync(t), "true", "false")
+	second := want(f.sync(t), "false", "true")
+	if first == second {
+		t.Error("the digest did not change from install to upgrade")
+	}
+	f.req.Reset()
+	if third := want(f.sync(t), "false", "true"); third != second {
+		t.Errorf("digest %s, want %s: an installed app's render must be stable", third, second)
+	}
+	if writes, dryRuns, _ := f.req.Counts(); writes != 0 || dryRuns != 0 {
+		t.Errorf("unchanged sync made %d writes %v and %d dry-runs %v, want none", writes, f.req.Writes(), dryRuns, f.req.DryRuns())
+	}
+}

@@ -400,7 +400,8 @@ func (r *Renderer) runEngine(ctx context.Context, c *chartv2.Chart, vals map[str
 	if release == "" {
 		release = app.Name
 	}
-	opts := common.ReleaseOptions{Name: release, Namespace: app.Config.Namespace, Revision: 1, IsInstall: true}
+	install := r.opts.Installed == nil || !r.opts.Installed(app.Name)
+	opts := common.ReleaseOptions{Name: release, Namespace: app.Config.Namespace, Revision: 1, IsInstall: install, IsUpgrade: !install}
 	top, err := chartutil.ToRenderValuesWithSchemaValidation(c, vals, opts, caps, true)
 	if err != nil {
 		return nil, nil, fmt.Errorf("chart %s: values: %w", name, err)

@@ -265,3 +265,33 @@ func TestLookupClientIsReadOnly(t *testing.T) {
 		t.Errorf("the Secret changed: %v", got.Object)
 	}
 }
+
+func TestHelmReleaseInstallOrUpgrade(t *testing.T) {
+	const tpl = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: release}
+data: {install: {{ .Release.IsInstall | quote }}, upgrade: {{ .Release.IsUpgrade | quote }}}
+`
+	tests := map[string]struct {
+		installed   func(string) bool
+		wantInstall string
+	}{
+		"no inventories as in outpost diff is an install": {wantInstall: "true"},
+		"app without an inventory is an install":          {installed: func(app string) bool { return app == "other" }, wantInstall: "true"},
+		"app with an inventory is an upgrade":             {installed: func(app string) bool { return app == "web" }, wantInstall: "false"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			res, err := renderApp(t, lookupRepo(t, "", tpl), "web", Options{Installed: tc.installed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cm := find(res.Objects, "ConfigMap", "release")
+			install, _, _ := unstructured.NestedString(cm.Object, "data", "install")
+			upgrade, _, _ := unstructured.NestedString(cm.Object, "data", "upgrade")
+			if install != tc.wantInstall || upgrade == install {
+				t.Errorf("IsInstall %s, IsUpgrade %s; want IsInstall %s and IsUpgrade its opposite", install, upgrade, tc.wantInstall)
+			}
+		})
+	}
+}

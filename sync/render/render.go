@@ -49,6 +49,11 @@ type Options struct {
 	// returns empty, as for every app without helm.lookup (outpost diff). The agent
 	// sets it (NewClusterReader).
 	Lookup ClusterReader
+	// Installed reports whether an app already has an inventory on the cluster: its
+	// Helm chart then renders as an upgrade (.Release.IsUpgrade true, IsInstall
+	// false). Nil: every chart renders as an install (outpost diff). The engine sets
+	// it from the inventories.
+	Installed func(app string) bool
 }
 
 // Result is one app rendered for one cluster.
