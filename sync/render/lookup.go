@@ -173,6 +173,15 @@ func (c *lookupClient) allowed(subresources []string) error {
 	return nil
 }
 
+// wrap names the app, kind and namespace in a read's error; a wrapped NotFound is
+// still one (Helm's lookup turns it into an empty answer).
+func (c *lookupClient) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("app %s: lookup of %s %s %s: %w", c.p.app, c.apiVersion, c.kind, c.where(), err)
+}
+
 // refuse is the error of a write.
 func (c *lookupClient) refuse(verb string) error {
 	return fmt.Errorf("app %s: %s of %s %s %s refused: %w", c.p.app, verb, c.apiVersion, c.kind, c.where(), errLookupReadOnly)
@@ -189,7 +198,7 @@ func (c *lookupClient) Get(_ context.Context, name string, opts metav1.GetOption
 			ri = c.inner.Namespace(c.namespace)
 		}
 		obj, err := ri.Get(c.p.ctx, name, opts)
-		return lookupAnswer{obj: obj, err: err}
+		return lookupAnswer{obj: obj, err: c.wrap(err)}
 	})
 	return a.obj, a.err
 }
@@ -205,7 +214,7 @@ func (c *lookupClient) List(_ context.Context, opts metav1.ListOptions) (*unstru
 			ri = c.inner.Namespace(c.namespace)
 		}
 		list, err := ri.List(c.p.ctx, opts)
-		return lookupAnswer{list: list, err: err}
+		return lookupAnswer{list: list, err: c.wrap(err)}
 	})
 	return a.list, a.err
 }

@@ -132,7 +132,7 @@ data: {password: {{ $n.metadata.labels.pw | b64enc }}}
 		"app without namespace reads cluster-scoped":  {noNamespace: true, helm: "  lookup: true\n", template: strings.Replace(clusterScoped, "{name: pw}", "{name: pw, namespace: web}", 1), want: "from-namespace"},
 		"app without namespace is refused namespaced": {noNamespace: true, helm: "  lookup: true\n  values: {ns: web}\n", template: lookupChart, wantErr: []string{"app web: lookup of v1 Secret in namespace web refused: the app has no namespace"}},
 		"namespace list of the app's is read":         {helm: "  lookup: true\n", template: strings.Replace(nsList, `"Secret" ""`, `"Secret" .Release.Namespace`, 1)},
-		"the reader's error fails the render":         {helm: "  lookup: true\n", template: `{{ lookup "v1" "Secret" .Release.Namespace "boom" }}`, wantErr: []string{"pw/templates/pw.yaml", "injected failure"}},
+		"the reader's error fails the render":         {helm: "  lookup: true\n", template: `{{ lookup "v1" "Secret" .Release.Namespace "boom" }}`, wantErr: []string{"pw/templates/pw.yaml", "app web: lookup of v1 Secret in namespace web: injected failure"}},
 		"a template's change to an answer is its own": {helm: "  lookup: true\n", template: lookupChart + `{{ $_ := set (lookup "v1" "Secret" .Release.Namespace "pw").data "password" ("changed" | b64enc) }}`, want: "s3cret"},
 	}
 	for name, tc := range tests {
