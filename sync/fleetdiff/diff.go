@@ -178,6 +178,10 @@ type Options struct {
 	// Live maps a cluster name to a Planner for that cluster: its head renders are
 	// also dry-run against it (ClusterDiff.Live).
 	Live map[string]Planner
+	// Charts fetches the remote charts of Helm apps (helm.repo, helm.oci) for both
+	// sides. Nil: such an app is a render error naming the chart. A fetch failure is
+	// that app's render error; the other apps are still diffed.
+	Charts render.ChartFetcher
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -266,7 +270,7 @@ func openSide(ctx context.Context, name, root string, opts Options) (*side, erro
 	if root == "" {
 		return s, nil
 	}
-	r, err := render.New(root, render.Options{})
+	r, err := render.New(root, render.Options{Charts: opts.Charts})
 	if err != nil {
 		return nil, fmt.Errorf("%s checkout %s: %w", name, root, err)
 	}
