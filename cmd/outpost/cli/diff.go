@@ -29,7 +29,8 @@ import (
 
 // Exit codes of `outpost diff`, like diff(1)'s.
 const (
-	// ExitDiffChanges means the change alters at least one cluster.
+	// ExitDiffChanges means the change alters at least one cluster (fleetdiff's
+	// Result.Changes: drift a sync keeps is shown but alters nothing).
 	ExitDiffChanges = 1
 	// ExitDiffError means the diff could not be computed, or the head ref does not
 	// load or render somewhere.
@@ -94,7 +95,8 @@ agent does, into --chart-cache-dir (default: the user's cache directory, e.g.
 agent's format: a YAML mapping of host to {username, password}). A chart that
 cannot be fetched is a render error of that app only.
 
-Exit codes, like diff(1)'s: 0 no change, 1 changes, 2 error (also a head revision
+Exit codes, like diff(1)'s: 0 no change (objects a sync keeps are shown but are
+no change), 1 changes, 2 error (also a head revision
 that does not load or render somewhere: each error is printed with its file and
 line), 3 a change named by --fail-on (prune, crd, namespace).`,
 		Args: cobra.NoArgs,
@@ -298,7 +300,7 @@ func (f *diffFlags) exitStatus(res *fleetdiff.Result) error {
 			return &ExitStatusError{Code: ExitDiffPolicy, Msg: fmt.Sprintf("diff: the change includes a %s change (--fail-on %s)", p, p)}
 		}
 	}
-	if len(res.Clusters) > 0 {
+	if res.Changes() {
 		return &ExitStatusError{Code: ExitDiffChanges}
 	}
 	return nil
