@@ -96,9 +96,9 @@ agent's format: a YAML mapping of host to {username, password}). A chart that
 cannot be fetched is a render error of that app only.
 
 Exit codes, like diff(1)'s: 0 no change (objects a sync keeps are shown but are
-no change), 1 changes, 2 error (also a head revision
-that does not load or render somewhere: each error is printed with its file and
-line), 3 a change named by --fail-on (prune, crd, namespace).`,
+no change), 1 changes, 2 error (also a head revision that does not load or render
+somewhere, a chart fetch included: each error is printed with its cluster, app,
+file and line), 3 a change named by --fail-on (prune, crd, namespace).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr())
