@@ -4,33 +4,45 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"helm.sh/helm/v4/pkg/registry"
 )
 
-// chartServer serves an HTTP chart repository holding chart web 1.1.0 to the
-// basic-auth user "ci" with password "pw".
-func chartServer(t *testing.T) *httptest.Server {
+// chartArchive packs chart name at version, whose one template is ConfigMap web
+// with one line of data.
+func chartArchive(t *testing.T, name, version, data string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
-	for name, body := range map[string]string{
-		"web/Chart.yaml":        "apiVersion: v2\nname: web\nversion: 1.1.0\n",
-		"web/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  from: chart-{{ .Chart.Version }}\n",
+	for file, body := range map[string]string{
+		name + "/Chart.yaml":        "apiVersion: v2\nname: " + name + "\nversion: " + version + "\n",
+		name + "/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  " + data + "\n",
 	} {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: file, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
 		_, _ = tw.Write([]byte(body))
 	}
 	_ = tw.Close()
 	_ = zw.Close()
-	archive := buf.Bytes()
+	return buf.Bytes()
+}
+
+// chartServer serves an HTTP chart repository holding chart web 1.1.0 to the
+// basic-auth user "ci" with password "pw".
+func chartServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	archive := chartArchive(t, "web", "1.1.0", "from: chart-{{ .Chart.Version }}")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, p, ok := r.BasicAuth(); !ok || u != "ci" || p != "pw" {
 			http.Error(w, "who are you", http.StatusUnauthorized)
@@ -105,5 +117,34 @@ func TestDiffRemoteChart(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(cache); len(entries) != 1 {
 		t.Errorf("chart cache holds %d entries, want the one chart", len(entries))
+	}
+}
+
+// An OCI chart on a plain-HTTP registry is pulled only when --chart-plain-http-hosts
+// names the registry.
+func TestDiffRemoteChartOCIPlainHTTP(t *testing.T) {
+	dir := diffRepo(t)
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	push, err := registry.NewClient(registry.ClientOptPlainHTTP(), registry.ClientOptCredentialsFile(filepath.Join(t.TempDir(), "creds.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := chartArchive(t, "web", "1.1.0", "from: oci-{{ .Chart.Version }}")
+	if _, err := push.Push(archive, host+"/charts/web:1.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	app := "namespace: web\nhelm:\n  oci: oci://" + host + "/charts/web\n  version: 1.1.0\n"
+	if err := os.WriteFile(filepath.Join(dir, "apps/web/app.yaml"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := runVerb(t, nil, "diff", "--repo", dir, "--chart-cache-dir", t.TempDir(), "--chart-plain-http-hosts", host)
+	if res.code != ExitDiffChanges || !strings.Contains(res.stdout, "+  from: oci-1.1.0") {
+		t.Fatalf("exit code %d, want %d and the chart's object\n%s%s", res.code, ExitDiffChanges, res.stdout, res.stderr)
+	}
+	res = runVerb(t, nil, "diff", "--repo", dir, "--chart-cache-dir", t.TempDir())
+	if res.code != ExitDiffError || !strings.Contains(res.stdout+res.stderr, "fetch chart oci://"+host+"/charts/web:1.1.0") {
+		t.Fatalf("without --chart-plain-http-hosts: exit code %d, want %d naming the chart\n%s%s", res.code, ExitDiffError, res.stdout, res.stderr)
 	}
 }
