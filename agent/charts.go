@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"k8s.io/client-go/discovery"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/outpost-gitops/outpost/sync/chart"
 )
@@ -22,31 +21,9 @@ func newChartFetcher(cfg Config, l *loop) (*chart.Fetcher, error) {
 		CacheDir: chartCacheDir(cfg.CacheDir), PlainHTTPHosts: cfg.ChartPlainHTTPHosts, Logger: l.log,
 	}
 	if file := cfg.ChartCredentialsFile; file != "" {
-		fc.Credentials = func(host string) (chart.Credential, bool, error) { return chartCredential(file, host) }
+		fc.Credentials = chart.FileCredentials(file) // read at each download: a rotated Secret takes effect
 	}
 	return chart.NewFetcher(fc)
-}
-
-// chartCredential reads the credential of host from file, a YAML mapping
-// {host: {username, password}}; it is read at each download so a rotated Secret
-// takes effect without a restart.
-func chartCredential(file, host string) (chart.Credential, bool, error) {
-	data, err := readSecret(file)
-	if err != nil {
-		return chart.Credential{}, false, err
-	}
-	var creds map[string]struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
-	}
-	if err := sigsyaml.UnmarshalStrict([]byte(data), &creds); err != nil {
-		return chart.Credential{}, false, fmt.Errorf("%s: not a mapping of host to {username, password}: %w", file, err)
-	}
-	c, ok := creds[host]
-	if !ok {
-		return chart.Credential{}, false, nil
-	}
-	return chart.Credential{Username: c.Username, Password: c.Password}, true, nil
 }
 
 // clusterCapabilities reads the Kubernetes version and the served API versions

@@ -150,8 +150,9 @@ type hints struct {
 }
 
 // applyOne applies one object: a missing object is created with one apply; an
-// existing one is read, checked for ownership (mayTake), dry-run, and applied only if
-// the dry-run changes a field.
+// existing one is read, checked for ownership (mayTake), and handled as decide says:
+// kept, applied without taking other managers' fields (applyKeepingDrift), or
+// dry-run and applied only if the dry-run changes a field.
 func (s *Syncer) applyOne(ctx context.Context, app string, it *plan.Item, opts Options, h hints) Change {
 	var live *unstructured.Unstructured
 	if !h.absent {
@@ -163,26 +164,25 @@ func (s *Syncer) applyOne(ctx context.Context, app string, it *plan.Item, opts O
 			return failed(it.Ref, it.Version, OpGet, err)
 		}
 	}
-	keep := opts.KeepDrift && recordedAsDesired(it)
-	if live == nil {
-		if keep {
-			// Deleted by someone after Outpost applied it: drift, which the app keeps.
-			return Change{Ref: it.Ref, Version: it.Version, Action: ActionKept, record: it.Recorded}
+	if live != nil {
+		if err := mayTake(s.cfg.Owner, app, it, live, opts); err != nil {
+			return Change{Ref: it.Ref, Version: it.Version, Action: ActionFailed, Error: err.Error(),
+				Err: &ObjectError{Object: it.Ref, Op: OpAdopt, Err: err}}
 		}
+	}
+	switch decide(it, live != nil, opts) {
+	case stepKeepDeleted:
+		// Deleted by someone after Outpost applied it: drift, which the app keeps.
+		return Change{Ref: it.Ref, Version: it.Version, Action: ActionKept, record: it.Recorded}
+	case stepCreate:
 		created, err := s.serverApply(ctx, it.Object)
 		if err != nil {
 			return failed(it.Ref, it.Version, OpApply, err)
 		}
 		return s.applied(it, ActionCreated, created, nil)
-	}
-	if err := mayTake(s.cfg.Owner, app, it, live, opts); err != nil {
-		return Change{Ref: it.Ref, Version: it.Version, Action: ActionFailed, Error: err.Error(),
-			Err: &ObjectError{Object: it.Ref, Op: OpAdopt, Err: err}}
-	}
-	if object.IsCreateOnly(it.Object) {
+	case stepKeepCreateOnly:
 		return s.applied(it, ActionKept, live, nil)
-	}
-	if keep {
+	case stepApplyOwned:
 		return s.applyKeepingDrift(ctx, it, live)
 	}
 	merged, err := s.differ.DryRun(ctx, it.Object)
@@ -204,6 +204,45 @@ func (s *Syncer) applyOne(ctx context.Context, app string, it *plan.Item, opts O
 		return failed(it.Ref, it.Version, OpApply, err)
 	}
 	return s.applied(it, ActionConfigured, configured, diff)
+}
+
+// step is how a sync handles one desired object once it knows whether the object
+// exists.
+type step int
+
+const (
+	// stepApply: dry-run taking ownership of every field the object sets, and apply
+	// when that changes a field.
+	stepApply step = iota
+	// stepCreate: the object is missing; create it with one apply.
+	stepCreate
+	// stepKeepDeleted: the object is missing, deleted after Outpost applied exactly
+	// this desired state, and the app keeps drift: it stays deleted.
+	stepKeepDeleted
+	// stepKeepCreateOnly: a create-only object that exists: never written.
+	stepKeepCreateOnly
+	// stepApplyOwned: the desired state is the one applied and the app keeps drift:
+	// apply only what no other field manager took; a conflict keeps the object
+	// (applyKeepingDrift).
+	stepApplyOwned
+)
+
+// decide chooses the step of a desired object from its plan item, whether it exists,
+// and the app's options. It is pure: the one place where the drift policy and
+// create-only turn into what a sync does, shared by applyOne and the preview (Plan).
+func decide(it *plan.Item, exists bool, opts Options) step {
+	keep := opts.KeepDrift && recordedAsDesired(it)
+	switch {
+	case !exists && keep:
+		return stepKeepDeleted
+	case !exists:
+		return stepCreate
+	case object.IsCreateOnly(it.Object):
+		return stepKeepCreateOnly
+	case keep:
+		return stepApplyOwned
+	}
+	return stepApply
 }
 
 // recordedAsDesired reports whether the inventory records a confirmed apply of exactly

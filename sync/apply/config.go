@@ -15,6 +15,7 @@ import (
 	"github.com/outpost-gitops/outpost/sync/inventory"
 	"github.com/outpost-gitops/outpost/sync/object"
 	"github.com/outpost-gitops/outpost/sync/plan"
+	"github.com/outpost-gitops/outpost/sync/repo"
 )
 
 // InventoryStore persists app inventories; *inventory.Store keeps them in the cluster.
@@ -147,6 +148,15 @@ type Options struct {
 	// (ActionKept) and left to drift detection to report. Objects whose desired state
 	// changed are applied as usual, taking their fields back.
 	KeepDrift bool
+}
+
+// OptionsFor returns the sync options an app's app.yaml sets: the one mapping of
+// app.yaml to apply.Options, for the engine's syncs and for previews.
+func OptionsFor(c repo.AppConfig) Options {
+	return Options{
+		Force: c.Force, AllowEmpty: c.AllowEmpty, DisablePrune: !c.Prune,
+		Adopt: c.Adopt, KeepDrift: c.Drift == repo.DriftReport,
+	}
 }
 
 // AdoptAnnotation on a desired object lets the app adopt that object when it exists

@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"reflect"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -144,5 +145,80 @@ func TestCreateOnlyObjectIsWrittenOnce(t *testing.T) {
 	}
 	if got := password(); got == first || got == "<deleted>" {
 		t.Errorf("create-only Secret after deletion: data.password %q, want the new render's", got)
+	}
+}
+
+// The preview (Plan) says what SyncApp would do under each policy, without writing:
+// with KeepDrift, an edited object whose desired state did not change is kept (with
+// the fields that differ) and a deleted one stays deleted; without, both are taken
+// back; a new desired state is an update either way. A create-only object that exists
+// is kept whatever the policy.
+func TestPlanPreviewFollowsKeepDrift(t *testing.T) {
+	h := newHarness(t)
+	generated := func(value string) *unstructured.Unstructured {
+		u := fromYAML(t, h.ns, `{apiVersion: v1, kind: ConfigMap, metadata: {name: generated}, data: {index: x}}`)
+		u.SetAnnotations(map[string]string{object.ApplyAnnotation: object.ApplyCreateOnly})
+		_ = unstructured.SetNestedField(u.Object, value, "data", "index")
+		return u
+	}
+	desired := append(objects(t, h.ns, 4), generated("first")) // cm-0, secret-1, svc-2, deploy-3, generated
+	keep := Options{KeepDrift: true}
+	h.sync(t, desired, keep)
+	h.editData(t, byName(desired, "cm-0"), "edited", "kubectl-edit")
+	if err := h.c.Delete(t.Context(), h.live(t, byName(desired, "svc-2"))); err != nil {
+		t.Fatal(err)
+	}
+	preview := func(desired []*unstructured.Unstructured, opts Options) map[string]string {
+		t.Helper()
+		h.req.Reset()
+		p, err := h.s.Plan(t.Context(), h.app, owned(h.app, desired), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if writes, _, _ := h.req.Counts(); writes != 0 {
+			t.Errorf("Plan sent %d writes, want 0", writes)
+		}
+		out := map[string]string{}
+		for _, it := range p.Items {
+			s := string(it.Action) + " " + string(it.Reason)
+			for _, f := range it.Diff {
+				s += " " + f.String()
+			}
+			out[it.Name] = s
+		}
+		return out
+	}
+	next := append(objects(t, h.ns, 4), generated("second"))
+	_ = unstructured.SetNestedField(byName(next, "cm-0").Object, "new", "data", "index")
+	tests := map[string]struct {
+		desired []*unstructured.Unstructured
+		opts    Options
+		want    map[string]string
+	}{
+		"report": {desired, keep, map[string]string{
+			"cm-0": `keep drift-kept data.index: "edited" → "0"`, "secret-1": "unchanged recorded",
+			"svc-2": "keep deleted-kept", "deploy-3": "unchanged recorded", "generated": "unchanged recorded"}},
+		"correct": {desired, Options{}, map[string]string{
+			"cm-0": `update dry-run data.index: "edited" → "0"`, "secret-1": "unchanged recorded",
+			"svc-2": "create dry-run", "deploy-3": "unchanged recorded", "generated": "unchanged recorded"}},
+		"report, desired changed": {next, keep, map[string]string{
+			"cm-0": `update dry-run data.index: "edited" → "new"`, "secret-1": "unchanged recorded",
+			"svc-2": "keep deleted-kept", "deploy-3": "unchanged recorded", "generated": "keep create-only"}},
+		"correct, desired changed": {next, Options{}, map[string]string{
+			"cm-0": `update dry-run data.index: "edited" → "new"`, "secret-1": "unchanged recorded",
+			"svc-2": "create dry-run", "deploy-3": "unchanged recorded", "generated": "keep create-only"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := preview(tc.desired, tc.opts); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("plan\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+
+	// What the preview said is what the sync does.
+	res := h.sync(t, desired, keep)
+	if c := res.Changes.Counts; c.Kept != 2 || c.Configured+c.Created != 0 {
+		t.Errorf("sync after the \"report\" preview: counts %+v, want cm-0 and svc-2 kept", c)
 	}
 }

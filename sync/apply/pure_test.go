@@ -3,8 +3,11 @@ package apply
 import (
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/outpost-gitops/outpost/sync/inventory"
 	"github.com/outpost-gitops/outpost/sync/object"
+	"github.com/outpost-gitops/outpost/sync/plan"
 )
 
 func TestNextEntries(t *testing.T) {
@@ -94,5 +97,48 @@ func TestNewChangeSetCounts(t *testing.T) {
 	}
 	if f := cs.Failed(); len(f) != 1 || f[0].Name != "b" {
 		t.Errorf("Failed() = %+v", f)
+	}
+}
+
+func TestDecide(t *testing.T) {
+	obj := func(createOnly bool) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("v1")
+		u.SetKind("ConfigMap")
+		u.SetName("a")
+		if createOnly {
+			u.SetAnnotations(map[string]string{object.ApplyAnnotation: object.ApplyCreateOnly})
+		}
+		return u
+	}
+	item := func(hash string, rec inventory.Record, createOnly bool) *plan.Item {
+		return &plan.Item{Hash: hash, Recorded: rec, Object: obj(createOnly)}
+	}
+	applied := inventory.Record{Hash: "h1", ResourceVersion: "7"}
+	report, correct := Options{KeepDrift: true}, Options{}
+	tests := map[string]struct {
+		it     *plan.Item
+		exists bool
+		opts   Options
+		want   step
+	}{
+		"report, unchanged desired, live":        {item("h1", applied, false), true, report, stepApplyOwned},
+		"report, unchanged desired, deleted":     {item("h1", applied, false), false, report, stepKeepDeleted},
+		"report, desired changed, live":          {item("h2", applied, false), true, report, stepApply},
+		"report, desired changed, deleted":       {item("h2", applied, false), false, report, stepCreate},
+		"report, never confirmed, deleted":       {item("h1", inventory.Record{}, false), false, report, stepCreate},
+		"correct, unchanged desired, live":       {item("h1", applied, false), true, correct, stepApply},
+		"correct, unchanged desired, deleted":    {item("h1", applied, false), false, correct, stepCreate},
+		"create-only exists, correct":            {item("h2", applied, true), true, correct, stepKeepCreateOnly},
+		"create-only exists, report":             {item("h1", applied, true), true, report, stepKeepCreateOnly},
+		"create-only deleted, correct":           {item("h1", applied, true), false, correct, stepCreate},
+		"create-only deleted, report, unchanged": {item("h1", applied, true), false, report, stepKeepDeleted},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := decide(tc.it, tc.exists, tc.opts); got != tc.want {
+				t.Errorf("decide = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

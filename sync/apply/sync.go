@@ -108,26 +108,6 @@ func (s *Syncer) SyncApp(ctx context.Context, app string, desired []*unstructure
 	return res, nil
 }
 
-// Plan previews a sync of app without changing anything: the pairing of
-// SyncApp's first step, then a server-side dry-run of every object that is not
-// skipped, with field-level diffs (secret values masked). Dry-run failures are
-// reported in the items and returned joined.
-func (s *Syncer) Plan(ctx context.Context, app string, desired []*unstructured.Unstructured) (*plan.Plan, error) {
-	objs, err := s.prepare(app, desired)
-	if err != nil {
-		return nil, err
-	}
-	inv, err := s.cfg.Store.Load(ctx, app)
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.build(ctx, app, objs, inv)
-	if err != nil {
-		return nil, err
-	}
-	return p, s.differ.Refine(ctx, p)
-}
-
 // build observes the live versions of recorded objects and pairs.
 func (s *Syncer) build(ctx context.Context, app string, objs []*unstructured.Unstructured, inv *inventory.Inventory) (*plan.Plan, error) {
 	var live map[object.Ref]string

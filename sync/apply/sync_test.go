@@ -475,7 +475,7 @@ func TestPlanPreviewChangesNothing(t *testing.T) {
 	_ = unstructured.SetNestedField(next[0].Object, "x", "data", "index")
 
 	h.req.Reset()
-	p, err := h.s.Plan(t.Context(), h.app, owned(h.app, next))
+	p, err := h.s.Plan(t.Context(), h.app, owned(h.app, next), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -285,10 +285,7 @@ func (e *Engine) SyncApp(ctx context.Context, r *render.Renderer, req Request, s
 	runPost := len(post) > 0 && !e.hooks.ran(app.Name, rendered.Digest, render.HookPost)
 
 	t = time.Now()
-	applied, err := e.cfg.Syncer.SyncApp(ctx, app.Name, objs, apply.Options{
-		Force: app.Config.Force, AllowEmpty: app.Config.AllowEmpty, DisablePrune: !app.Config.Prune,
-		Adopt: app.Config.Adopt, KeepDrift: app.Config.Drift == repo.DriftReport,
-	})
+	applied, err := e.cfg.Syncer.SyncApp(ctx, app.Name, objs, apply.OptionsFor(app.Config))
 	ar.Durations.Apply = time.Since(t)
 	release()
 	ar.Apply = applied

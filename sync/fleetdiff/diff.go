@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
+	"github.com/outpost-gitops/outpost/sync/apply"
 	"github.com/outpost-gitops/outpost/sync/field"
 	"github.com/outpost-gitops/outpost/sync/object"
 	"github.com/outpost-gitops/outpost/sync/plan"
@@ -87,18 +88,22 @@ type ClusterDiff struct {
 type LiveApp struct {
 	// App is the app's name.
 	App string `json:"app"`
-	// Objects are the objects the apply would create, update or delete, with the
+	// Objects are the objects the sync would create, update or delete, with the
 	// fields it would change (including fields other managers set: they are what an
-	// apply takes back). Secret values are masked.
+	// apply takes back), and those it would keep as they are although they differ
+	// from the head (plan.ActionKeep: drift an app with drift: report keeps, or a
+	// create-only object), with the fields that differ when known. Secret values are
+	// masked.
 	Objects []plan.Item `json:"objects,omitempty"`
 	// Error is why the dry-run failed, if it did.
 	Error string `json:"error,omitempty"`
 }
 
-// Planner previews the apply of an app's objects on one cluster without changing
-// it; *apply.Syncer's Plan is one.
+// Planner previews the sync of an app's objects on one cluster, with the app's sync
+// options (apply.OptionsFor its app.yaml: its drift policy decides which drift a sync
+// keeps), without changing it; *apply.Syncer's Plan is one.
 type Planner interface {
-	Plan(ctx context.Context, app string, desired []*unstructured.Unstructured) (*plan.Plan, error)
+	Plan(ctx context.Context, app string, desired []*unstructured.Unstructured, opts apply.Options) (*plan.Plan, error)
 }
 
 // Error is a load or render failure of one side, located as precisely as known.
@@ -149,6 +154,23 @@ func (r *Result) HeadErrors() bool {
 	return slices.ContainsFunc(r.Errors, func(e Error) bool { return e.Side == "head" })
 }
 
+// Changes tells whether the change alters a cluster: an object the repository diff
+// adds, removes or changes, or a live object a sync would create, update or delete, or
+// a live dry-run that failed. Objects a sync keeps (plan.ActionKeep) alter nothing.
+func (r *Result) Changes() bool {
+	for _, c := range r.Clusters {
+		if len(c.Apps) > 0 {
+			return true
+		}
+		for _, la := range c.Live {
+			if la.Error != "" || slices.ContainsFunc(la.Objects, func(it plan.Item) bool { return it.Action != plan.ActionKeep || it.Error != "" }) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Has tells whether any object diff satisfies pred.
 func (r *Result) Has(pred func(ObjectDiff) bool) bool {
 	for _, c := range r.Clusters {
@@ -178,6 +200,10 @@ type Options struct {
 	// Live maps a cluster name to a Planner for that cluster: its head renders are
 	// also dry-run against it (ClusterDiff.Live).
 	Live map[string]Planner
+	// Charts fetches the remote charts of Helm apps (helm.repo, helm.oci) for both
+	// sides. Nil: such an app is a render error naming the chart. A fetch failure is
+	// that app's render error; the other apps are still diffed.
+	Charts render.ChartFetcher
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -266,7 +292,7 @@ func openSide(ctx context.Context, name, root string, opts Options) (*side, erro
 	if root == "" {
 		return s, nil
 	}
-	r, err := render.New(root, render.Options{})
+	r, err := render.New(root, render.Options{Charts: opts.Charts})
 	if err != nil {
 		return nil, fmt.Errorf("%s checkout %s: %w", name, root, err)
 	}
@@ -349,7 +375,7 @@ func diffCluster(ctx context.Context, res *Result, b, h *side, bc, hc *repo.Clus
 			continue // an incomplete head render must not show as removals
 		}
 		if p := opts.Live[hc.Name]; p != nil && hres != nil { // hres: hc is set
-			if la := live(ctx, p, name, hres); len(la.Objects) > 0 || la.Error != "" {
+			if la := live(ctx, p, ha, hres); len(la.Objects) > 0 || la.Error != "" {
 				cd.Live = append(cd.Live, la)
 			}
 		}
@@ -367,10 +393,11 @@ func diffCluster(ctx context.Context, res *Result, b, h *side, bc, hc *repo.Clus
 	return cd
 }
 
-// live dry-runs an app's head render on a cluster and keeps what would change.
-func live(ctx context.Context, p Planner, app string, r *render.Result) LiveApp {
-	la := LiveApp{App: app}
-	pl, err := p.Plan(ctx, app, r.Objects)
+// live previews the sync of an app's head render on a cluster, with the app's head
+// options, and keeps what would not be left unchanged.
+func live(ctx context.Context, p Planner, app *repo.App, r *render.Result) LiveApp {
+	la := LiveApp{App: app.Name}
+	pl, err := p.Plan(ctx, app.Name, r.Objects, apply.OptionsFor(app.Config))
 	if err != nil {
 		la.Error = err.Error()
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/outpost-gitops/outpost/sync/plan"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -314,5 +316,29 @@ func TestMarkdownStaysUnderACommentsLimit(t *testing.T) {
 	}
 	if strings.Count(out, "```")%2 != 0 || strings.Count(out, "<details>") != strings.Count(out, "</details>") {
 		t.Fatal("truncation left a code block or a section open")
+	}
+}
+
+func TestResultChanges(t *testing.T) {
+	item := func(a plan.Action, errMsg string) plan.Item { return plan.Item{Action: a, Error: errMsg} }
+	live := func(la LiveApp) *Result { return &Result{Clusters: []ClusterDiff{{Cluster: "c", Live: []LiveApp{la}}}} }
+	tests := map[string]struct {
+		res  *Result
+		want bool
+	}{
+		"nothing":            {&Result{}, false},
+		"repository diff":    {&Result{Clusters: []ClusterDiff{{Cluster: "c", Apps: []AppDiff{{App: "a"}}}}}, true},
+		"kept only":          {live(LiveApp{App: "a", Objects: []plan.Item{item(plan.ActionKeep, ""), item(plan.ActionKeep, "")}}), false},
+		"kept and an update": {live(LiveApp{App: "a", Objects: []plan.Item{item(plan.ActionKeep, ""), item(plan.ActionUpdate, "")}}), true},
+		"live create":        {live(LiveApp{App: "a", Objects: []plan.Item{item(plan.ActionCreate, "")}}), true},
+		"failed preview":     {live(LiveApp{App: "a", Error: "forbidden"}), true},
+		"failed keep item":   {live(LiveApp{App: "a", Objects: []plan.Item{item(plan.ActionKeep, "boom")}}), true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := tc.res.Changes(); got != tc.want {
+				t.Errorf("Changes() = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -15,6 +15,11 @@
 // and variables are compared with the head checkout; when all are equal the head
 // render is the base render.
 //
+// With a Planner per cluster (Options.Live), the head render is also previewed on the
+// running cluster as a sync would apply it, with the app's options (apply.OptionsFor
+// its head app.yaml): drift that an app with drift: report keeps shows as kept, not
+// as an update. Remote Helm charts are fetched with Options.Charts.
+//
 // The package reads only the two directories it is given; turning Git revisions
 // into directories is the caller's (the CLI exports commits with go-git).
 package fleetdiff

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/outpost-gitops/outpost/sync/plan"
 )
 
 // WriteJSON writes the result as indented JSON: the schema of Result's JSON tags,
@@ -18,11 +20,12 @@ func WriteJSON(w io.Writer, r *Result) error {
 
 // ANSI colours of the text format, as git and kubectl diff use them.
 const (
-	red   = "\x1b[31m"
-	green = "\x1b[32m"
-	cyan  = "\x1b[36m"
-	bold  = "\x1b[1m"
-	reset = "\x1b[0m"
+	red    = "\x1b[31m"
+	green  = "\x1b[32m"
+	cyan   = "\x1b[36m"
+	yellow = "\x1b[33m"
+	bold   = "\x1b[1m"
+	reset  = "\x1b[0m"
 )
 
 // WriteText writes the result for a terminal or a log: per cluster and app, each
@@ -58,23 +61,43 @@ func writeLive(p *printer, live []LiveApp, indent string) {
 	if len(live) == 0 {
 		return
 	}
-	p.line(bold, "%slive: what applying the head changes on the running cluster (server-side dry-run)", indent)
+	p.line(bold, "%slive: what a sync of the head does on the running cluster (server-side dry-run)", indent)
 	for _, a := range live {
 		p.line(bold, "%s  app %s", indent, a.App)
 		if a.Error != "" {
 			p.line(red, "%s    error: %s", indent, a.Error)
 		}
 		for _, it := range a.Objects {
-			what := fmt.Sprintf("%s %s (%s)", it.Action, it.Ref, it.Reason)
+			what, col := liveWhat(it), cyan
+			if it.Action == plan.ActionKeep {
+				col = yellow
+			}
 			if it.Error != "" {
 				what += ": " + it.Error
 			}
-			p.line(cyan, "%s    %s", indent, what)
+			p.line(col, "%s    %s", indent, what)
 			for _, f := range it.Diff {
 				p.line("", "%s      %s", indent, f.String())
 			}
 		}
 	}
+}
+
+// liveWhat says what a sync does to one object of the live preview.
+func liveWhat(it plan.Item) string {
+	switch it.Reason {
+	case plan.ReasonDriftKept:
+		what := fmt.Sprintf("kept %s (drift: report: another manager's change is left as it is)", it.Ref)
+		if len(it.Diff) > 0 {
+			what += ", live → head:"
+		}
+		return what
+	case plan.ReasonDeletedKept:
+		return fmt.Sprintf("kept deleted %s (drift: report: deleted outside Outpost, not created again)", it.Ref)
+	case plan.ReasonCreateOnly:
+		return fmt.Sprintf("kept %s (create-only: exists, never written)", it.Ref)
+	}
+	return fmt.Sprintf("%s %s (%s)", it.Action, it.Ref, it.Reason)
 }
 
 type printer struct {

@@ -136,8 +136,9 @@ func (d *Differ) Diff(ctx context.Context, obj *unstructured.Unstructured) (*Obj
 	return &ObjectDiff{Action: ActionUpdate, Live: live, Changes: changes}, nil
 }
 
-// Refine dry-runs every create and update item of p, in place: it settles the
-// action, fills Diff, or records the failure in Error and Immutable. An object
+// Refine dry-runs every create and update item of p not yet settled by a dry-run
+// (Reason ReasonDryRun), in place: it settles the action, fills Diff, or records the
+// failure in Error and Immutable. An object
 // whose kind is defined by a CRD of the same plan cannot be dry-run before that CRD
 // exists; it stays a create. Refine returns the dry-run errors, joined.
 func (d *Differ) Refine(ctx context.Context, p *Plan) error {
@@ -147,7 +148,7 @@ func (d *Differ) Refine(ctx context.Context, p *Plan) error {
 	var wg sync.WaitGroup
 	for i := range p.Items {
 		it := &p.Items[i]
-		if it.Action != ActionCreate && it.Action != ActionUpdate {
+		if it.Action != ActionCreate && it.Action != ActionUpdate || it.Reason == ReasonDryRun {
 			continue
 		}
 		wg.Go(func() {

@@ -30,6 +30,11 @@ const (
 	ActionUnchanged Action = "unchanged"
 	// ActionDelete: the object is in the inventory but no longer desired.
 	ActionDelete Action = "delete"
+	// ActionKeep: the object differs from the desired state, or is missing, but a
+	// sync leaves it as it is (see ReasonDriftKept, ReasonDeletedKept,
+	// ReasonCreateOnly); only a preview (apply.Syncer.Plan) sets it. Diff, when set,
+	// lists the fields that differ: what drift: correct would take back.
+	ActionKeep Action = "keep"
 )
 
 // Reason says why an item got its action.
@@ -58,6 +63,14 @@ const (
 	ReasonDryRun Reason = "dry-run"
 	// ReasonNotDesired: the object is in the inventory but no longer desired.
 	ReasonNotDesired Reason = "not-desired"
+	// ReasonDriftKept: the desired object is the one last applied and another field
+	// manager changed a field it sets; the app's drift: report keeps the change.
+	ReasonDriftKept Reason = "drift-kept"
+	// ReasonDeletedKept: the desired object is the one last applied and someone
+	// deleted it; the app's drift: report keeps it deleted.
+	ReasonDeletedKept Reason = "deleted-kept"
+	// ReasonCreateOnly: the object is create-only (object.ApplyCreateOnly) and exists.
+	ReasonCreateOnly Reason = "create-only"
 )
 
 // Item is the plan for one object.
@@ -98,6 +111,7 @@ type Counts struct {
 	Update    int `json:"update"`
 	Unchanged int `json:"unchanged"`
 	Delete    int `json:"delete"`
+	Keep      int `json:"keep"`
 	// Failed counts items whose dry-run failed.
 	Failed int `json:"failed"`
 }
@@ -115,6 +129,8 @@ func (p *Plan) Counts() Counts {
 			c.Unchanged++
 		case ActionDelete:
 			c.Delete++
+		case ActionKeep:
+			c.Keep++
 		}
 		if it.Error != "" {
 			c.Failed++

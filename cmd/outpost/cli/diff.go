@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -21,12 +23,14 @@ import (
 
 	"github.com/outpost-gitops/outpost/internal/gitobj"
 	"github.com/outpost-gitops/outpost/sync/apply"
+	"github.com/outpost-gitops/outpost/sync/chart"
 	"github.com/outpost-gitops/outpost/sync/fleetdiff"
 )
 
 // Exit codes of `outpost diff`, like diff(1)'s.
 const (
-	// ExitDiffChanges means the change alters at least one cluster.
+	// ExitDiffChanges means the change alters at least one cluster (fleetdiff's
+	// Result.Changes: drift a sync keeps is shown but alters nothing).
 	ExitDiffChanges = 1
 	// ExitDiffError means the diff could not be computed, or the head ref does not
 	// load or render somewhere.
@@ -54,6 +58,9 @@ type diffFlags struct {
 	failOn                   []string
 	colour                   string
 	kubeconfigs              []string
+	chartCacheDir            string
+	chartCredentials         string
+	chartPlainHTTP           []string
 }
 
 // failOnPredicates are the changes --fail-on can name.
@@ -78,13 +85,24 @@ The base defaults to the merge base of HEAD with the followed branch (--branch,
 default origin/HEAD, else main); the head defaults to the working tree, uncommitted
 changes included. With --kubeconfig CLUSTER=PATH, the head is also dry-run on that
 cluster (server-side apply, nothing written), showing what would really change there,
-fields other managers changed included.
+fields other managers changed included; for an app with drift: report, an object
+whose desired state did not change since it was last applied is shown as kept, as
+a sync would leave it.
 
-Exit codes, like diff(1)'s: 0 no change, 1 changes, 2 error (also a head revision
-that does not load or render somewhere: each error is printed with its file and
-line), 3 a change named by --fail-on (prune, crd, namespace).`,
+Remote Helm charts (helm.repo, helm.oci in app.yaml) are downloaded like the
+agent does, into --chart-cache-dir (default: the user's cache directory, e.g.
+~/.cache/outpost/charts), with the credentials of --chart-credentials-file (the
+agent's format: a YAML mapping of host to {username, password}). A chart that
+cannot be fetched is a render error of that app only.
+
+Exit codes, like diff(1)'s: 0 no change (objects a sync keeps are shown but are
+no change), 1 changes, 2 error (also a head revision that does not load or render
+somewhere, a chart fetch included: each error is printed with its cluster, app,
+file and line), 3 a change named by --fail-on (prune, crd, namespace).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), cmd.OutOrStdout()) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.repo, "repo", ".", "the repository checkout")
@@ -97,6 +115,9 @@ line), 3 a change named by --fail-on (prune, crd, namespace).`,
 	fl.StringSliceVar(&f.failOn, "fail-on", nil, "exit 3 when such a change is present: prune, crd, namespace (repeatable)")
 	fl.StringVar(&f.colour, "color", "auto", "colour the text output: auto (on a terminal), always or never")
 	fl.StringArrayVar(&f.kubeconfigs, "kubeconfig", nil, "CLUSTER=PATH: also dry-run the head on this cluster (server-side) and show what would really change there (repeatable)")
+	fl.StringVar(&f.chartCacheDir, "chart-cache-dir", "", "directory of downloaded Helm charts (default: <user cache dir>/outpost/charts)")
+	fl.StringVar(&f.chartCredentials, "chart-credentials-file", "", "YAML file mapping Helm chart repository and OCI registry hosts to {username, password} (the agent's format)")
+	fl.StringSliceVar(&f.chartPlainHTTP, "chart-plain-http-hosts", nil, "comma-separated OCI registry hosts reached over plain HTTP")
 	return cmd
 }
 
@@ -140,7 +161,7 @@ func (f *diffFlags) check() (labels.Selector, error) {
 	return sel, nil
 }
 
-func (f *diffFlags) run(ctx context.Context, out io.Writer) error {
+func (f *diffFlags) run(ctx context.Context, out, errOut io.Writer) error {
 	sel, err := f.check()
 	if err != nil {
 		return err
@@ -172,8 +193,13 @@ func (f *diffFlags) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fail(err)
 	}
+	charts, err := f.chartFetcher(tmp, errOut)
+	if err != nil {
+		return fail(err)
+	}
 	res, err := fleetdiff.Compute(ctx, baseDir, headDir, fleetdiff.Options{
 		BaseName: shortHash(baseCommit.Hash), HeadName: headName, Clusters: f.clusters, Selector: sel, Live: live,
+		Charts: charts,
 	})
 	if err != nil {
 		return fail(err)
@@ -206,6 +232,64 @@ func (f *diffFlags) planners() (map[string]fleetdiff.Planner, error) {
 	return out, nil
 }
 
+// chartFetcher returns the fetcher of remote Helm charts: cached in --chart-cache-dir,
+// else the user's cache directory, else (no home, or a read-only one, as in some CI
+// containers) a directory of this run only; credentials from --chart-credentials-file,
+// read and checked now so that a bad file is one clear error rather than one per app.
+// The cache directory is made at the first download: a diff without remote charts
+// writes nothing there.
+func (f *diffFlags) chartFetcher(tmp string, errOut io.Writer) (*lazyFetcher, error) {
+	cfg := chart.FetcherConfig{
+		CacheDir: f.chartCacheDir, PlainHTTPHosts: f.chartPlainHTTP,
+		Logger: slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if f.chartCredentials != "" {
+		creds, err := chart.ReadCredentials(f.chartCredentials)
+		if err != nil {
+			return nil, fmt.Errorf("--chart-credentials-file: %w", err)
+		}
+		cfg.Credentials = chart.StaticCredentials(creds)
+	}
+	return &lazyFetcher{cfg: cfg, fallback: filepath.Join(tmp, "charts")}, nil
+}
+
+// lazyFetcher makes its chart.Fetcher, and so its cache directory, at the first fetch.
+type lazyFetcher struct {
+	cfg      chart.FetcherConfig
+	fallback string // cache directory when the user's cannot be used
+	once     sync.Once
+	f        *chart.Fetcher
+	err      error
+}
+
+// Fetch implements render.ChartFetcher.
+func (l *lazyFetcher) Fetch(ctx context.Context, ref chart.Ref) ([]byte, error) {
+	l.once.Do(func() { l.f, l.err = l.open() })
+	if l.err != nil {
+		return nil, &chart.FetchError{Ref: ref, Err: l.err}
+	}
+	return l.f.Fetch(ctx, ref)
+}
+
+func (l *lazyFetcher) open() (*chart.Fetcher, error) {
+	cfg := l.cfg
+	if cfg.CacheDir != "" {
+		f, err := chart.NewFetcher(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("--chart-cache-dir: %w", err)
+		}
+		return f, nil
+	}
+	if base, err := os.UserCacheDir(); err == nil {
+		cfg.CacheDir = filepath.Join(base, "outpost", "charts")
+		if f, err := chart.NewFetcher(cfg); err == nil {
+			return f, nil
+		}
+	}
+	cfg.CacheDir = l.fallback
+	return chart.NewFetcher(cfg)
+}
+
 // exitStatus turns the result into the command's exit code.
 func (f *diffFlags) exitStatus(res *fleetdiff.Result) error {
 	if res.HeadErrors() {
@@ -216,7 +300,7 @@ func (f *diffFlags) exitStatus(res *fleetdiff.Result) error {
 			return &ExitStatusError{Code: ExitDiffPolicy, Msg: fmt.Sprintf("diff: the change includes a %s change (--fail-on %s)", p, p)}
 		}
 	}
-	if len(res.Clusters) > 0 {
+	if res.Changes() {
 		return &ExitStatusError{Code: ExitDiffChanges}
 	}
 	return nil
