@@ -192,14 +192,14 @@ func provMissing(ref Ref, format string, args ...any) error {
 type cachedProvenance struct {
 	// Name is the archive's file name the provenance file names.
 	Name string `json:"name"`
-	// Prov is the provenance file.
-	Prov string `json:"prov"`
+	// Prov is the provenance file (base64 in JSON: kept byte for byte).
+	Prov []byte `json:"prov"`
 }
 
 func provenanceFile(archiveFile string) string { return archiveFile + ".prov.json" }
 
 func writeProvenance(archiveFile, name string, prov []byte) error {
-	data, err := json.Marshal(cachedProvenance{Name: name, Prov: string(prov)})
+	data, err := json.Marshal(cachedProvenance{Name: name, Prov: prov})
 	if err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func (f *Fetcher) verifyCached(ref Ref, file string, data []byte) bool {
 		f.cfg.Logger.Warn("cached provenance file unreadable: fetching the chart again", "chart", ref.String(), "err", err)
 		return false
 	}
-	if _, err := f.cfg.Keyring.Verify(ref, data, []byte(cp.Prov), cp.Name); err != nil {
+	if _, err := f.cfg.Keyring.Verify(ref, data, cp.Prov, cp.Name); err != nil {
 		f.cfg.Logger.Warn("cached chart fails verification: fetching it again", "chart", ref.String(), "err", err)
 		return false
 	}
