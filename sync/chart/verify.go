@@ -61,8 +61,9 @@ func LoadKeyring(file string) (*Keyring, error) {
 	}
 	var ring openpgp.EntityList
 	if bytes.HasPrefix(bytes.TrimSpace(data), armorStart) {
-		// Block by block: Helm's reader (armor.Decode reads ahead) can miss the
-		// blocks after the first.
+		// Block by block: Helm's reader (armor.Decode after armor.Decode on one
+		// reader, which each reads ahead) loses the blocks after the first of some
+		// files, such as keys armored by go-crypto and concatenated.
 		for i, block := range armoredBlocks(data) {
 			keys, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(block))
 			if err != nil {

@@ -388,10 +388,15 @@ func TestLoadKeyring(t *testing.T) {
 		"binary":                {file: keyringFile(t, false, a, b), keys: 2},
 		"armored":               {file: keyringFile(t, true, a), keys: 1},
 		"armored, concatenated": {file: concat(keyringFile(t, true, a), keyringFile(t, true, b)), keys: 2},
-		"missing":               {file: filepath.Join(t.TempDir(), "nope"), wantErr: "no such file"},
-		"empty":                 {file: write(nil), wantErr: "keyring "},
-		"garbage":               {file: write([]byte("not a key at all\n")), wantErr: "keyring "},
-		"armored, not a key":    {file: write([]byte("-----BEGIN PGP MESSAGE-----\n\nAAAA\n-----END PGP MESSAGE-----\n")), wantErr: "keyring "},
+		// Exports of two Ed25519 public keys by GnuPG 2.2 (gpg --export [--armor],
+		// and its pubring.kbx).
+		"gpg armored export": {file: "testdata/gpg-two-keys.asc", keys: 2},
+		"gpg binary export":  {file: "testdata/gpg-two-keys.gpg", keys: 2},
+		"gpg keybox":         {file: "testdata/gpg-two-keys.kbx", keys: 2},
+		"missing":            {file: filepath.Join(t.TempDir(), "nope"), wantErr: "no such file"},
+		"empty":              {file: write(nil), wantErr: "keyring "},
+		"garbage":            {file: write([]byte("not a key at all\n")), wantErr: "keyring "},
+		"armored, not a key": {file: write([]byte("-----BEGIN PGP MESSAGE-----\n\nAAAA\n-----END PGP MESSAGE-----\n")), wantErr: "keyring "},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
