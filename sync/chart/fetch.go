@@ -268,6 +268,9 @@ func (f *Fetcher) httpClient(limit int64) *http.Client {
 	return &http.Client{Transport: &limitTransport{next: f.cfg.Transport, limit: limit}, Timeout: f.cfg.Timeout}
 }
 
+// errTooLarge is a response over its size limit.
+var errTooLarge = errors.New("more than the size limit")
+
 // limitTransport fails a response body that goes past limit bytes.
 type limitTransport struct {
 	next  http.RoundTripper
@@ -281,7 +284,7 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if resp.ContentLength > t.limit {
 		resp.Body.Close()
-		return nil, fmt.Errorf("%s: response of %d bytes is more than the limit of %d", req.URL.Redacted(), resp.ContentLength, t.limit)
+		return nil, fmt.Errorf("%s: response of %d bytes is more than the limit of %d: %w", req.URL.Redacted(), resp.ContentLength, t.limit, errTooLarge)
 	}
 	resp.Body = &limitedBody{rc: resp.Body, left: t.limit, url: req.URL.Redacted()}
 	return resp, nil
@@ -295,7 +298,7 @@ type limitedBody struct {
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 {
-		return 0, fmt.Errorf("%s: response is more than the size limit", b.url)
+		return 0, fmt.Errorf("%s: response is %w", b.url, errTooLarge)
 	}
 	if int64(len(p)) > b.left+1 {
 		p = p[:b.left+1]
@@ -303,7 +306,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
-		return n, fmt.Errorf("%s: response is more than the size limit", b.url)
+		return n, fmt.Errorf("%s: response is %w", b.url, errTooLarge)
 	}
 	return n, err
 }
@@ -374,9 +377,12 @@ func (f *Fetcher) fetchHTTP(ctx context.Context, ref Ref, prov bool) (*download,
 		if pu.RawPath != "" {
 			pu.RawPath += ".prov"
 		}
-		if d.prov, err = f.get(ctx, base, &pu, MaxProvSize); notFound(err) {
+		switch d.prov, err = f.get(ctx, base, &pu, MaxProvSize); {
+		case notFound(err):
 			return nil, provMissing(ref, "%w", err)
-		} else if err != nil {
+		case errors.Is(err, errTooLarge):
+			return nil, &VerifyError{Ref: ref, Reason: ReasonMalformed, Err: err}
+		case err != nil:
 			return nil, fmt.Errorf("provenance file: %w", err)
 		}
 		return d, nil

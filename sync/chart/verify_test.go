@@ -201,6 +201,10 @@ func TestFetchVerifyHTTP(t *testing.T) {
 				return buf.Bytes()
 			}()}, verify: true, keyring: keyring, want: ReasonMalformed, wantMsg: "message block must have at least two parts", provGets: 1,
 		},
+		"oversized .prov": {
+			chart: served{archive: v1, prov: bytes.Repeat([]byte("x"), MaxProvSize+1)}, verify: true, keyring: keyring,
+			want: ReasonMalformed, wantMsg: "response is more than the size limit", provGets: 1,
+		},
 		".prov server error is a transient fetch error": {
 			chart: served{archive: v1, provStatus: http.StatusServiceUnavailable}, verify: true, keyring: keyring,
 			fetchErr: true, wantMsg: "provenance file: GET", provGets: 1,
