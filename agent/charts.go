@@ -15,13 +15,23 @@ import (
 func chartCacheDir(cacheDir string) string { return filepath.Join(cacheDir, "charts") }
 
 // newChartFetcher returns the fetcher of remote Helm charts: cached under the cache
-// directory, credentials only from --chart-credentials-file.
+// directory, credentials only from --chart-credentials-file, provenance verified
+// with the keys of --chart-keyring as --chart-verify says.
 func newChartFetcher(cfg Config, l *loop) (*chart.Fetcher, error) {
 	fc := chart.FetcherConfig{
 		CacheDir: chartCacheDir(cfg.CacheDir), PlainHTTPHosts: cfg.ChartPlainHTTPHosts, Logger: l.log,
+		Verify: chart.VerifyPolicy(cfg.ChartVerify),
 	}
 	if file := cfg.ChartCredentialsFile; file != "" {
 		fc.Credentials = chart.FileCredentials(file) // read at each download: a rotated Secret takes effect
+	}
+	if file := cfg.ChartKeyring; file != "" {
+		k, err := chart.LoadKeyring(file)
+		if err != nil {
+			return nil, fmt.Errorf("--chart-keyring: %w", err)
+		}
+		fc.Keyring = k
+		l.log.Info("chart provenance keyring loaded", "file", file, "keys", k.Len(), "verify", cfg.ChartVerify)
 	}
 	return chart.NewFetcher(fc)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/outpost-gitops/outpost/agent/hubclient"
 	"github.com/outpost-gitops/outpost/internal/flagenv"
+	"github.com/outpost-gitops/outpost/sync/chart"
 	"github.com/outpost-gitops/outpost/sync/render"
 )
 
@@ -76,6 +77,16 @@ type Config struct {
 	// ChartPlainHTTPHosts are OCI registries reached over plain HTTP (a registry
 	// inside the cluster); default none.
 	ChartPlainHTTPHosts []string
+	// ChartKeyring, when set, is a PGP public keyring (binary, GnuPG keybox or
+	// ASCII-armored) holding the keys a Helm chart's provenance file (.prov) must be
+	// signed by. It is read at start (a restart picks up a change); it is the trust
+	// anchor of chart verification and never comes from Git. Default none: a chart
+	// that must be verified fails.
+	ChartKeyring string
+	// ChartVerify is which remote charts are verified against ChartKeyring:
+	// "if-required" (the apps whose app.yaml says helm.verify: true) or "always"
+	// (every remote chart, whatever app.yaml says; needs ChartKeyring).
+	ChartVerify string
 	// InventoryNamespace holds the per-app inventories (what Outpost applied).
 	InventoryNamespace string
 	// Namespaces, when set, are the only namespaces the agent writes to and watches
@@ -145,6 +156,7 @@ func DefaultConfig() Config {
 		Identity:           host,
 		LeaseDuration:      15 * time.Second,
 		ShutdownTimeout:    20 * time.Second,
+		ChartVerify:        string(chart.VerifyIfRequired),
 	}
 }
 
@@ -171,6 +183,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "directory for the Git clone and rendered revisions")
 	fs.StringVar(&c.ChartCredentialsFile, "chart-credentials-file", c.ChartCredentialsFile, "YAML file mapping Helm chart repository and OCI registry hosts to {username, password}")
 	fs.StringSliceVar(&c.ChartPlainHTTPHosts, "chart-plain-http-hosts", c.ChartPlainHTTPHosts, "comma-separated OCI registry hosts reached over plain HTTP")
+	fs.StringVar(&c.ChartKeyring, "chart-keyring", c.ChartKeyring, "PGP public keyring (binary, keybox or armored) whose keys must sign the provenance (.prov) of verified Helm charts")
+	fs.StringVar(&c.ChartVerify, "chart-verify", c.ChartVerify, "which remote Helm charts must carry a valid provenance: if-required (apps with helm.verify: true) or always (every one)")
 	fs.StringSliceVar(&c.Namespaces, "namespaces", c.Namespaces, "comma-separated namespaces the agent may write to and watch (namespaced RBAC profile); empty: the whole cluster")
 	fs.StringVar(&c.InventoryNamespace, "inventory-namespace", c.InventoryNamespace, "namespace of the per-app inventories")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect one active agent per cluster with a Lease")
@@ -294,6 +308,17 @@ func (c *Config) Validate() error {
 		if w := c.PlainHTTPWarnings(); len(w) > 0 {
 			return configErr("require-tls", "%s", w[0])
 		}
+	}
+	policy, err := chart.ParseVerifyPolicy(c.ChartVerify)
+	if err != nil {
+		return configErr("chart-verify", "%v", err)
+	}
+	if c.ChartKeyring != "" {
+		if _, err := chart.LoadKeyring(c.ChartKeyring); err != nil {
+			return configErr("chart-keyring", "%v", err)
+		}
+	} else if policy == chart.VerifyAlways {
+		return configErr("chart-keyring", "required with --chart-verify=always (the keys chart provenance files must be signed by)")
 	}
 	if c.CacheDir == "" {
 		return configErr("cache-dir", "required: there is no user cache directory ($XDG_CACHE_HOME or $HOME) to default to")

@@ -1,12 +1,16 @@
 package agent
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/spf13/pflag"
 )
 
@@ -14,6 +18,11 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
 	if err := os.WriteFile(token, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keyring, garbage := filepath.Join(dir, "keyring.asc"), filepath.Join(dir, "garbage.gpg")
+	writeTestKeyring(t, keyring)
+	if err := os.WriteFile(garbage, []byte("not a keyring"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	base := map[string]string{
@@ -58,6 +67,13 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		"loopback http, require tls":  {args: []string{"--require-tls", "--hub-url=http://127.0.0.1:8080"}},
 		"pprof on every interface":    {args: []string{"--pprof-listen=:6060"}, wantFlag: "pprof-listen", wantText: "not a loopback address"},
 		"pprof remote, forced":        {args: []string{"--pprof-listen=:6060", "--pprof-allow-remote"}},
+		"chart verify always":         {args: []string{"--chart-verify=always", "--chart-keyring=" + keyring}},
+		"chart verify from env":       {env: map[string]string{"OUTPOST_CHART_VERIFY": "if-required", "OUTPOST_CHART_KEYRING": keyring}},
+		"chart verify bad value":      {args: []string{"--chart-verify=yes"}, wantFlag: "chart-verify", wantText: `"yes" is not a verification policy: want if-required or always`},
+		"chart verify case in env":    {env: map[string]string{"OUTPOST_CHART_VERIFY": "Always"}, wantFlag: "chart-verify"},
+		"chart verify always, no key": {args: []string{"--chart-verify=always"}, wantFlag: "chart-keyring", wantText: "required with --chart-verify=always"},
+		"chart keyring missing":       {args: []string{"--chart-keyring=" + filepath.Join(dir, "nope.gpg")}, wantFlag: "chart-keyring", wantText: "no such file"},
+		"chart keyring not a keyring": {args: []string{"--chart-keyring=" + garbage}, wantFlag: "chart-keyring", wantText: "keyring " + garbage},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -121,5 +137,28 @@ func TestAttackPlainHTTPIsWarnedAbout(t *testing.T) {
 	cfg.HubURL, cfg.GitURL = "https://hub.example.com", "http://localhost:8080/git/dev.git"
 	if w := cfg.PlainHTTPWarnings(); len(w) != 0 {
 		t.Errorf("warnings %q for https and loopback", w)
+	}
+}
+
+// writeTestKeyring writes an armored public keyring of one new key to file.
+func writeTestKeyring(t *testing.T, file string) {
+	t.Helper()
+	e, err := openpgp.NewEntity("Charts", "test", "charts@example.com", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

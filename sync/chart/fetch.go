@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -53,6 +55,13 @@ type FetcherConfig struct {
 	Transport http.RoundTripper
 	// Logger receives one line per download; default discards.
 	Logger *slog.Logger
+	// Keyring holds the keys a chart's provenance file must be signed by; nil: none,
+	// and a chart that must be verified fails. It comes from the agent's config
+	// (--chart-keyring), never from Git.
+	Keyring *Keyring
+	// Verify says which charts are verified: VerifyIfRequired (the default) those
+	// whose Ref.Verify is set, VerifyAlways every one.
+	Verify VerifyPolicy
 }
 
 // Fetcher downloads remote charts into a disk cache; it is a render.ChartFetcher.
@@ -93,6 +102,11 @@ func NewFetcher(cfg FetcherConfig) (*Fetcher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	policy, err := ParseVerifyPolicy(string(cfg.Verify))
+	if err != nil {
+		return nil, fmt.Errorf("chart fetcher: %w", err)
+	}
+	cfg.Verify = policy
 	return &Fetcher{cfg: cfg}, nil
 }
 
@@ -102,31 +116,114 @@ func (f *Fetcher) cacheFile(ref Ref) string {
 	return filepath.Join(f.cfg.CacheDir, ref.Name()+"-"+ref.Version+"-"+hex.EncodeToString(h[:8])+".tgz")
 }
 
-// Fetch returns the archive of ref, from the cache when it holds it. Errors are
-// *FetchError.
+// Fetch returns the archive of ref, from the cache when it holds it. When ref.Verify
+// is set, or the policy is VerifyAlways, the archive must come with a provenance
+// file signed by a key of the keyring that gives the archive's SHA-256; a cached
+// archive is verified again against the provenance file cached with it, and one
+// cached without it is fetched again with it. Errors are *FetchError (a download
+// failed: retrying may help) or *VerifyError (the chart failed verification).
 func (f *Fetcher) Fetch(ctx context.Context, ref Ref) ([]byte, error) {
+	verify := ref.Verify || f.cfg.Verify == VerifyAlways
+	if verify && f.cfg.Keyring == nil {
+		return nil, &VerifyError{Ref: ref, Reason: ReasonNoKeyring, Err: errors.New("verification is required (helm.verify or the always policy) but the agent has no --chart-keyring")}
+	}
 	file := f.cacheFile(ref)
 	if data, err := readCapped(file, f.cfg.Limits.ArchiveSize); err == nil {
-		return data, nil
+		if !verify {
+			return data, nil
+		}
+		if f.verifyCached(ref, file, data) {
+			return data, nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	var data []byte
+	var d *download
 	var err error
 	if ref.OCI != "" {
-		data, err = f.fetchOCI(ctx, ref)
+		d, err = f.fetchOCI(ctx, ref, verify)
 	} else {
-		data, err = f.fetchHTTP(ctx, ref)
+		d, err = f.fetchHTTP(ctx, ref, verify)
 	}
 	if err != nil {
+		var ve *VerifyError
+		if errors.As(err, &ve) {
+			return nil, err
+		}
 		return nil, &FetchError{Ref: ref, Err: err}
 	}
-	if err := writeAtomic(file, data); err != nil {
-		f.cfg.Logger.Warn("chart not cached", "chart", ref.String(), "err", err)
+	attrs := []any{"chart", ref.String(), "bytes", len(d.archive), "duration", time.Since(start)}
+	if verify {
+		v, err := f.cfg.Keyring.Verify(ref, d.archive, d.prov, d.name)
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, "verified", true, "signedBy", v.SignedBy)
 	}
-	f.cfg.Logger.Info("chart fetched", "chart", ref.String(), "bytes", len(data), "duration", time.Since(start))
-	return data, nil
+	if err := writeAtomic(file, d.archive); err != nil {
+		f.cfg.Logger.Warn("chart not cached", "chart", ref.String(), "err", err)
+	} else if verify {
+		if err := writeProvenance(file, d.name, d.prov); err != nil {
+			f.cfg.Logger.Warn("chart provenance not cached", "chart", ref.String(), "err", err)
+		}
+	}
+	f.cfg.Logger.Info("chart fetched", attrs...)
+	return d.archive, nil
+}
+
+// download is a fetched archive, with its provenance file when asked for.
+type download struct {
+	archive []byte
+	// name is the archive's file name, which the provenance file gives the checksum
+	// of: the last element of its URL (HTTP), <chart>-<version>.tgz (OCI).
+	name string
+	// prov is the provenance file.
+	prov []byte
+}
+
+// provMissing is the *VerifyError of a chart whose provenance file is not there.
+func provMissing(ref Ref, format string, args ...any) error {
+	return &VerifyError{Ref: ref, Reason: ReasonMissing, Err: fmt.Errorf(format, args...)}
+}
+
+// cachedProvenance is the file beside a cached archive holding the provenance file it
+// was verified with.
+type cachedProvenance struct {
+	// Name is the archive's file name the provenance file names.
+	Name string `json:"name"`
+	// Prov is the provenance file (base64 in JSON: kept byte for byte).
+	Prov []byte `json:"prov"`
+}
+
+func provenanceFile(archiveFile string) string { return archiveFile + ".prov.json" }
+
+func writeProvenance(archiveFile, name string, prov []byte) error {
+	data, err := json.Marshal(cachedProvenance{Name: name, Prov: prov})
+	if err != nil {
+		return err
+	}
+	return writeAtomic(provenanceFile(archiveFile), data)
+}
+
+// verifyCached verifies a cached archive against the provenance file cached with it,
+// with the keyring of now; false (fetch it again) when there is none or it fails.
+func (f *Fetcher) verifyCached(ref Ref, file string, data []byte) bool {
+	raw, err := readCapped(provenanceFile(file), 2*MaxProvSize)
+	if err != nil {
+		f.cfg.Logger.Info("chart cached without its provenance file: fetching it again to verify it", "chart", ref.String())
+		return false
+	}
+	var cp cachedProvenance
+	if err := json.Unmarshal(raw, &cp); err != nil {
+		f.cfg.Logger.Warn("cached provenance file unreadable: fetching the chart again", "chart", ref.String(), "err", err)
+		return false
+	}
+	if _, err := f.cfg.Keyring.Verify(ref, data, cp.Prov, cp.Name); err != nil {
+		f.cfg.Logger.Warn("cached chart fails verification: fetching it again", "chart", ref.String(), "err", err)
+		return false
+	}
+	return true
 }
 
 func readCapped(file string, limit int64) ([]byte, error) {
@@ -171,6 +268,9 @@ func (f *Fetcher) httpClient(limit int64) *http.Client {
 	return &http.Client{Transport: &limitTransport{next: f.cfg.Transport, limit: limit}, Timeout: f.cfg.Timeout}
 }
 
+// errTooLarge is a response over its size limit.
+var errTooLarge = errors.New("more than the size limit")
+
 // limitTransport fails a response body that goes past limit bytes.
 type limitTransport struct {
 	next  http.RoundTripper
@@ -184,7 +284,7 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if resp.ContentLength > t.limit {
 		resp.Body.Close()
-		return nil, fmt.Errorf("%s: response of %d bytes is more than the limit of %d", req.URL.Redacted(), resp.ContentLength, t.limit)
+		return nil, fmt.Errorf("%s: response of %d bytes is more than the limit of %d: %w", req.URL.Redacted(), resp.ContentLength, t.limit, errTooLarge)
 	}
 	resp.Body = &limitedBody{rc: resp.Body, left: t.limit, url: req.URL.Redacted()}
 	return resp, nil
@@ -198,7 +298,7 @@ type limitedBody struct {
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 {
-		return 0, fmt.Errorf("%s: response is more than the size limit", b.url)
+		return 0, fmt.Errorf("%s: response is %w", b.url, errTooLarge)
 	}
 	if int64(len(p)) > b.left+1 {
 		p = p[:b.left+1]
@@ -206,7 +306,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
-		return n, fmt.Errorf("%s: response is more than the size limit", b.url)
+		return n, fmt.Errorf("%s: response is %w", b.url, errTooLarge)
 	}
 	return n, err
 }
@@ -222,8 +322,9 @@ type repoIndex struct {
 	} `json:"entries"`
 }
 
-// fetchHTTP reads index.yaml, finds the exact version and downloads its archive.
-func (f *Fetcher) fetchHTTP(ctx context.Context, ref Ref) ([]byte, error) {
+// fetchHTTP reads index.yaml, finds the exact version and downloads its archive,
+// and with prov its provenance file (the archive's URL + ".prov", as Helm has it).
+func (f *Fetcher) fetchHTTP(ctx context.Context, ref Ref, prov bool) (*download, error) {
 	base, err := url.Parse(strings.TrimSuffix(ref.Repo, "/") + "/")
 	if err != nil {
 		return nil, err
@@ -267,7 +368,24 @@ func (f *Fetcher) fetchHTTP(ctx context.Context, ref Ref) ([]byte, error) {
 		if v.Digest != "" && "sha256:"+strings.TrimPrefix(v.Digest, "sha256:") != got {
 			return nil, fmt.Errorf("digest mismatch: the archive is %s, index.yaml says %s", got, v.Digest)
 		}
-		return data, nil
+		d := &download{archive: data, name: path.Base(u.Path)}
+		if !prov {
+			return d, nil
+		}
+		pu := *u
+		pu.Path += ".prov"
+		if pu.RawPath != "" {
+			pu.RawPath += ".prov"
+		}
+		switch d.prov, err = f.get(ctx, base, &pu, MaxProvSize); {
+		case notFound(err):
+			return nil, provMissing(ref, "%w", err)
+		case errors.Is(err, errTooLarge):
+			return nil, &VerifyError{Ref: ref, Reason: ReasonMalformed, Err: err}
+		case err != nil:
+			return nil, fmt.Errorf("provenance file: %w", err)
+		}
+		return d, nil
 	}
 	slices.Sort(have)
 	if len(have) > 10 {
@@ -298,7 +416,7 @@ func (f *Fetcher) get(ctx context.Context, base, u *url.URL, limit int64) ([]byt
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", u.Redacted(), resp.Status)
+		return nil, &statusError{url: u.Redacted(), code: resp.StatusCode, status: resp.Status}
 	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
@@ -307,9 +425,28 @@ func (f *Fetcher) get(ctx context.Context, base, u *url.URL, limit int64) ([]byt
 	return data, nil
 }
 
+// statusError is an HTTP response other than 200 OK.
+type statusError struct {
+	url    string
+	code   int
+	status string
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("GET %s: %s", e.url, e.status) }
+
+// notFound reports whether err is a 404 or 410 response.
+func notFound(err error) bool {
+	var se *statusError
+	return errors.As(err, &se) && (se.code == http.StatusNotFound || se.code == http.StatusGone)
+}
+
 // fetchOCI pulls the chart with Helm's registry client, with only the configured
 // credential (never the agent's Docker or Helm credential files).
-func (f *Fetcher) fetchOCI(ctx context.Context, ref Ref) ([]byte, error) {
+//
+// With prov it pulls the provenance layer too (Helm's
+// application/vnd.cncf.helm.chart.provenance.v1.prov), whose checksum is of
+// <chart>-<version>.tgz, the name `helm package` gave it.
+func (f *Fetcher) fetchOCI(ctx context.Context, ref Ref, prov bool) (*download, error) {
 	target := strings.TrimPrefix(ref.OCI, "oci://")
 	host, _, _ := strings.Cut(target, "/")
 	hc := f.httpClient(f.cfg.Limits.ArchiveSize)
@@ -345,7 +482,7 @@ func (f *Fetcher) fetchOCI(ctx context.Context, ref Ref) ([]byte, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := client.Pull(pullRef, registry.PullOptWithChart(true))
+		res, err := client.Pull(pullRef, registry.PullOptWithChart(true), registry.PullOptWithProv(prov), registry.PullOptIgnoreMissingProv(true))
 		done <- result{res, err}
 	}()
 	var r result
@@ -363,5 +500,12 @@ func (f *Fetcher) fetchOCI(ctx context.Context, ref Ref) ([]byte, error) {
 	if int64(len(r.res.Chart.Data)) > f.cfg.Limits.ArchiveSize {
 		return nil, fmt.Errorf("chart archive is %d bytes, more than the limit of %d", len(r.res.Chart.Data), f.cfg.Limits.ArchiveSize)
 	}
-	return r.res.Chart.Data, nil
+	d := &download{archive: r.res.Chart.Data, name: ref.Name() + "-" + ref.Version + ".tgz"}
+	if prov {
+		if r.res.Prov == nil || r.res.Prov.Data == nil {
+			return nil, provMissing(ref, "the manifest %s has no %s layer", r.res.Manifest.Digest, registry.ProvLayerMediaType)
+		}
+		d.prov = r.res.Prov.Data
+	}
+	return d, nil
 }

@@ -19,6 +19,10 @@ type Ref struct {
 	// Digest, when set, is the "sha256:<hex>" the download must have: of the .tgz
 	// for Repo, of the manifest for OCI.
 	Digest string `json:"digest,omitempty"`
+	// Verify requires a provenance file (.prov) signed by a key of the Fetcher's
+	// keyring that vouches for the archive (app.yaml's helm.verify). It does not
+	// name the archive: the cache holds one entry for both values.
+	Verify bool `json:"verify,omitempty"`
 }
 
 // Name is the chart's name: Chart, or the last element of the OCI reference.

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -119,6 +120,25 @@ func TestHelmChartFetchErrorPrunesNothing(t *testing.T) {
 	}
 	if _, err := f.cs.CoreV1().ConfigMaps(f.ns).Get(t.Context(), "pre", metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		t.Error("pre hook deleted after a fetch error")
+	}
+
+	// The registry answers, but the chart fails provenance verification: the same.
+	f.eng.cfg.Render.Charts = fetchFunc(func(_ context.Context, ref chart.Ref) ([]byte, error) {
+		if !ref.Verify {
+			t.Errorf("chart %s fetched without helm.verify", ref)
+		}
+		return nil, &chart.VerifyError{Ref: ref, Reason: chart.ReasonMismatch, Err: errors.New("app-0.2.0.tgz is sha256:1, the provenance file says sha256:2")}
+	})
+	f.write(t, map[string]string{"apps/web/app.yaml": "namespace: $NS\nhelm:\n  oci: oci://registry.example.com/charts/app\n  version: 0.2.0\n  verify: true\n"})
+	web = appByName(f.sync(t), "web")
+	if web.Phase != PhaseFailed || web.Error.Stage != StageRender || !strings.Contains(web.Error.Message, "the archive does not match its provenance file") {
+		t.Fatalf("web = %s %+v, want a render failure naming the verification", web.Phase, web.Error)
+	}
+	if f.configMap(t, "web") == nil {
+		t.Error("the last applied ConfigMap was pruned after a chart verification failure")
+	}
+	if _, err := f.cs.CoreV1().ConfigMaps(f.ns).Get(t.Context(), "pre", metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		t.Error("pre hook deleted after a verification failure")
 	}
 }
 

@@ -44,7 +44,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // Permanent reports whether retrying the same revision cannot help. A render
 // reads a local checkout, so everything but cancellation, deadlines and a failed
 // chart download (*chart.FetchError) is taken as a property of the repository's
-// content.
+// content. A chart that fails provenance verification (*chart.VerifyError) is
+// permanent too: the same version gets the same archive and signature.
 func (e *Error) Permanent() bool {
 	var fe *chart.FetchError
 	return !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded) && !errors.As(e.Err, &fe)

@@ -255,7 +255,7 @@ func (r *Renderer) loadChart(ctx context.Context, root *os.Root, sub *substitute
 		}
 		return nil, &repo.Error{File: appFile, Field: "helm.version", Msg: msg, Err: err}
 	}
-	ref := chart.Ref{Repo: h.Repo, Chart: h.Chart, OCI: h.OCI, Version: version, Digest: h.Digest}
+	ref := chart.Ref{Repo: h.Repo, Chart: h.Chart, OCI: h.OCI, Version: version, Digest: h.Digest, Verify: h.Verify}
 	if r.opts.Charts == nil {
 		return nil, fmt.Errorf("chart %s: remote charts are not fetched here (only the agent fetches them)", ref)
 	}

@@ -310,10 +310,21 @@ func TestHelmRenderRemoteChart(t *testing.T) {
 	}
 	const app = "namespace: web\nhelm:\n  repo: https://charts.example.com\n  chart: web\n"
 	tests := map[string]struct {
+		app     string // default app
 		fetch   fetcherFunc
 		want    string
 		permErr bool
 	}{
+		"verify reaches the fetcher and its failure is permanent": {
+			app: app + "  verify: true\n",
+			fetch: func(_ context.Context, ref chart.Ref) ([]byte, error) {
+				if !ref.Verify {
+					return archive(ref.Version), nil
+				}
+				return nil, &chart.VerifyError{Ref: ref, Reason: chart.ReasonUnknownKey, Err: errors.New("signature made by unknown entity")}
+			},
+			want: "verify chart https://charts.example.com web 1.0.0: signed by a key that is not in the keyring", permErr: true,
+		},
 		"fetched and rendered": {fetch: func(_ context.Context, ref chart.Ref) ([]byte, error) { return archive(ref.Version), nil }},
 		"archive of another version": {
 			fetch: func(context.Context, chart.Ref) ([]byte, error) { return archive("9.9.9"), nil },
@@ -328,7 +339,11 @@ func TestHelmRenderRemoteChart(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			root := newHelmRepo(t, app, nil)
+			a := app
+			if tc.app != "" {
+				a = tc.app
+			}
+			root := newHelmRepo(t, a, nil)
 			res, err := renderApp(t, root, "web", Options{Charts: tc.fetch})
 			if tc.want == "" {
 				if err != nil || len(res.Objects) != 1 || res.Objects[0].Object["data"].(map[string]any)["v"] != "1.0.0" {

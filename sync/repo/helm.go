@@ -56,6 +56,11 @@ type HelmConfig struct {
 	// (namespaced objects in the app's namespace, cluster-scoped objects); default
 	// false: lookup returns empty.
 	Lookup bool `json:"lookup,omitempty"`
+	// Verify requires the downloaded archive of a Repo or OCI chart to carry a
+	// provenance file (.prov) signed by a key of the agent's keyring
+	// (--chart-keyring) and matching the archive; default false. The agent's
+	// --chart-verify=always requires it of every remote chart whatever this says.
+	Verify bool `json:"verify,omitempty"`
 }
 
 // Remote reports whether the chart is fetched (Repo or OCI) rather than read from
@@ -74,7 +79,7 @@ func parseHelm(v node) (*HelmConfig, error) {
 		return nil, v.errf("must be a mapping naming a chart (path, repo or oci)")
 	}
 	h := &HelmConfig{}
-	var versionNode, digestNode node
+	var versionNode, digestNode, verifyNode node
 	hasVersion, hasDigest := false, false
 	err := v.fields(func(key string, f node) (bool, error) {
 		var err error
@@ -105,6 +110,9 @@ func parseHelm(v node) (*HelmConfig, error) {
 			h.IncludeTests, err = f.boolean(false)
 		case "lookup":
 			h.Lookup, err = f.boolean(false)
+		case "verify":
+			verifyNode = f
+			h.Verify, err = f.boolean(false)
 		default:
 			return false, nil
 		}
@@ -130,6 +138,8 @@ func parseHelm(v node) (*HelmConfig, error) {
 		return nil, versionNode.errf("only with repo or oci: a chart in the repository has the version of its Chart.yaml")
 	case h.Path != "" && hasDigest && h.Digest != "":
 		return nil, digestNode.errf("only with repo or oci: a chart in the repository is pinned by the Git revision")
+	case h.Path != "" && h.Verify:
+		return nil, verifyNode.errf("only with repo or oci: a chart in the repository has no provenance file to verify (the Git revision pins it)")
 	}
 	if h.Remote() && h.Version == "" {
 		h.Version = DefaultChartVersion
