@@ -109,7 +109,7 @@ func commitLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 			case <-time.After(rand.N(spread)):
 			}
 			version++
-			all1, each1, commit1, err := bump(ctx, h.admin, names, fmt.Sprint(version))
+			all1, each1, commit1, err := bump(ctx, h.admin, names, "release", fmt.Sprint(version))
 			if err != nil {
 				return fmt.Errorf("%s, version %d: %w", label, version, err)
 			}
@@ -162,20 +162,20 @@ func synced(app, version string) func(*apiv1.ClusterStatus) bool {
 	}
 }
 
-// bump sets the release app to version on every cluster at once and waits until the
-// hub shows it synced on each. It returns the time until the last cluster, each
-// cluster's time, and the slowest SetVersion call.
-func bump(ctx context.Context, admin *hubapi.Client, clusters []string, version string) (all time.Duration, each []time.Duration, commit time.Duration, err error) {
+// bump sets app to version on every cluster at once and waits until the hub shows
+// it synced on each. It returns the time until the last cluster, each cluster's
+// time, and the slowest SetVersion call.
+func bump(ctx context.Context, admin *hubapi.Client, clusters []string, app, version string) (all time.Duration, each []time.Duration, commit time.Duration, err error) {
 	start := time.Now()
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	for _, n := range clusters {
 		g.Go(func() error {
-			if _, err := admin.SetVersion(gctx, n, "release", version, hubapi.WriteOptions{}); err != nil {
-				return fmt.Errorf("set version on %s: %w", n, err)
+			if _, err := admin.SetVersion(gctx, n, app, version, hubapi.WriteOptions{}); err != nil {
+				return fmt.Errorf("set version of %s on %s: %w", app, n, err)
 			}
 			took := time.Since(start)
-			at, err := waitHub(gctx, admin, n, statusPollInterval, 2*time.Minute, synced("release", version))
+			at, err := waitHub(gctx, admin, n, statusPollInterval, 2*time.Minute, synced(app, version))
 			if err != nil {
 				return err
 			}

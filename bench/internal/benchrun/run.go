@@ -58,6 +58,9 @@ type scale struct {
 	gitCommits, gitClusters, gitReps int
 	// e2eClusters clusters; e2eBumps bumps with the long-poll, e2eIntervalBumps without.
 	e2eClusters, e2eBumps, e2eIntervalBumps int
+	// helmClusters clusters, helmBumps bumps of each of the plain and the Helm app
+	// (helm-commit-to-reported).
+	helmClusters, helmBumps int
 	// fleetAgents agents sharing one apiserver, fleetBumps bumps (commit-to-reported-fleet).
 	fleetAgents, fleetBumps int
 	// driftEdits edits per drift policy.
@@ -97,6 +100,7 @@ func scaleFor(quick bool) scale {
 			mixed:      mixedSet{deployments: 10, services: 10, configMaps: 20, customResources: 20},
 			gitCommits: 1000, gitClusters: 100, gitReps: 5,
 			e2eClusters: 3, e2eBumps: 20, e2eIntervalBumps: 4,
+			helmClusters: 2, helmBumps: 10,
 			fleetAgents: 10, fleetBumps: 10,
 			driftEdits: 20, idleBuckets: 3,
 			hubClusters: []int{1000}, hubWindow: 30 * time.Second,
@@ -113,6 +117,7 @@ func scaleFor(quick bool) scale {
 		mixed:      mixedSet{deployments: 100, services: 100, configMaps: 200, customResources: 100},
 		gitCommits: 1000, gitClusters: 100, gitReps: 15,
 		e2eClusters: 3, e2eBumps: 40, e2eIntervalBumps: 20,
+		helmClusters: 3, helmBumps: 40,
 		fleetAgents: 100, fleetBumps: 20,
 		driftEdits: 40, idleBuckets: 6,
 		hubClusters: []int{1000, 10000}, hubWindow: 60 * time.Second,
@@ -147,6 +152,7 @@ func measurements() []measurement {
 		{name: "apply-throughput", run: applyThroughput},
 		{name: "git-fetch", run: gitFetch},
 		{name: "commit-to-reported", run: commitLatency},
+		{name: "helm-commit-to-reported", run: helmLatency},
 		{name: "commit-to-reported-fleet", run: fleetLatency},
 		{name: "fleet-bump", run: fleetBumpCompare},
 		{name: "drift", run: driftLatency},
