@@ -81,8 +81,9 @@ func (r *Repo) serve(w http.ResponseWriter, req *http.Request) {
 		_, _ = w.Write([]byte(b.String()))
 		return
 	}
-	v, ok := strings.CutPrefix(req.URL.Path, "/"+r.chart+"-")
-	if v, ok = strings.CutSuffix(v, ".tgz"); ok {
+	name, isChart := strings.CutPrefix(req.URL.Path, "/"+r.chart+"-")
+	v, isArchive := strings.CutSuffix(name, ".tgz")
+	if isChart && isArchive {
 		if data, found := r.archives[v]; found {
 			r.downloads[v]++
 			_, _ = w.Write(data)
