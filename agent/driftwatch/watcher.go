@@ -161,18 +161,27 @@ func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructur
 		w.mu.Unlock()
 		return fmt.Errorf("drift watcher not started")
 	}
-	for _, k := range w.byApp[app] {
-		if w.desired[k].app == app {
-			delete(w.desired, k)
-			delete(w.state, k)
-			delete(w.current, k)
-			delete(w.stale, k)
-		}
-	}
 	keys := make([]object.Ref, 0, len(objs))
+	kept := make(map[object.Ref]bool, len(objs))
 	for _, o := range objs {
 		k := object.RefOf(o)
 		keys = append(keys, k)
+		// An object that stays with this app keeps its drift state: observe below
+		// re-evaluates it and emits only if it changed, so a resync of a drifted
+		// app neither repeats its drift events nor resets when they were seen. A
+		// stale state is dropped: versions is a new record of the apply.
+		kept[k] = w.desired[k].app == app && !w.stale[k]
+	}
+	for _, k := range w.byApp[app] {
+		if w.desired[k].app == app && !kept[k] {
+			w.forget(k)
+		}
+	}
+	for i, o := range objs {
+		k := keys[i]
+		if !kept[k] {
+			w.forget(k) // new to this app, or taken over from another app
+		}
 		w.desired[k] = desiredObj{app: app, obj: o, version: versions[k]}
 	}
 	if len(keys) == 0 {
@@ -199,6 +208,14 @@ func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructur
 		}
 	}
 	return nil
+}
+
+// forget drops what the watcher knows of k; the caller holds w.mu.
+func (w *Watcher) forget(k object.Ref) {
+	delete(w.desired, k)
+	delete(w.state, k)
+	delete(w.current, k)
+	delete(w.stale, k)
 }
 
 // resourceFor maps a kind to its resource, refreshing discovery once for unknown kinds.
@@ -348,7 +365,22 @@ func (w *Watcher) deleted(obj any) {
 func (w *Watcher) emit(k object.Ref, app string, rep *drift.Report, stale []drift.FieldDrift) {
 	fp := fingerprint(rep, stale)
 	w.mu.Lock()
-	if d, ok := w.desired[k]; !ok || d.app != app || w.state[k] == fp {
+	if d, ok := w.desired[k]; !ok || d.app != app {
+		w.mu.Unlock()
+		return
+	}
+	if w.state[k] == fp {
+		// The same drift: no event. The report is refreshed (the desired values
+		// may have changed with a new render) but keeps when it was first seen.
+		if old := w.current[k]; old != nil && rep.Drifted() {
+			rep.ObservedAt = old.ObservedAt
+			for i := range rep.Fields {
+				if i < len(old.Fields) && old.Fields[i].Path == rep.Fields[i].Path {
+					rep.Fields[i].Time = old.Fields[i].Time
+				}
+			}
+			w.current[k] = rep
+		}
 		w.mu.Unlock()
 		return
 	}

@@ -347,3 +347,86 @@ func drainUntilQuiet(events <-chan Event) {
 		}
 	}
 }
+
+// TestResyncKeepsTheDriftState: SetDesired again (the agent's periodic resync, which
+// under drift: report leaves a drifted object as it is) repeats no event for an object
+// whose drift did not change and keeps when the drift was first seen, while the report
+// follows the new desired values; applying a new desired state clears the drift with
+// one event.
+func TestResyncKeepsTheDriftState(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	cfg := env.RESTConfig()
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	withReplicas := func(n int64) *unstructured.Unstructured {
+		d := deployment(t, ns)
+		if err := unstructured.SetNestedField(d.Object, n, "spec", "replicas"); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	quiet := func(what string, events <-chan Event) {
+		t.Helper()
+		select {
+		case e := <-events:
+			t.Fatalf("%s: event %+v, want none", what, e.Report)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+
+	desired := withReplicas(2)
+	applyAsOutpost(t, dyn, desired)
+	events := make(chan Event, 16)
+	w := New(Config{Client: dyn, Mapper: mapper, OnEvent: func(e Event) { events <- e }})
+	w.Start(t.Context())
+	set := func(d *unstructured.Unstructured) {
+		t.Helper()
+		if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{d}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(desired)
+	quiet("right after the apply", events)
+
+	if _, err := cs.AppsV1().Deployments(ns).UpdateScale(t.Context(), "web",
+		&autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 5}},
+		metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEvent(t, events); !e.Report.Drifted() {
+		t.Fatalf("after kubectl scale: %+v, want drift", e.Report)
+	}
+	first := w.Drift("web")
+	if len(first) != 1 {
+		t.Fatalf("Drift(web) = %+v, want one report", first)
+	}
+	seen := first[0].ObservedAt
+
+	// The resync: the same desired state, the object left drifted.
+	time.Sleep(10 * time.Millisecond) // so that a new observation would have a new time
+	set(desired)
+	quiet("a resync of the same desired state", events)
+	if cur := w.Drift("web"); len(cur) != 1 || !cur[0].ObservedAt.Equal(seen) || w.DriftedObjects() != 1 {
+		t.Errorf("Drift(web) after the resync = %+v (%d drifted), want the drift first seen at %s", cur, w.DriftedObjects(), seen)
+	}
+
+	// Git now wants 3 replicas: the same drift (kubectl's 5), reported against 3.
+	set(withReplicas(3))
+	quiet("a new desired value of a drifted field", events)
+	if cur := w.Drift("web"); len(cur) != 1 || toInt(cur[0].Fields[0].Desired) != 3 || !cur[0].ObservedAt.Equal(seen) {
+		t.Errorf("Drift(web) after desired 3 = %+v, want desired 3, first seen at %s", cur, seen)
+	}
+
+	// Git now wants what kubectl set and the agent applies it (taking the field
+	// back): the drift clears, with one event.
+	applyAsOutpost(t, dyn, withReplicas(5))
+	set(withReplicas(5))
+	if e := waitEvent(t, events); e.Report.Drifted() {
+		t.Errorf("after desired 5 = live: %+v, want the drift cleared", e.Report)
+	}
+	quiet("after the clearing event", events)
+	if cur := w.Drift("web"); len(cur) != 0 || w.DriftedObjects() != 0 {
+		t.Errorf("Drift(web) = %+v, want none", cur)
+	}
+}
