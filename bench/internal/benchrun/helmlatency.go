@@ -10,7 +10,6 @@ import (
 
 	"github.com/outpost-gitops/outpost/agent"
 	"github.com/outpost-gitops/outpost/internal/chartrepotest"
-	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 // helmChartFiles is the chart "web" at version: one ConfigMap naming the chart's
@@ -53,20 +52,10 @@ func helmLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		return res, err
 	}
 
-	names := make([]string, sc.helmClusters)
-	clusters := make([]*localk8s.Cluster, sc.helmClusters)
-	defer func() {
-		for _, c := range clusters {
-			if c != nil {
-				_ = c.Stop()
-			}
-		}
-	}()
-	for i := range clusters {
-		names[i] = fmt.Sprintf("bench-%d", i)
-		if clusters[i], err = e.startCluster(ctx, "bench-helm-"+names[i]); err != nil {
-			return res, err
-		}
+	names, clusters, stopClusters, err := e.startClusters(ctx, "bench-helm-", sc.helmClusters)
+	defer stopClusters()
+	if err != nil {
+		return res, err
 	}
 	seed := filepath.Join(work, "seed")
 	apps := map[string]map[string]string{

@@ -15,7 +15,6 @@ import (
 	"github.com/outpost-gitops/outpost/agent"
 	apiv1 "github.com/outpost-gitops/outpost/api/v1"
 	"github.com/outpost-gitops/outpost/internal/hubapi"
-	"github.com/outpost-gitops/outpost/internal/localk8s"
 )
 
 const (
@@ -48,20 +47,10 @@ func commitLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	defer func() { _ = os.RemoveAll(work) }()
 	compLog := e.componentLogger()
 
-	names := make([]string, sc.e2eClusters)
-	clusters := make([]*localk8s.Cluster, sc.e2eClusters)
-	defer func() {
-		for _, c := range clusters {
-			if c != nil {
-				_ = c.Stop()
-			}
-		}
-	}()
-	for i := range clusters {
-		names[i] = fmt.Sprintf("bench-%d", i)
-		if clusters[i], err = e.startCluster(ctx, "bench-e2e-"+names[i]); err != nil {
-			return res, err
-		}
+	names, clusters, stopClusters, err := e.startClusters(ctx, "bench-e2e-", sc.e2eClusters)
+	defer stopClusters()
+	if err != nil {
+		return res, err
 	}
 	seed := filepath.Join(work, "seed")
 	if err := writeSeed(seed, names, map[string]map[string]string{"release": configMapApp("release")}); err != nil {

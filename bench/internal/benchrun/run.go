@@ -261,6 +261,28 @@ func (e *runEnv) startCluster(ctx context.Context, name string) (*localk8s.Clust
 	return c, nil
 }
 
+// startClusters starts n api-mode testbed clusters, named bench-0 … bench-<n-1> in the
+// repository and <prefix><name> as testbed clusters. The returned stop stops those that
+// started; it is to be called whatever the error.
+func (e *runEnv) startClusters(ctx context.Context, prefix string, n int) (names []string, clusters []*localk8s.Cluster, stop func(), err error) {
+	names = make([]string, n)
+	clusters = make([]*localk8s.Cluster, n)
+	stop = func() {
+		for _, c := range clusters {
+			if c != nil {
+				_ = c.Stop()
+			}
+		}
+	}
+	for i := range clusters {
+		names[i] = fmt.Sprintf("bench-%d", i)
+		if clusters[i], err = e.startCluster(ctx, prefix+names[i]); err != nil {
+			return names, clusters, stop, err
+		}
+	}
+	return names, clusters, stop, nil
+}
+
 // componentLogger is the logger of the hubs and agents a measurement runs: their
 // warnings and errors go to stderr, marked, so a surprising figure can be explained.
 func (e *runEnv) componentLogger() *slog.Logger {
