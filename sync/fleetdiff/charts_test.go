@@ -1,9 +1,6 @@
 package fleetdiff
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -16,6 +13,7 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"helm.sh/helm/v4/pkg/registry"
 
+	"github.com/outpost-gitops/outpost/internal/chartrepotest"
 	"github.com/outpost-gitops/outpost/sync/chart"
 )
 
@@ -23,27 +21,14 @@ import (
 // the given data.
 func chartArchive(t *testing.T, name, version, data string) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for file, body := range map[string]string{
-		name + "/Chart.yaml":        "apiVersion: v2\nname: " + name + "\nversion: " + version + "\n",
-		name + "/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n" + data,
-	} {
-		if err := tw.WriteHeader(&tar.Header{Name: file, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
+	archive, err := chartrepotest.Package(name, map[string]string{
+		"Chart.yaml":        "apiVersion: v2\nname: " + name + "\nversion: " + version + "\n",
+		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n" + data,
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return archive
 }
 
 // chartRepo serves an HTTP chart repository of chart "web" (index.yaml and one

@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"io"
 	"log"
 	"net/http"
@@ -15,27 +12,22 @@ import (
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"helm.sh/helm/v4/pkg/registry"
+
+	"github.com/outpost-gitops/outpost/internal/chartrepotest"
 )
 
 // chartArchive packs chart name at version, whose one template is ConfigMap web
 // with one line of data.
 func chartArchive(t *testing.T, name, version, data string) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for file, body := range map[string]string{
-		name + "/Chart.yaml":        "apiVersion: v2\nname: " + name + "\nversion: " + version + "\n",
-		name + "/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  " + data + "\n",
-	} {
-		if err := tw.WriteHeader(&tar.Header{Name: file, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		_, _ = tw.Write([]byte(body))
+	archive, err := chartrepotest.Package(name, map[string]string{
+		"Chart.yaml":        "apiVersion: v2\nname: " + name + "\nversion: " + version + "\n",
+		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  " + data + "\n",
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	_ = tw.Close()
-	_ = zw.Close()
-	return buf.Bytes()
+	return archive
 }
 
 // chartServer serves an HTTP chart repository holding chart web 1.1.0 to the
