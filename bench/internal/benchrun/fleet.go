@@ -58,6 +58,22 @@ type benchHub struct {
 	*component
 }
 
+// startHubFor runs a hub as startHub does and registers the clusters names with it,
+// returning their agent tokens in the order of names. The hub is stopped when the
+// registration fails; otherwise the caller stops it.
+func startHubFor(ctx context.Context, dir, seed string, log *slog.Logger, names []string) (*benchHub, []string, error) {
+	h, err := startHub(ctx, dir, seed, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	tokens, err := h.registerAll(ctx, dir, names)
+	if err != nil {
+		_ = h.stop()
+		return nil, nil, err
+	}
+	return h, tokens, nil
+}
+
 // startHub runs a hub on a loopback port with the repository seeded from seed.
 func startHub(ctx context.Context, dir, seed string, log *slog.Logger) (*benchHub, error) {
 	tokens := filepath.Join(dir, "admins")

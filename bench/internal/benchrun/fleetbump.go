@@ -68,15 +68,11 @@ func fleetBumpCompare(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	if err := writeBumpSeed(seed, names); err != nil {
 		return res, err
 	}
-	h, err := startHub(ctx, work, seed, compLog)
+	h, tokens, err := startHubFor(ctx, work, seed, compLog, names)
 	if err != nil {
 		return res, err
 	}
 	defer func() { _ = h.stop() }()
-	tokens, err := h.registerAll(ctx, work, names)
-	if err != nil {
-		return res, err
-	}
 	cacheBase, _ := fleetCacheBase(work)
 	defer func() { _ = os.RemoveAll(cacheBase) }()
 	stopAgents := startFleetAgents(ctx, cluster, h, names, tokens, cacheBase, compLog)

@@ -90,15 +90,11 @@ func fleetLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	if err := writeFleetSeed(seed, apps); err != nil {
 		return res, err
 	}
-	h, err := startHub(ctx, work, seed, compLog)
+	h, tokens, err := startHubFor(ctx, work, seed, compLog, names)
 	if err != nil {
 		return res, err
 	}
 	defer func() { _ = h.stop() }()
-	tokens, err := h.registerAll(ctx, work, names)
-	if err != nil {
-		return res, err
-	}
 
 	cacheBase, onTmpfs := fleetCacheBase(work)
 	// Removed after the agents stopped (deferred calls run last first).

@@ -72,15 +72,11 @@ func helmLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 			return res, fmt.Errorf("seed apps.yaml of %s: %w", n, err)
 		}
 	}
-	h, err := startHub(ctx, work, seed, compLog)
+	h, tokens, err := startHubFor(ctx, work, seed, compLog, names)
 	if err != nil {
 		return res, err
 	}
 	defer func() { _ = h.stop() }()
-	tokens, err := h.registerAll(ctx, work, names)
-	if err != nil {
-		return res, err
-	}
 	agents := make([]*component, len(names))
 	defer func() {
 		for _, a := range agents {
@@ -101,8 +97,7 @@ func helmLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 		}
 	}
 
-	type series struct{ all, each, commit []time.Duration }
-	got := map[string]*series{"plain": {}, "helm": {}}
+	got := map[string]*bumpSeries{"plain": {}, "helm": {}}
 	downloaded := 0
 	for round := 1; round <= sc.helmBumps; round++ {
 		v := version(round)
@@ -119,12 +114,9 @@ func helmLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 				return res, ctx.Err()
 			case <-time.After(rand.N(250 * time.Millisecond)):
 			}
-			all, each, commit, err := bump(ctx, h.admin, names, app, v)
-			if err != nil {
+			if err := got[app].bump(ctx, h.admin, names, app, v); err != nil {
 				return res, fmt.Errorf("%s, version %s: %w", app, v, err)
 			}
-			s := got[app]
-			s.all, s.each, s.commit = append(s.all, all), append(s.each, each...), append(s.commit, commit)
 		}
 		if d := charts.Downloads(v); d != len(names) {
 			res.Notes = append(res.Notes, fmt.Sprintf("chart %s was downloaded %d times by %d agents, want once each", v, d, len(names)))
@@ -135,12 +127,7 @@ func helmLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	res.Notes = append(res.Notes, fmt.Sprintf("%d of %d helm bumps were downloaded exactly once by each agent (counted at the chart repository)",
 		downloaded, sc.helmBumps))
 	for _, app := range []string{"helm", "plain"} {
-		s := got[app]
-		res.Figures = append(res.Figures,
-			figure(app+": bump → all clusters reported", "ms", millis(s.all)),
-			figure(app+": bump → one cluster reported", "ms", millis(s.each)),
-			figure(app+": SetVersion call (hub commit)", "ms", millis(s.commit)),
-		)
+		res.Figures = append(res.Figures, got[app].figures(app)...)
 	}
 	res.compare("helm: bump → all clusters reported", "plain: bump → all clusters reported", "")
 	res.compare("helm: bump → one cluster reported", "plain: bump → one cluster reported", "")

@@ -56,15 +56,11 @@ func commitLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 	if err := writeSeed(seed, names, map[string]map[string]string{"release": configMapApp("release")}); err != nil {
 		return res, err
 	}
-	h, err := startHub(ctx, work, seed, compLog)
+	h, tokens, err := startHubFor(ctx, work, seed, compLog, names)
 	if err != nil {
 		return res, err
 	}
 	defer func() { _ = h.stop() }()
-	tokens, err := h.registerAll(ctx, work, names)
-	if err != nil {
-		return res, err
-	}
 
 	version := 1
 	// Both variants poll Git every 15 s (Fleet's interval); they differ only in the
@@ -90,7 +86,7 @@ func commitLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 				return fmt.Errorf("%s: agents did not sync the first version: %w", label, err)
 			}
 		}
-		var all, each, commit []time.Duration
+		var s bumpSeries
 		for range bumps {
 			select {
 			case <-ctx.Done():
@@ -98,17 +94,11 @@ func commitLatency(ctx context.Context, e *runEnv) (_ *Result, err error) {
 			case <-time.After(rand.N(spread)):
 			}
 			version++
-			all1, each1, commit1, err := bump(ctx, h.admin, names, "release", fmt.Sprint(version))
-			if err != nil {
+			if err := s.bump(ctx, h.admin, names, "release", fmt.Sprint(version)); err != nil {
 				return fmt.Errorf("%s, version %d: %w", label, version, err)
 			}
-			all, each, commit = append(all, all1), append(each, each1...), append(commit, commit1)
 		}
-		res.Figures = append(res.Figures,
-			figure(label+": bump → all clusters reported", "ms", millis(all)),
-			figure(label+": bump → one cluster reported", "ms", millis(each)),
-			figure(label+": SetVersion call (hub commit)", "ms", millis(commit)),
-		)
+		res.Figures = append(res.Figures, s.figures(label)...)
 		return nil
 	}
 	if err := run("long-poll", "longpoll", h.url, sc.e2eBumps, 250*time.Millisecond, pollGit); err != nil {
@@ -148,6 +138,29 @@ func synced(app, version string) func(*apiv1.ClusterStatus) bool {
 	return func(st *apiv1.ClusterStatus) bool {
 		a, ok := appState(st, app)
 		return ok && a.Version == version && a.Phase == apiv1.PhaseSynced
+	}
+}
+
+// bumpSeries collects the durations of a series of bumps (see bump) for the three
+// figures every version-bump measurement reports.
+type bumpSeries struct{ all, each, commit []time.Duration }
+
+// bump runs bump and records its durations.
+func (s *bumpSeries) bump(ctx context.Context, admin *hubapi.Client, clusters []string, app, version string) error {
+	all, each, commit, err := bump(ctx, admin, clusters, app, version)
+	if err != nil {
+		return err
+	}
+	s.all, s.each, s.commit = append(s.all, all), append(s.each, each...), append(s.commit, commit)
+	return nil
+}
+
+// figures are the series' figures, named after label.
+func (s *bumpSeries) figures(label string) []Figure {
+	return []Figure{
+		figure(label+": bump → all clusters reported", "ms", millis(s.all)),
+		figure(label+": bump → one cluster reported", "ms", millis(s.each)),
+		figure(label+": SetVersion call (hub commit)", "ms", millis(s.commit)),
 	}
 }
 
