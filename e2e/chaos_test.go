@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -406,11 +407,18 @@ func mapsEqual(a, b map[string]string) bool {
 
 // leaseHolder returns the identity holding the site's Lease ("" when none).
 func (s *site) leaseHolder() string {
+	holder, _ := s.lease()
+	return holder
+}
+
+// lease returns the identity holding the site's Lease ("" when none) and how often it
+// changed hands.
+func (s *site) lease() (holder string, transitions int32) {
 	l, err := s.cs.CoordinationV1().Leases(s.name).Get(s.t.Context(), "chaos", metav1.GetOptions{})
-	if err != nil || l.Spec.HolderIdentity == nil {
-		return ""
+	if err != nil {
+		return "", -1
 	}
-	return *l.Spec.HolderIdentity
+	return ptr.Deref(l.Spec.HolderIdentity, ""), ptr.Deref(l.Spec.LeaseTransitions, 0)
 }
 
 // waitFor polls cond every 50 ms up to timeout and returns how long it took.
@@ -476,6 +484,7 @@ func (ch *chaos) pausedLeader(t *testing.T) {
 	}
 	a.kube.OnRequest(nil)
 	took := s.waitFor("agent b takes the Lease", 3*ch.scale.lease+30*time.Second, func() bool { return s.leaseHolder() == "b" })
+	_, transitions := s.lease()
 	s.waitConverged(n, "2")
 	s.setVersion("3")
 	s.waitConverged(n, "3")
@@ -495,8 +504,9 @@ func (ch *chaos) pausedLeader(t *testing.T) {
 	if err != nil {
 		t.Error(err)
 	}
-	if h := s.leaseHolder(); h != "b" {
-		t.Errorf("Lease held by %q after the old leader resumed, want b", h)
+	// b's term goes on: the resumed leader neither took the Lease nor released b's.
+	if h, n := s.lease(); h != "b" || n != transitions {
+		t.Errorf("Lease held by %q after %d transitions once the old leader resumed, want b after %d", h, n, transitions)
 	}
 	if !a.alive() || !b.alive() {
 		t.Error("an agent exited")

@@ -5,7 +5,8 @@
 // renews the Lease; a standby takes over within LeaseDuration after the leader stops
 // renewing. On a clean shutdown (ctx cancelled) the Lease is released at once, so a
 // standby takes over within RetryPeriod. After losing the Lease, a replica stops its
-// work (the ctx given to lead is cancelled) and campaigns again.
+// work (the ctx given to lead is cancelled) and campaigns again; the release on its way
+// out is refused when the Lease names another replica by then (ForeignReleaseError).
 package leader
 
 import (
@@ -163,11 +164,34 @@ func campaign(ctx context.Context, cfg Config, lock *renewClock, lead func(ctx c
 // renewClock is the Lease lock recording when this replica last wrote the Lease
 // successfully (acquired or renewed it): the time the request was sent, so the
 // fence errs on the safe side.
+//
+// It also keeps a release from clearing another replica's claim. client-go releases
+// the Lease when a renewal fails (ReleaseOnCancel) by reading it and writing an empty
+// holder over what it read, checking only its own belief that it leads, which a
+// replica paused beyond its Lease still holds: its release would end the new
+// leader's term and let a third claim start while that leader still writes. The
+// write is conditional on the resourceVersion read, so refusing it when the record
+// read names someone else is enough.
 type renewClock struct {
 	resourcelock.Interface
 	now  func() time.Time
 	mu   sync.Mutex
 	last time.Time
+	// read is the holder of the record last read; readOK tells that a read succeeded.
+	read   string
+	readOK bool
+}
+
+func (r *renewClock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	rec, raw, err := r.Interface.Get(ctx)
+	r.mu.Lock()
+	r.readOK = err == nil && rec != nil
+	r.read = ""
+	if r.readOK {
+		r.read = rec.HolderIdentity
+	}
+	r.mu.Unlock()
+	return rec, raw, err
 }
 
 func (r *renewClock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
@@ -178,10 +202,37 @@ func (r *renewClock) Create(ctx context.Context, ler resourcelock.LeaderElection
 }
 
 func (r *renewClock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	if ler.HolderIdentity == "" {
+		if err := r.mayRelease(); err != nil {
+			return err
+		}
+	}
 	sent := r.now()
 	err := r.Interface.Update(ctx, ler)
 	r.mark(sent, err, ler)
 	return err
+}
+
+// mayRelease allows a release (a write of an empty holder) only over a record read
+// just before that names this replica.
+func (r *renewClock) mayRelease() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.readOK || r.read != r.Identity() {
+		return &ForeignReleaseError{Lease: r.Describe(), Identity: r.Identity(), Holder: r.read}
+	}
+	return nil
+}
+
+// ForeignReleaseError refuses to release a Lease that another replica holds: this
+// replica lost it while it could not renew (paused, partitioned) and another took it.
+type ForeignReleaseError struct {
+	// Lease names the Lease; Identity is this replica; Holder the one the Lease names.
+	Lease, Identity, Holder string
+}
+
+func (e *ForeignReleaseError) Error() string {
+	return fmt.Sprintf("not releasing Lease %s: it is held by %q, not by this replica %q", e.Lease, e.Holder, e.Identity)
 }
 
 // mark records a successful write of a record naming this replica.
