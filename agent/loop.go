@@ -221,11 +221,16 @@ func (l *loop) beginSync() {
 
 // endSync ends a sync cycle: an app that showed a stale write during it and still
 // does, now that the cycle's applies are recorded in the drift watch, is applied again.
-func (l *loop) endSync() {
+// A cycle cut short by the end of the term (ctx) recorded nothing: what looks stale is
+// the new leader's writes, and repairing is the new leader's job.
+func (l *loop) endSync(ctx context.Context) {
 	l.mu.Lock()
 	seen := l.staleSeen
 	l.syncing, l.staleSeen = false, nil
 	l.mu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
 	for app := range seen {
 		if refs := l.watch.Stale(app); len(refs) > 0 {
 			l.log.Warn("objects were written with Outpost's field manager, not by this agent's apply (a fenced-out leader's stale write?): re-applying the app",
@@ -366,7 +371,7 @@ func (l *loop) syncCycle(ctx context.Context, p pending) {
 	ctx, span := l.tracer.Start(ctx, "sync", trace.WithAttributes(attribute.String("cluster", l.cfg.ClusterName)))
 	defer span.End()
 	l.beginSync()
-	defer l.endSync()
+	defer l.endSync(ctx)
 	start := time.Now()
 	fctx, fspan := l.tracer.Start(ctx, "fetch")
 	rev, err := l.d.source.Sync(fctx)
