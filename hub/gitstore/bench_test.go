@@ -124,3 +124,40 @@ func BenchmarkRegisterExistingFleet(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBulkFleet measures one fleet-wide change's bulk write of the most clusters
+// one may select (a shard of MaxBulkClusters, by label selector) in a repository of N
+// clusters, then what the hub does after a commit: Changed (which clusters' long-polls
+// to answer) and the head's snapshot.
+func BenchmarkBulkFleet(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range fleetSizes {
+		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
+			s := openFleet(b, writeFleetSeed(b, n))
+			if _, err := s.Snapshot(ctx, ""); err != nil {
+				b.Fatal(err)
+			}
+			shards := n / MaxBulkClusters
+			for i := 0; b.Loop(); i++ {
+				res, err := s.Bulk(ctx, BulkRequest{Action: BulkSet, App: "web", Version: fmt.Sprintf("2.%d", i),
+					Selector: fmt.Sprintf("shard=%d", i%shards)}, jane)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(res.Changes) != MaxBulkClusters {
+					b.Fatalf("%d clusters changed, want %d", len(res.Changes), MaxBulkClusters)
+				}
+				changed, err := s.Changed(ctx, res.Previous, res.Revision)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(changed) != MaxBulkClusters {
+					b.Fatalf("Changed names %d clusters, want %d", len(changed), MaxBulkClusters)
+				}
+				if _, err := s.Snapshot(ctx, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -64,7 +64,8 @@ func (s *Store) openEmbedded(ctx context.Context) error {
 }
 
 // openBare opens the repository in Dir, initializing a bare one (the branch its
-// default) when Dir holds none; what names it in errors.
+// default) when Dir holds none, on a cachedStorage when it is bare; what names it in
+// errors.
 func (s *Store) openBare(what string) (*git.Repository, error) {
 	r, err := git.PlainOpen(s.cfg.Dir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
@@ -77,7 +78,7 @@ func (s *Store) openBare(what string) (*git.Repository, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s %s: %w", what, s.cfg.Dir, err)
 	}
-	return r, nil
+	return withObjectCache(r, s.cfg.Dir)
 }
 
 // seed writes the first commit: the files of Config.Seed, or an empty tree. The

@@ -20,7 +20,8 @@ import (
 	"github.com/outpost-gitops/outpost/internal/testenv"
 )
 
-// writeFleetSeed writes a seed of n clusters (fleet-00000, ...), each with its own
+// writeFleetSeed writes a seed of n clusters (fleet-00000, ...; labelled with their
+// index and a shard of MaxBulkClusters clusters), each with its own
 // labels and the app web, plus the app itself.
 func writeFleetSeed(t testing.TB, n int) string {
 	t.Helper()
@@ -31,7 +32,7 @@ func writeFleetSeed(t testing.TB, n int) string {
 	}
 	for i := range n {
 		c := fleetName(i)
-		files["clusters/"+c+"/cluster.yaml"] = fmt.Sprintf("labels:\n  index: \"%d\"\n", i)
+		files["clusters/"+c+"/cluster.yaml"] = fmt.Sprintf("labels:\n  index: \"%d\"\n  shard: \"%d\"\n", i, i/MaxBulkClusters)
 		files["clusters/"+c+"/apps.yaml"] = fmt.Sprintf("apps:\n  - name: web\n    version: \"1.%d\"\n", i)
 	}
 	for p, content := range files {

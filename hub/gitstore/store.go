@@ -241,6 +241,9 @@ func (s *Store) maybeRepack() error {
 		s.log.Warn("repack the local clone", "dir", s.cfg.Dir, "packs", len(packs), "err", err)
 	}
 	r, err := git.PlainOpen(s.cfg.Dir)
+	if err == nil {
+		r, err = withObjectCache(r, s.cfg.Dir)
+	}
 	if err != nil {
 		return fmt.Errorf("reopen %s after repacking: %w", s.cfg.Dir, err)
 	}
