@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -182,6 +184,41 @@ func (req BulkRequest) validate() (labels.Selector, error) {
 	return sel, nil
 }
 
+// clusterLabels returns the labels of cluster.yaml of cluster name in tree. A regular
+// file's labels are cached by its blob (a selector is matched against every cluster
+// of the fleet on each bulk write, and cluster files rarely change); mu must be held.
+func (s *Store) clusterLabels(tree *object.Tree, name string) (labels.Set, error) {
+	file := clusterDir(name) + "/" + repo.ClusterFile
+	var key plumbing.Hash
+	if e, err := s.trees().find(tree, file); err == nil && e.Mode.IsFile() && e.Mode != filemode.Symlink {
+		key = e.Hash
+		if set, ok := s.labels[key]; ok {
+			return set, nil
+		}
+	}
+	data, _, err := s.trees().readBlob(tree, file, repo.MaxFileSize)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := repo.ParseClusterFile(file, data)
+	if err != nil {
+		// Whether it matches cannot be told: refuse rather than guess.
+		return nil, &ContentError{File: file, Msg: "cannot match the selector against this cluster's labels: " + err.Error(), Err: err}
+	}
+	set := labels.Set(cfg.Labels)
+	if !key.IsZero() {
+		if len(s.labels) >= maxLabelCache {
+			clear(s.labels)
+		}
+		s.labels[key] = set
+	}
+	return set, nil
+}
+
+// maxLabelCache bounds the cluster.yaml labels cache: a fleet of 50 000 clusters and
+// then some edits of their labels.
+const maxLabelCache = 65536
+
 // describe names the selection for logs: the selector and/or the clusters.
 func (req BulkRequest) describe() string {
 	var parts []string
@@ -214,17 +251,11 @@ func (s *Store) selectClusters(tree *object.Tree, req BulkRequest, sel labels.Se
 			if repo.ValidateName(name) != nil {
 				continue // not a cluster an agent could use; Snapshot ignores it too
 			}
-			file := clusterDir(name) + "/" + repo.ClusterFile
-			data, _, err := s.trees().readBlob(tree, file, repo.MaxFileSize)
+			set, err := s.clusterLabels(tree, name)
 			if err != nil {
 				return nil, err
 			}
-			cfg, err := repo.ParseClusterFile(file, data)
-			if err != nil {
-				// Whether it matches cannot be told: refuse rather than guess.
-				return nil, &ContentError{File: file, Msg: "cannot match the selector against this cluster's labels: " + err.Error(), Err: err}
-			}
-			if sel.Matches(labels.Set(cfg.Labels)) {
+			if sel.Matches(set) {
 				picked[name] = true
 			}
 		}

@@ -344,3 +344,46 @@ func TestBulkVarsFrom(t *testing.T) {
 		t.Errorf("a refused write committed")
 	}
 }
+
+// A selector is matched against each cluster's labels as of the write's base: labels
+// are cached by cluster.yaml's content, so an edit of a cluster's labels (a new blob)
+// is seen by the next write, and clusters with the same file share one entry.
+func TestBulkSelectorSeesLabelEdits(t *testing.T) {
+	ctx := context.Background()
+	s := openBulkSeed(t)
+	selected := func(selector string) []string {
+		t.Helper()
+		res, err := s.Bulk(ctx, BulkRequest{Action: BulkSet, App: "web", Version: "9.9", Selector: selector, DryRun: true}, jane)
+		if err != nil {
+			t.Fatalf("%s: %v", selector, err)
+		}
+		var out []string
+		for _, c := range res.Changes {
+			out = append(out, c.Cluster)
+		}
+		return out
+	}
+	if got := strings.Join(selected("env=dev"), ","); got != "dev-eu" {
+		t.Fatalf("env=dev before the edit selects %s", got)
+	}
+	if got := strings.Join(selected("region=eu,env=prod"), ","); got != "canary-eu,prod-eu-1,prod-eu-2" {
+		t.Fatalf("region=eu,env=prod selects %s", got)
+	}
+	// lab moves to dev; prod-eu-2 gets a file of its own.
+	commitFiles(t, s, map[string]string{
+		"clusters/lab/cluster.yaml":       "labels:\n  env: dev\n",
+		"clusters/prod-eu-2/cluster.yaml": "labels:\n  env: prod\n  region: us\n",
+	})
+	if got := strings.Join(selected("env=dev"), ","); got != "dev-eu,lab" {
+		t.Errorf("env=dev after lab's labels changed selects %s, want dev-eu,lab", got)
+	}
+	if got := strings.Join(selected("region=eu,env=prod"), ","); got != "canary-eu,prod-eu-1" {
+		t.Errorf("region=eu,env=prod after prod-eu-2 moved selects %s, want canary-eu,prod-eu-1", got)
+	}
+	// A cluster.yaml that stops parsing is refused again, not matched from the cache.
+	commitFiles(t, s, map[string]string{"clusters/lab/cluster.yaml": "labels: [not, a, map]\n"})
+	var ce *ContentError
+	if _, err := s.Bulk(ctx, BulkRequest{Action: BulkSet, App: "web", Version: "9.9", Selector: "env=dev", DryRun: true}, jane); !errors.As(err, &ce) || ce.File != "clusters/lab/cluster.yaml" {
+		t.Errorf("a cluster.yaml that does not parse: %v, want a *ContentError naming it", err)
+	}
+}

@@ -60,7 +60,9 @@
 // (apps, link targets), are the same objects as in the previous one, so a commit
 // to one cluster of thousands reloads one. Trees are read through a cache of
 // decoded trees: a fleet's clusters/ directory is decoded once per version, not
-// once per path looked up in it.
+// once per path looked up in it. Below that, a bare repository's objects are read
+// through an object cache consulted before the disk (cachedStorage): go-git's own
+// storage opens an object's file before it looks in its cache.
 //
 // The embedded repository's seed is built and validated in memory, then written
 // as loose objects (see copyObjects for why not a packfile).

@@ -18,6 +18,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	yaml "go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/outpost-gitops/outpost/internal/gitobj"
 	"github.com/outpost-gitops/outpost/sync/repo"
@@ -38,6 +39,7 @@ type Store struct {
 	remote *remote // nil for the embedded repository
 	head   plumbing.Hash
 	lists  map[plumbing.Hash][]appEntry // apps.yaml blob -> its entries (a cache)
+	labels map[plumbing.Hash]labels.Set // cluster.yaml blob -> its labels (a cache)
 	cache  *treeCache                   // decoded trees of repo; see trees
 	loaded map[string]loadedCluster     // cluster -> its last load, for snapshots
 
@@ -140,7 +142,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{cfg: cfg, log: log, branch: plumbing.NewBranchReferenceName(cfg.Branch), lists: map[plumbing.Hash][]appEntry{}}
+	s := &Store{cfg: cfg, log: log, branch: plumbing.NewBranchReferenceName(cfg.Branch), lists: map[plumbing.Hash][]appEntry{},
+		labels: map[plumbing.Hash]labels.Set{}}
 	if err := s.branch.Validate(); err != nil {
 		return nil, &ValidationError{Field: InputBranch, Msg: err.Error()}
 	}
