@@ -195,3 +195,31 @@ func BenchmarkReadsUnderLoad(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkApplyReportBurst measures a burst of one-app reports from 64 concurrent
+// handlers (a fleet answering a fleet-wide change at once) into a store of 10 000
+// clusters, with the reports grouped into shared transactions (the SQLite store's
+// default) and each in its own, side by side.
+func BenchmarkApplyReportBurst(b *testing.B) {
+	for _, grouped := range []bool{true, false} {
+		b.Run(fmt.Sprintf("grouped=%v", grouped), func(b *testing.B) {
+			s := benchStore(b)
+			if !grouped {
+				s.batch = nil
+			}
+			ctx := context.Background()
+			var n atomic.Int64
+			b.SetParallelism(32)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.ApplyReport(ctx, benchReport(n.Add(1)-1, 1), t0); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
+		})
+	}
+}

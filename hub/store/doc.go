@@ -32,7 +32,10 @@
 // nothing committed; a power loss may lose the last transactions, which agents resend)
 // and a busy timeout. Writes go through a single writer connection (BEGIN IMMEDIATE),
 // reads through a pool of query-only connections that see committed snapshots and never
-// block the writer. One report is one transaction.
+// block the writer. Reports that arrive while others are being written share one
+// transaction (group commit, up to 64, each in a savepoint of its own so that one that
+// fails leaves the others stored; see reportBatcher); a lone report is one transaction.
+// A report is acknowledged only after its transaction committed.
 //
 // # PostgreSQL
 //

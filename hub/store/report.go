@@ -96,48 +96,68 @@ func (t *reportTx) query(stmt *sql.Stmt, args ...any) (*sql.Rows, error) {
 // ApplyReport stores a validated report received at receivedAt: see the package doc
 // for the rules. It returns ErrNotFound (wrapped) if the cluster is not registered.
 func (s *DB) ApplyReport(ctx context.Context, r *apiv1.StatusReport, receivedAt time.Time) (ReportResult, error) {
-	var res ReportResult
-	driftByApp := make(map[string][]apiv1.Drift)
-	for _, d := range r.Drift {
-		driftByApp[d.App] = append(driftByApp[d.App], d)
+	var (
+		res ReportResult
+		err error
+	)
+	if s.batch != nil {
+		res, err = s.batch.submit(ctx, s, r, receivedAt)
+	} else {
+		res, err = s.applyReportAlone(ctx, r, receivedAt)
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res = ReportResult{}
-		t := &reportTx{ctx: ctx, tx: tx, st: s.stmts}
-		upd, err := t.exec(t.st.touchCluster, receivedAt.UnixNano(), r.Agent.ID, r.Agent.Pod, r.Agent.Version, r.Cluster)
-		if err != nil {
-			return err
-		}
-		if n, err := upd.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
-		for i := range r.Apps {
-			a := &r.Apps[i]
-			events, stored, err := applyApp(t, r.Cluster, a, driftByApp[a.App], receivedAt)
-			if err != nil {
-				return fmt.Errorf("app %q: %w", a.App, err)
-			}
-			if !stored {
-				res.Stale = append(res.Stale, a.App)
-				continue
-			}
-			res.Stored = append(res.Stored, a.App)
-			res.Events += events
-		}
-		if res.Events > 0 {
-			if _, err := t.exec(t.st.trimEvents, r.Cluster, r.Cluster, s.maxEvents); err != nil {
-				return fmt.Errorf("trim events: %w", err)
-			}
-		}
-		return nil
-	})
 	if err != nil {
 		return ReportResult{}, fmt.Errorf("store report of cluster %q: %w", r.Cluster, err)
 	}
 	if len(res.Stale) > 0 {
 		s.log.DebugContext(ctx, "ignored stale app status", "cluster", r.Cluster, "apps", res.Stale)
+	}
+	return res, nil
+}
+
+// applyReportAlone stores one report in a transaction of its own.
+func (s *DB) applyReportAlone(ctx context.Context, r *apiv1.StatusReport, receivedAt time.Time) (ReportResult, error) {
+	var res ReportResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = s.applyReportTx(&reportTx{ctx: ctx, tx: tx, st: s.stmts}, r, receivedAt)
+		return err
+	})
+	return res, err
+}
+
+// applyReportTx is ApplyReport's work inside transaction t.
+func (s *DB) applyReportTx(t *reportTx, r *apiv1.StatusReport, receivedAt time.Time) (ReportResult, error) {
+	var res ReportResult
+	driftByApp := make(map[string][]apiv1.Drift)
+	for _, d := range r.Drift {
+		driftByApp[d.App] = append(driftByApp[d.App], d)
+	}
+	upd, err := t.exec(t.st.touchCluster, receivedAt.UnixNano(), r.Agent.ID, r.Agent.Pod, r.Agent.Version, r.Cluster)
+	if err != nil {
+		return res, err
+	}
+	if n, err := upd.RowsAffected(); err != nil {
+		return res, err
+	} else if n == 0 {
+		return res, ErrNotFound
+	}
+	for i := range r.Apps {
+		a := &r.Apps[i]
+		events, stored, err := applyApp(t, r.Cluster, a, driftByApp[a.App], receivedAt)
+		if err != nil {
+			return res, fmt.Errorf("app %q: %w", a.App, err)
+		}
+		if !stored {
+			res.Stale = append(res.Stale, a.App)
+			continue
+		}
+		res.Stored = append(res.Stored, a.App)
+		res.Events += events
+	}
+	if res.Events > 0 {
+		if _, err := t.exec(t.st.trimEvents, r.Cluster, r.Cluster, s.maxEvents); err != nil {
+			return res, fmt.Errorf("trim events: %w", err)
+		}
 	}
 	return res, nil
 }

@@ -27,6 +27,9 @@ type DB struct {
 	d *dialect
 	// stmts are the report path's statements, prepared on w.
 	stmts *reportStmts
+	// batch groups concurrent reports into one transaction (SQLite); nil stores each
+	// report in its own (PostgreSQL, whose pool writes in parallel).
+	batch *reportBatcher
 	// maxEvents is Config.MaxEventsPerCluster.
 	maxEvents int
 	log       *slog.Logger
@@ -94,7 +97,7 @@ func open(ctx context.Context, cfg Config) (_ *DB, err error) {
 	if err := r.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("open store %s for reading: %w", cfg.Path, err), r.Close())
 	}
-	return &DB{w: w, r: r, d: sqliteDialect, stmts: stmts, maxEvents: cfg.MaxEventsPerCluster, log: cfg.Logger}, nil
+	return &DB{w: w, r: r, d: sqliteDialect, stmts: stmts, batch: &reportBatcher{}, maxEvents: cfg.MaxEventsPerCluster, log: cfg.Logger}, nil
 }
 
 // dsn builds the driver's data source name: the file, WAL, synchronous=NORMAL, the
@@ -114,6 +117,9 @@ func dsn(cfg Config, readOnly bool) string {
 
 // Close closes the connection pools.
 func (s *DB) Close() error {
+	if s.batch != nil {
+		s.batch.close() // the queued reports are written first
+	}
 	if s.r == s.w {
 		return errors.Join(s.stmts.Close(), s.w.Close())
 	}
