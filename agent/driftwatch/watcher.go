@@ -65,6 +65,11 @@ type Config struct {
 	// agents whose RBAC is limited to some namespaces (cluster-scoped objects are then
 	// not watched).
 	Namespaced bool
+	// SyncWait bounds how long SetDesired waits for the informers it starts to sync.
+	// A new informer syncs in milliseconds; one started while the apiserver does not
+	// answer retries its list with a backoff of up to 30 s, and must not hold the
+	// agent's loop (other apps, reports) until then. Default 5 s.
+	SyncWait time.Duration
 }
 
 type desiredObj struct {
@@ -113,6 +118,9 @@ func New(cfg Config) *Watcher {
 	if cfg.OnEvent == nil {
 		cfg.OnEvent = func(Event) {}
 	}
+	if cfg.SyncWait <= 0 {
+		cfg.SyncWait = 5 * time.Second
+	}
 	return &Watcher{
 		cfg:       cfg,
 		desired:   map[object.Ref]desiredObj{},
@@ -143,7 +151,9 @@ func (w *Watcher) Start(ctx context.Context) {
 
 // SetDesired replaces the desired objects of app (what the agent just applied) and
 // makes sure every kind among them is watched, waiting until new informers have
-// synced. Objects must carry their namespace if namespaced. versions holds the
+// synced, for Config.SyncWait at most: an informer that has not synced by then (the
+// apiserver does not answer) goes on in the background, Get answers an error for its
+// objects until it has, and its first list compares them. Objects must carry their namespace if namespaced. versions holds the
 // resourceVersion of each object right after the apply (its inventory record); an
 // object missing there (its apply failed) is never reported Stale. An empty objs
 // removes the app.
@@ -197,8 +207,17 @@ func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructur
 	}
 	w.stopUnused()
 	w.mu.Unlock()
-	if len(started) > 0 && !cache.WaitForCacheSync(ctx.Done(), started...) {
-		return fmt.Errorf("watch of app %s: caches not synced: %w", app, ctx.Err())
+	if len(started) > 0 {
+		wctx, cancel := context.WithTimeout(ctx, w.cfg.SyncWait)
+		synced := cache.WaitForCacheSync(wctx.Done(), started...)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("watch of app %s: caches not synced: %w", app, ctx.Err())
+		case !synced:
+			w.cfg.Logger.WarnContext(ctx, "drift watch not synced yet; it compares the objects once the apiserver answers its list",
+				"app", app, "waited", w.cfg.SyncWait)
+		}
 	}
 	// Objects already in the cache are compared against the new desired state now:
 	// the informer only calls back on the next change.
@@ -465,7 +484,8 @@ func (w *Watcher) DriftedObjects() int {
 }
 
 // Get returns an object from the watch cache. ok is false when the object does not
-// exist; an error means its kind is not watched (no app wants it).
+// exist; an error means the cache cannot tell: its kind is not watched (no app wants
+// it), or its watch has not synced yet.
 func (w *Watcher) Get(ref object.Ref) (*unstructured.Unstructured, bool, error) {
 	w.mu.RLock()
 	gvr, known := w.resources[ref.GroupKind()]
@@ -473,6 +493,10 @@ func (w *Watcher) Get(ref object.Ref) (*unstructured.Unstructured, bool, error) 
 	w.mu.RUnlock()
 	if !known || inf == nil {
 		return nil, false, fmt.Errorf("%s %s/%s: kind not watched", ref.Kind, ref.Namespace, ref.Name)
+	}
+	if !inf.inf.HasSynced() {
+		// An empty cache would say the object does not exist.
+		return nil, false, fmt.Errorf("%s %s/%s: watch not synced yet", ref.Kind, ref.Namespace, ref.Name)
 	}
 	key := ref.Name
 	if ref.Namespace != "" {

@@ -3,6 +3,9 @@ package driftwatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
@@ -428,5 +432,73 @@ func TestResyncKeepsTheDriftState(t *testing.T) {
 	quiet("after the clearing event", events)
 	if cur := w.Drift("web"); len(cur) != 0 || w.DriftedObjects() != 0 {
 		t.Errorf("Drift(web) = %+v, want none", cur)
+	}
+}
+
+// roundTripFunc adapts a function to http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A watch started while the apiserver does not answer does not hold SetDesired
+// beyond SyncWait (the agent's loop waits on it): until it syncs, Get says it cannot
+// tell (an empty cache would mean "deleted"), and once the apiserver answers its first
+// list compares the objects: a drift made meanwhile is reported.
+func TestSetDesiredDoesNotWaitForAnApiserverThatIsAway(t *testing.T) {
+	ns := env.CreateNamespace(t)
+	cfg := env.RESTConfig()
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	desired := deployment(t, ns)
+	applyAsOutpost(t, dyn, desired)
+	ref := object.Ref{Group: "apps", Kind: "Deployment", Namespace: ns, Name: "web"}
+
+	var away atomic.Bool
+	away.Store(true)
+	wcfg := rest.CopyConfig(cfg)
+	wcfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if away.Load() {
+				return nil, errors.New("connection refused")
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	events := make(chan Event, 16)
+	w := New(Config{Client: dynamic.NewForConfigOrDie(wcfg), Mapper: mapper, SyncWait: 500 * time.Millisecond,
+		OnEvent: func(e Event) { events <- e }})
+	w.Start(t.Context())
+	start := time.Now()
+	if err := w.SetDesired(t.Context(), "web", []*unstructured.Unstructured{desired}, nil); err != nil {
+		t.Fatalf("SetDesired while the apiserver is away: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("SetDesired waited %s for a watch that cannot sync (SyncWait 500ms)", took.Round(time.Millisecond))
+	}
+	if _, ok, err := w.Get(ref); ok || err == nil {
+		t.Errorf("Get from a watch not synced: ok=%v err=%v, want an error", ok, err)
+	}
+
+	// Drifted while the watch was away; then the apiserver answers.
+	if _, err := cs.AppsV1().Deployments(ns).UpdateScale(t.Context(), "web",
+		&autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 7}},
+		metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
+		t.Fatal(err)
+	}
+	away.Store(false)
+	deadline := time.Now().Add(time.Minute) // the reflector's list backoff
+	for {
+		if _, ok, err := w.Get(ref); ok && err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watch did not sync within a minute of the apiserver answering")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e := waitEvent(t, events)
+	if e.App != "web" || len(e.Report.Fields) != 1 || e.Report.Fields[0].Path != "spec.replicas" || e.Report.Fields[0].Manager != "kubectl" {
+		t.Errorf("event = %+v, want spec.replicas drifted by kubectl", e.Report)
 	}
 }
