@@ -61,6 +61,9 @@ type loop struct {
 	// cycle has recorded its applies.
 	syncing   bool
 	staleSeen map[string]bool
+
+	// apiBack tells when the apiserver returns; used by the poll goroutine only.
+	apiBack apiReturn
 }
 
 // appState is what the loop knows of one app. An entry is created by the app's first
@@ -88,8 +91,12 @@ type appState struct {
 	// retryDelay is the wait before the retry of a failed app (retryLater): doubled
 	// by each failure from 1 s up to retryMax, cleared by a successful sync.
 	retryDelay time.Duration
-	// retrying is set while a retry is scheduled.
-	retrying bool
+	// retrying is set while a retry is scheduled, by retryTimer.
+	retrying   bool
+	retryTimer *time.Timer
+	// waitsForAPI is set when the failure being retried looked like the apiserver
+	// being away: its return retries the app at once (retryOnAPIReturn).
+	waitsForAPI bool
 }
 
 // retryMax bounds the backoff of a failed app's retries (and Config.Interval does).
@@ -322,6 +329,7 @@ func (l *loop) poll(ctx context.Context) {
 			full.Reset(jitter(l.cfg.Interval))
 		case <-healthTick.C:
 			l.followHealth(ctx)
+			l.retryOnAPIReturn(ctx)
 		}
 	}
 }
@@ -414,7 +422,7 @@ func (l *loop) syncCycle(ctx context.Context, p pending) {
 		ar := &res.Apps[i]
 		ok = l.appDone(ctx, ar, fetch) && ok
 		if ar.Phase == engine.PhaseFailed && ar.Error != nil && ar.Error.Stage != engine.StageRender {
-			l.retryLater(ctx, ar.App)
+			l.retryLater(ctx, ar.App, ar.Error)
 		}
 	}
 	for i := range res.Removed {
@@ -485,28 +493,35 @@ func appliedVersions(res *apply.Result) map[object.Ref]string {
 
 // retryLater syncs a failed app again after a backoff, unless a retry is already
 // scheduled: a failure that passes (the apiserver back after an outage, a namespace
-// created) is repaired without waiting for the next commit or full resync. Render
-// failures are not retried: the same Git revision renders the same.
-func (l *loop) retryLater(ctx context.Context, app string) {
+// created) is repaired without waiting for the next commit or full resync; when the
+// failure (cause) looked like the apiserver being away, its return cuts the backoff
+// short (retryOnAPIReturn). Render failures are not retried: the same Git revision
+// renders the same.
+func (l *loop) retryLater(ctx context.Context, app string, cause error) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	s := l.state(app)
 	if s.retrying {
-		l.mu.Unlock()
 		return
 	}
 	s.retryDelay = min(max(2*s.retryDelay, time.Second), retryMax, l.cfg.Interval)
 	s.retrying = true
+	s.waitsForAPI = apiUnavailable(cause)
 	d := s.retryDelay
-	l.mu.Unlock()
-	l.log.Info("retrying the failed app", "app", app, "after", d)
-	time.AfterFunc(d, func() {
+	l.log.Info("retrying the failed app", "app", app, "after", d, "waitingForAPIServer", s.waitsForAPI)
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
 		l.mu.Lock()
-		s.retrying = false
+		current := s.retryTimer == t
+		if current {
+			s.retrying, s.retryTimer = false, nil
+		}
 		l.mu.Unlock()
-		if ctx.Err() == nil {
+		if current && ctx.Err() == nil {
 			l.trigger(pending{apps: map[string]bool{app: true}})
 		}
 	})
+	s.retryTimer = t
 }
 
 // reportOpts adjust a report.

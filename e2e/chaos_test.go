@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -444,6 +447,7 @@ func TestChaos(t *testing.T) {
 	t.Run("AgentKilledMidPrune", ch.agentKilledMidPrune)
 	t.Run("APIServerStopped", ch.apiserverStopped)
 	t.Run("EtcdRestarted", ch.etcdRestarted)
+	t.Run("APIServerUnreachable", ch.apiserverUnreachable)
 	t.Run("GitRewritten", ch.gitRewritten)
 	t.Run("DiskFull", ch.diskFull)
 	t.Run("HubKilledMidCommit", ch.hubKilledMidCommit)
@@ -597,6 +601,103 @@ func (ch *chaos) agentKilledMidPrune(t *testing.T) {
 // scale.apiDown; the agent keeps running and converges once it is back.
 func (ch *chaos) apiserverStopped(t *testing.T) {
 	ch.componentDown(t, "apidown", "kube-apiserver", ch.scale.apiDown)
+}
+
+// apiserverUnreachable: the agent's apiserver answers 502 (a load balancer in front of
+// it with nothing behind) until the failed app's retries have backed off to 8 s; when
+// the apiserver answers again the agent notices within its 1 s probe and syncs the
+// app at once, not at the end of the backoff: the app converges before the retry the
+// agent had scheduled, read from its log.
+func (ch *chaos) apiserverUnreachable(t *testing.T) {
+	s := ch.newSite(t, "apiaway")
+	n := ch.scale.objects
+	a := s.startAgent(agentOpts{})
+	s.waitConverged(n, "1")
+	s.recordBystanders()
+	var away atomic.Bool
+	away.Store(true)
+	a.kube.OnRequest(func(faultproxy.Request) error {
+		if away.Load() {
+			return errors.New("no apiserver behind this load balancer")
+		}
+		return nil
+	})
+	s.setVersion("2")
+	// Away until the app's retries have backed off to 8 s: its next retry is due 8 s
+	// after the one the agent just scheduled.
+	awayFor := s.waitFor("the failed app's retry backed off to 8s", ch.scale.converge, func() bool {
+		return lastRetry(a.log, s.big) >= 8*time.Second
+	})
+	away.Store(false)
+	healed := time.Now()
+	took := s.waitConverged(n, "2")
+	converged := healed.Add(took)
+	a.kube.OnRequest(nil)
+	scheduled, early, err := retryTimes(a.log, s.big, healed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !early {
+		t.Error(`the agent did not log "the apiserver answers again"`)
+	}
+	if !converged.Before(scheduled) {
+		t.Errorf("converged %s after the apiserver answered again, not before the retry scheduled for %s after",
+			took.Round(time.Millisecond), scheduled.Sub(healed).Round(time.Millisecond))
+	}
+	s.checkBystanders()
+	figure(t, "apiserver unreachable (502)", "objects", n, "away", awayFor.Round(time.Millisecond), "converge_after_heal", took.Round(time.Millisecond),
+		"scheduled_retry_after_heal", scheduled.Sub(healed).Round(time.Millisecond), "objects_lost", 0)
+}
+
+// retryLine is the agent's log line of a scheduled retry (loop.retryLater), and of the
+// early retry when the apiserver answers again.
+type retryLine struct {
+	Time  time.Time `json:"time"`
+	Msg   string    `json:"msg"`
+	App   string    `json:"app"`
+	After int64     `json:"after"` // nanoseconds (slog's JSON of a Duration)
+}
+
+// agentLog returns the JSON lines of an agent's log.
+func agentLog(logFile string) []retryLine {
+	data, _ := os.ReadFile(logFile)
+	var out []retryLine
+	for _, line := range strings.Split(string(data), "\n") {
+		var e retryLine
+		if json.Unmarshal([]byte(line), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// lastRetry returns the backoff of the last retry of app the agent scheduled (0: none).
+func lastRetry(logFile, app string) time.Duration {
+	var d time.Duration
+	for _, e := range agentLog(logFile) {
+		if e.Msg == "retrying the failed app" && e.App == app {
+			d = time.Duration(e.After)
+		}
+	}
+	return d
+}
+
+// retryTimes reads an agent's JSON log: when the last retry of app scheduled before
+// healed was due, and whether the agent retried early because the apiserver answered
+// again after healed.
+func retryTimes(logFile, app string, healed time.Time) (scheduled time.Time, early bool, err error) {
+	for _, e := range agentLog(logFile) {
+		switch {
+		case e.Msg == "retrying the failed app" && e.App == app && e.Time.Before(healed):
+			scheduled = e.Time.Add(time.Duration(e.After))
+		case strings.HasPrefix(e.Msg, "the apiserver answers again") && !e.Time.Before(healed):
+			early = true
+		}
+	}
+	if scheduled.IsZero() {
+		return scheduled, early, fmt.Errorf("%s: no retry of %s scheduled before the apiserver answered again", logFile, app)
+	}
+	return scheduled, early, nil
 }
 
 // etcdRestarted: etcd stopped in the middle of an apply for scale.etcdDown, then
