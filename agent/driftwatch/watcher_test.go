@@ -11,6 +11,7 @@ import (
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -31,6 +32,19 @@ var env *testenv.Cluster
 
 func TestMain(m *testing.M) {
 	testenv.RunMain(m, testenv.Options{Name: "driftwatch"}, func(c *testenv.Cluster) { env = c })
+}
+
+// clients are the test's clients of the cluster, with full rights: dynamic, typed, and
+// a discovery RESTMapper.
+func clients(t *testing.T) (dynamic.Interface, kubernetes.Interface, meta.ResettableRESTMapper) {
+	t.Helper()
+	cfg := env.RESTConfig()
+	return dynamic.NewForConfigOrDie(cfg), kubernetes.NewForConfigOrDie(cfg), mapperFor(cfg)
+}
+
+// mapperFor is a discovery RESTMapper of cfg's cluster.
+func mapperFor(cfg *rest.Config) meta.ResettableRESTMapper {
+	return restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
 }
 
 var deployments = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
@@ -73,10 +87,7 @@ func applyAsOutpost(t *testing.T, dyn dynamic.Interface, obj *unstructured.Unstr
 
 func TestDriftEventsFromAnotherManager(t *testing.T) {
 	ns := env.CreateNamespace(t)
-	cfg := env.RESTConfig()
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	cs := kubernetes.NewForConfigOrDie(cfg)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	dyn, cs, mapper := clients(t)
 
 	desired := deployment(t, ns)
 	applyAsOutpost(t, dyn, desired)
@@ -144,9 +155,7 @@ func TestDriftEventsFromAnotherManager(t *testing.T) {
 
 func TestObjectsOfNoAppAreIgnored(t *testing.T) {
 	ns := env.CreateNamespace(t)
-	cfg := env.RESTConfig()
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	dyn, _, mapper := clients(t)
 	events := make(chan Event, 16)
 	w := New(Config{Client: dyn, Mapper: mapper, OnEvent: func(e Event) { events <- e }})
 	w.Start(t.Context())
@@ -221,7 +230,7 @@ func TestNamespacedWatchUnderNamespacedRBAC(t *testing.T) {
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	desired := deployment(t, ns)
 	applyAsOutpost(t, dyn, desired)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	mapper := mapperFor(cfg)
 	events := make(chan Event, 16)
 	w := New(Config{Client: dyn, Mapper: mapper, Namespaced: true, OnEvent: func(e Event) { events <- e }})
 	w.Start(t.Context())
@@ -246,10 +255,7 @@ func TestNamespacedWatchUnderNamespacedRBAC(t *testing.T) {
 // resourceVersion are not, and another manager's change stays drift.
 func TestStaleWriteByOutpostsOwnFieldManager(t *testing.T) {
 	ns := env.CreateNamespace(t)
-	cfg := env.RESTConfig()
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	cs := kubernetes.NewForConfigOrDie(cfg)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	dyn, cs, mapper := clients(t)
 	ref := object.Ref{Group: "apps", Kind: "Deployment", Namespace: ns, Name: "web"}
 	image := func(obj *unstructured.Unstructured, img string) *unstructured.Unstructured {
 		out := obj.DeepCopy()
@@ -359,10 +365,7 @@ func drainUntilQuiet(events <-chan Event) {
 // one event.
 func TestResyncKeepsTheDriftState(t *testing.T) {
 	ns := env.CreateNamespace(t)
-	cfg := env.RESTConfig()
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	cs := kubernetes.NewForConfigOrDie(cfg)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	dyn, cs, mapper := clients(t)
 	withReplicas := func(n int64) *unstructured.Unstructured {
 		d := deployment(t, ns)
 		if err := unstructured.SetNestedField(d.Object, n, "spec", "replicas"); err != nil {
@@ -446,17 +449,14 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // list compares the objects: a drift made meanwhile is reported.
 func TestSetDesiredDoesNotWaitForAnApiserverThatIsAway(t *testing.T) {
 	ns := env.CreateNamespace(t)
-	cfg := env.RESTConfig()
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	cs := kubernetes.NewForConfigOrDie(cfg)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	dyn, cs, mapper := clients(t)
 	desired := deployment(t, ns)
 	applyAsOutpost(t, dyn, desired)
 	ref := object.Ref{Group: "apps", Kind: "Deployment", Namespace: ns, Name: "web"}
 
 	var away atomic.Bool
 	away.Store(true)
-	wcfg := rest.CopyConfig(cfg)
+	wcfg := env.RESTConfig()
 	wcfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if away.Load() {

@@ -89,24 +89,42 @@ func BenchmarkAddClusterFleet(b *testing.B) {
 	ctx := context.Background()
 	for _, n := range fleetSizes {
 		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
-			s := openFleet(b, writeFleetSeed(b, n))
-			if _, err := s.Snapshot(ctx, ""); err != nil {
-				b.Fatal(err)
-			}
+			s := openWarmFleet(b, n)
 			for i := 0; b.Loop(); i++ {
 				res, err := s.AddCluster(ctx, fmt.Sprintf("new-%06d", i), nil, jane, "")
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := s.Changed(ctx, res.Previous, res.Revision); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := s.Snapshot(ctx, ""); err != nil {
-					b.Fatal(err)
-				}
+				afterCommit(b, s, res)
 			}
 		})
 	}
+}
+
+// openWarmFleet opens a repository of n clusters and builds its head's snapshot, as a
+// running hub has.
+func openWarmFleet(b *testing.B, n int) *Store {
+	b.Helper()
+	s := openFleet(b, writeFleetSeed(b, n))
+	if _, err := s.Snapshot(context.Background(), ""); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// afterCommit does what the hub does after a commit: Changed (which clusters'
+// long-polls to answer) and the new head's snapshot. It returns the changed clusters.
+func afterCommit(b *testing.B, s *Store, res *WriteResult) []string {
+	b.Helper()
+	ctx := context.Background()
+	changed, err := s.Changed(ctx, res.Previous, res.Revision)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Snapshot(ctx, ""); err != nil {
+		b.Fatal(err)
+	}
+	return changed
 }
 
 // BenchmarkRegisterExistingFleet measures AddCluster of a cluster the repository
@@ -133,10 +151,7 @@ func BenchmarkBulkFleet(b *testing.B) {
 	ctx := context.Background()
 	for _, n := range fleetSizes {
 		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
-			s := openFleet(b, writeFleetSeed(b, n))
-			if _, err := s.Snapshot(ctx, ""); err != nil {
-				b.Fatal(err)
-			}
+			s := openWarmFleet(b, n)
 			shards := n / MaxBulkClusters
 			for i := 0; b.Loop(); i++ {
 				res, err := s.Bulk(ctx, BulkRequest{Action: BulkSet, App: "web", Version: fmt.Sprintf("2.%d", i),
@@ -147,15 +162,8 @@ func BenchmarkBulkFleet(b *testing.B) {
 				if len(res.Changes) != MaxBulkClusters {
 					b.Fatalf("%d clusters changed, want %d", len(res.Changes), MaxBulkClusters)
 				}
-				changed, err := s.Changed(ctx, res.Previous, res.Revision)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if len(changed) != MaxBulkClusters {
+				if changed := afterCommit(b, s, &res.WriteResult); len(changed) != MaxBulkClusters {
 					b.Fatalf("Changed names %d clusters, want %d", len(changed), MaxBulkClusters)
-				}
-				if _, err := s.Snapshot(ctx, ""); err != nil {
-					b.Fatal(err)
 				}
 			}
 		})
