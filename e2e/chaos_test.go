@@ -603,17 +603,25 @@ func (ch *chaos) apiserverStopped(t *testing.T) {
 	ch.componentDown(t, "apidown", "kube-apiserver", ch.scale.apiDown)
 }
 
+// convergedSite starts a site with one agent (no leader election), waits until the
+// big app is at version 1 and records the bystanders: where most faults start from.
+func (ch *chaos) convergedSite(t *testing.T, name string) (*site, *agent) {
+	t.Helper()
+	s := ch.newSite(t, name)
+	a := s.startAgent(agentOpts{})
+	s.waitConverged(ch.scale.objects, "1")
+	s.recordBystanders()
+	return s, a
+}
+
 // apiserverUnreachable: the agent's apiserver answers 502 (a load balancer in front of
 // it with nothing behind) until the failed app's retries have backed off to 8 s; when
 // the apiserver answers again the agent notices within its 1 s probe and syncs the
 // app at once, not at the end of the backoff: the app converges before the retry the
 // agent had scheduled, read from its log.
 func (ch *chaos) apiserverUnreachable(t *testing.T) {
-	s := ch.newSite(t, "apiaway")
+	s, a := ch.convergedSite(t, "apiaway")
 	n := ch.scale.objects
-	a := s.startAgent(agentOpts{})
-	s.waitConverged(n, "1")
-	s.recordBystanders()
 	var away atomic.Bool
 	away.Store(true)
 	a.kube.OnRequest(func(faultproxy.Request) error {
@@ -707,11 +715,8 @@ func (ch *chaos) etcdRestarted(t *testing.T) {
 }
 
 func (ch *chaos) componentDown(t *testing.T, name, component string, down time.Duration) {
-	s := ch.newSite(t, name)
+	s, a := ch.convergedSite(t, name)
 	n := ch.scale.objects
-	a := s.startAgent(agentOpts{})
-	s.waitConverged(n, "1")
-	s.recordBystanders()
 	stopped := make(chan error, 1)
 	a.atWrite(s.big, "PATCH", n/4, func() {
 		go func() { stopped <- ch.cluster.StopComponent(component) }()
@@ -751,11 +756,8 @@ func (ch *chaos) componentDown(t *testing.T, name, component string, down time.D
 // object (no prune, no re-create: UIDs unchanged), keeps the last state while the
 // branch is gone, and follows it again once it is back.
 func (ch *chaos) gitRewritten(t *testing.T) {
-	s := ch.newSite(t, "gitrewrite")
+	s, a := ch.convergedSite(t, "gitrewrite")
 	n := ch.scale.objects
-	a := s.startAgent(agentOpts{})
-	s.waitConverged(n, "1")
-	s.recordBystanders()
 	uids := s.uids()
 	since := time.Now()
 
