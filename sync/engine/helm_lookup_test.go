@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -191,5 +192,57 @@ func TestHelmReleaseIsUpgradeOnceInstalled(t *testing.T) {
 	}
 	if writes, dryRuns, _ := f.req.Counts(); writes != 0 || dryRuns != 0 {
 		t.Errorf("unchanged sync made %d writes %v and %d dry-runs %v, want none", writes, f.req.Writes(), dryRuns, f.req.DryRuns())
+	}
+}
+
+// TestHelmListLookupIsBounded: a list lookup (empty name) is read in pages and may
+// return at most Options.LookupMaxList objects; a longer list fails the render naming
+// the app, the lookup and the bound, and applies nothing.
+func TestHelmListLookupIsBounded(t *testing.T) {
+	repo := map[string]string{
+		"clusters/dev/apps.yaml": "apps:\n  - name: web\n    version: \"1.0.0\"\n",
+		"apps/web/app.yaml":      "namespace: $NS\nhelm:\n  path: charts/app\n  lookup: true\n",
+		"charts/app/Chart.yaml":  "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+		"charts/app/templates/cm.yaml": `{{- $l := lookup "v1" "Secret" .Release.Namespace "" }}
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web}
+data:
+  secrets: {{ len $l.items | quote }}
+`,
+	}
+	for name, tc := range map[string]struct {
+		secrets int
+		wantErr string
+	}{
+		"at the bound":   {secrets: 10},
+		"over the bound": {secrets: 12, wantErr: "app web: lookup of v1 Secret in namespace $NS: lists more than 10 objects, the most a list lookup may return"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			withLookup(t, f)
+			f.eng.cfg.Render.LookupMaxList = 10
+			f.write(t, repo)
+			for i := range tc.secrets {
+				f.putSecret(t, f.ns, fmt.Sprintf("s%02d", i), "x")
+			}
+			web := appByName(f.sync(t), "web")
+			if tc.wantErr != "" {
+				want := strings.ReplaceAll(tc.wantErr, "$NS", f.ns)
+				if web.Phase != PhaseFailed || web.Error == nil || web.Error.Stage != StageRender || !strings.Contains(web.Error.Message, want) {
+					t.Fatalf("web = %s %+v, want a render failure containing %q", web.Phase, web.Error, want)
+				}
+				if f.configMap(t, "web") != nil {
+					t.Error("the ConfigMap was applied although the render failed")
+				}
+				return
+			}
+			if web.Phase != PhaseSynced {
+				t.Fatalf("web = %s %+v", web.Phase, web.Error)
+			}
+			if got := f.configMap(t, "web").Data["secrets"]; got != fmt.Sprint(tc.secrets) {
+				t.Errorf("the chart saw %s Secrets, want %d", got, tc.secrets)
+			}
+		})
 	}
 }

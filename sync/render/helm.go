@@ -414,6 +414,9 @@ func (r *Renderer) runEngine(ctx context.Context, c *chartv2.Chart, vals map[str
 	if h.Lookup && r.opts.Lookup != nil {
 		// One provider for both renders: it memoizes, so they see the same cluster.
 		p := newLookupProvider(ctx, r.opts.Lookup, app.Name, app.Config.Namespace)
+		if r.opts.LookupMaxList > 0 {
+			p.maxList = r.opts.LookupMaxList
+		}
 		run = func() (map[string]string, error) { return engine.RenderWithClientProvider(c, top, p) }
 	}
 	if first, err = run(); err != nil {

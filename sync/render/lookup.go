@@ -62,6 +62,7 @@ type lookupProvider struct {
 	reader    ClusterReader
 	app       string
 	namespace string // the app's namespace; "" allows cluster-scoped kinds only
+	maxList   int    // the most objects a list lookup returns (Options.LookupMaxList)
 
 	mu      sync.Mutex
 	memo    map[lookupKey]lookupAnswer
@@ -91,8 +92,16 @@ type lookupAnswer struct {
 // namespace is namespace. The engine calls its clients with a background context;
 // they use ctx, the render's, instead.
 func newLookupProvider(ctx context.Context, reader ClusterReader, app, namespace string) *lookupProvider {
-	return &lookupProvider{ctx: ctx, reader: reader, app: app, namespace: namespace, memo: map[lookupKey]lookupAnswer{}, clients: map[[2]string]kindClient{}}
+	return &lookupProvider{ctx: ctx, reader: reader, app: app, namespace: namespace, maxList: defaultLookupMaxList,
+		memo: map[lookupKey]lookupAnswer{}, clients: map[[2]string]kindClient{}}
 }
+
+// defaultLookupMaxList is Options.LookupMaxList's default; lookupPageSize the page of a
+// list lookup.
+const (
+	defaultLookupMaxList = 5000
+	lookupPageSize       = 500
+)
 
 var _ engine.ClientProvider = (*lookupProvider)(nil)
 
@@ -213,10 +222,39 @@ func (c *lookupClient) List(_ context.Context, opts metav1.ListOptions) (*unstru
 		if c.namespaced {
 			ri = c.inner.Namespace(c.namespace)
 		}
-		list, err := ri.List(c.p.ctx, opts)
+		list, err := c.listBounded(ri, opts)
 		return lookupAnswer{list: list, err: c.wrap(err)}
 	})
 	return a.list, a.err
+}
+
+// listBounded reads a list in pages, failing once it holds more than the provider's
+// maxList objects.
+func (c *lookupClient) listBounded(ri dynamic.ResourceInterface, opts metav1.ListOptions) (*unstructured.UnstructuredList, error) {
+	limit := c.p.maxList
+	opts.Limit = int64(min(lookupPageSize, limit))
+	opts.Continue = ""
+	var out *unstructured.UnstructuredList
+	for {
+		page, err := ri.List(c.p.ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = page
+		} else {
+			out.Items = append(out.Items, page.Items...)
+			out.SetResourceVersion(page.GetResourceVersion())
+		}
+		if len(out.Items) > limit {
+			return nil, fmt.Errorf("lists more than %d objects, the most a list lookup may return: look up objects by name, or narrow the list", limit)
+		}
+		if opts.Continue = page.GetContinue(); opts.Continue == "" {
+			out.SetContinue("")
+			out.SetRemainingItemCount(nil)
+			return out, nil
+		}
+	}
 }
 
 // Watch implements dynamic.ResourceInterface; it is refused (a render reads once).

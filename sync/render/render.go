@@ -49,6 +49,10 @@ type Options struct {
 	// returns empty, as for every app without helm.lookup (outpost diff). The agent
 	// sets it (NewClusterReader).
 	Lookup ClusterReader
+	// LookupMaxList bounds the objects a list lookup (lookup with an empty name) may
+	// return: the list is read in pages and a longer one fails the render naming the
+	// lookup, instead of holding a namespace's every Secret in memory. Zero: 5000.
+	LookupMaxList int
 	// Installed reports whether an app already has an inventory on the cluster: its
 	// Helm chart then renders as an upgrade (.Release.IsUpgrade true, IsInstall
 	// false). Nil: every chart renders as an install (outpost diff). The engine sets
