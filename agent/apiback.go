@@ -49,14 +49,14 @@ type apiReturn struct {
 	down bool // the last probe failed
 }
 
-// observe takes whether apps are waiting and, if so, the probe's error; it returns
-// true when the waiting apps are to be retried now.
-func (a *apiReturn) observe(waiting bool, probeErr error) bool {
+// observe takes whether apps are waiting and, if so, whether the probe found the
+// apiserver away; it returns true when the waiting apps are to be retried now.
+func (a *apiReturn) observe(waiting, probeDown bool) bool {
 	switch {
 	case !waiting:
 		a.down = false
 		return false
-	case probeErr != nil:
+	case probeDown:
 		a.down = true
 		return false
 	case a.down:
@@ -65,6 +65,11 @@ func (a *apiReturn) observe(waiting bool, probeErr error) bool {
 	}
 	return false
 }
+
+// probeDown tells whether a readiness probe's error means the apiserver is away: no
+// answer, or a 5xx (/readyz answers 500 while etcd is down). An answer such as 403 (a
+// cluster that does not let the agent read /readyz) is the apiserver serving.
+func probeDown(err error) bool { return err != nil && apiUnavailable(err) }
 
 // retryOnAPIReturn probes the apiserver while failed apps wait for it (see apiReturn)
 // and syncs them at once when it answers again.
@@ -86,7 +91,7 @@ func (l *loop) retryOnAPIReturn(ctx context.Context) {
 			return
 		}
 	}
-	if !l.apiBack.observe(len(waiting) > 0, probeErr) {
+	if !l.apiBack.observe(len(waiting) > 0, probeDown(probeErr)) {
 		return
 	}
 	l.log.Info("the apiserver answers again: retrying the failed apps now", "apps", len(waiting))

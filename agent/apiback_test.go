@@ -47,25 +47,47 @@ func TestAPIUnavailable(t *testing.T) {
 // The waiting apps are retried at once only when a probe succeeds after one failed:
 // the return of an apiserver seen away, never a reachable one (the backoff stands).
 func TestAPIReturnRetriesOnlyAfterAnOutageWasSeen(t *testing.T) {
-	down := errors.New("connection refused")
+	const down = true
 	type step struct {
 		waiting bool
-		probe   error
+		down    bool
 		retry   bool
 	}
 	for name, steps := range map[string][]step{
-		"outage then return": {{true, down, false}, {true, down, false}, {true, nil, true}, {true, nil, false}},
-		"reachable at once":  {{true, nil, false}, {true, nil, false}},
-		"nothing waits":      {{false, nil, false}, {false, nil, false}},
-		"the waiting apps went away during the outage": {{true, down, false}, {false, nil, false}, {true, nil, false}},
-		"a second outage": {{true, down, false}, {true, nil, true}, {true, nil, false}, {true, down, false}, {true, nil, true}},
+		"outage then return": {{true, down, false}, {true, down, false}, {true, !down, true}, {true, !down, false}},
+		"reachable at once":  {{true, !down, false}, {true, !down, false}},
+		"nothing waits":      {{false, !down, false}, {false, !down, false}},
+		"the waiting apps went away during the outage": {{true, down, false}, {false, !down, false}, {true, !down, false}},
+		"a second outage": {{true, down, false}, {true, !down, true}, {true, !down, false}, {true, down, false}, {true, !down, true}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var a apiReturn
 			for i, s := range steps {
-				if got := a.observe(s.waiting, s.probe); got != s.retry {
-					t.Fatalf("step %d (waiting %v, probe %v): retry %v, want %v", i, s.waiting, s.probe, got, s.retry)
+				if got := a.observe(s.waiting, s.down); got != s.retry {
+					t.Fatalf("step %d (waiting %v, apiserver away %v): retry %v, want %v", i, s.waiting, s.down, got, s.retry)
 				}
+			}
+		})
+	}
+}
+
+// A probe answered by the apiserver, whatever it says short of a 5xx, means it serves:
+// a cluster that does not let the agent read /readyz (403) still gets the early retry.
+func TestProbeDown(t *testing.T) {
+	for name, tc := range map[string]struct {
+		err  error
+		want bool
+	}{
+		"ready":                      {nil, false},
+		"connection refused":         {&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
+		"readyz failing (etcd)":      {apierrors.NewInternalError(errors.New("[-]etcd failed")), true},
+		"503 during start-up":        {apierrors.NewServiceUnavailable("starting"), true},
+		"readyz forbidden to the SA": {apierrors.NewForbidden(schema.GroupResource{}, "", errors.New("RBAC")), false},
+		"readyz unauthorized":        {apierrors.NewUnauthorized("token"), false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := probeDown(tc.err); got != tc.want {
+				t.Errorf("probeDown(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
 	}
