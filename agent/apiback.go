@@ -77,7 +77,7 @@ func (l *loop) retryOnAPIReturn(ctx context.Context) {
 	l.mu.Lock()
 	var waiting []string
 	for name, s := range l.apps {
-		if s.retrying && s.waitsForAPI {
+		if s.retryTimer != nil && s.waitsForAPI {
 			waiting = append(waiting, name)
 		}
 	}
@@ -99,13 +99,11 @@ func (l *loop) retryOnAPIReturn(ctx context.Context) {
 	l.mu.Lock()
 	for _, name := range waiting {
 		s := l.apps[name]
-		if s == nil || !s.retrying {
+		if s == nil || s.retryTimer == nil {
 			continue
 		}
-		if s.retryTimer != nil {
-			s.retryTimer.Stop()
-		}
-		s.retrying, s.retryTimer = false, nil
+		s.retryTimer.Stop()
+		s.retryTimer = nil
 		p.apps[name] = true
 	}
 	l.mu.Unlock()

@@ -91,8 +91,7 @@ type appState struct {
 	// retryDelay is the wait before the retry of a failed app (retryLater): doubled
 	// by each failure from 1 s up to retryMax, cleared by a successful sync.
 	retryDelay time.Duration
-	// retrying is set while a retry is scheduled, by retryTimer.
-	retrying   bool
+	// retryTimer is the scheduled retry (retryLater); nil when none is.
 	retryTimer *time.Timer
 	// waitsForAPI is set when the failure being retried looked like the apiserver
 	// being away: its return retries the app at once (retryOnAPIReturn).
@@ -501,11 +500,10 @@ func (l *loop) retryLater(ctx context.Context, app string, cause error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.state(app)
-	if s.retrying {
+	if s.retryTimer != nil {
 		return
 	}
 	s.retryDelay = min(max(2*s.retryDelay, time.Second), retryMax, l.cfg.Interval)
-	s.retrying = true
 	s.waitsForAPI = apiUnavailable(cause)
 	d := s.retryDelay
 	l.log.Info("retrying the failed app", "app", app, "after", d, "waitingForAPIServer", s.waitsForAPI)
@@ -514,7 +512,7 @@ func (l *loop) retryLater(ctx context.Context, app string, cause error) {
 		l.mu.Lock()
 		current := s.retryTimer == t
 		if current {
-			s.retrying, s.retryTimer = false, nil
+			s.retryTimer = nil
 		}
 		l.mu.Unlock()
 		if current && ctx.Err() == nil {

@@ -153,10 +153,10 @@ func (w *Watcher) Start(ctx context.Context) {
 // makes sure every kind among them is watched, waiting until new informers have
 // synced, for Config.SyncWait at most: an informer that has not synced by then (the
 // apiserver does not answer) goes on in the background, Get answers an error for its
-// objects until it has, and its first list compares them. Objects must carry their namespace if namespaced. versions holds the
-// resourceVersion of each object right after the apply (its inventory record); an
-// object missing there (its apply failed) is never reported Stale. An empty objs
-// removes the app.
+// objects until it has, and its first list compares them. Objects must carry their
+// namespace if namespaced. versions holds the resourceVersion of each object right
+// after the apply (its inventory record); an object missing there (its apply failed)
+// is never reported Stale. An empty objs removes the app.
 func (w *Watcher) SetDesired(ctx context.Context, app string, objs []*unstructured.Unstructured, versions map[object.Ref]string) error {
 	wanted := make(map[informerKey]bool, len(objs))
 	for _, o := range objs {

@@ -177,17 +177,15 @@ type renewClock struct {
 	now  func() time.Time
 	mu   sync.Mutex
 	last time.Time
-	// read is the holder of the record last read; readOK tells that a read succeeded.
-	read   string
-	readOK bool
+	// read is the holder of the record last read, "" when the read failed.
+	read string
 }
 
 func (r *renewClock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
 	rec, raw, err := r.Interface.Get(ctx)
 	r.mu.Lock()
-	r.readOK = err == nil && rec != nil
 	r.read = ""
-	if r.readOK {
+	if err == nil && rec != nil {
 		r.read = rec.HolderIdentity
 	}
 	r.mu.Unlock()
@@ -214,11 +212,11 @@ func (r *renewClock) Update(ctx context.Context, ler resourcelock.LeaderElection
 }
 
 // mayRelease allows a release (a write of an empty holder) only over a record read
-// just before that names this replica.
+// just before that names this replica (whose identity is never empty).
 func (r *renewClock) mayRelease() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.readOK || r.read != r.Identity() {
+	if r.read != r.Identity() {
 		return &ForeignReleaseError{Lease: r.Describe(), Identity: r.Identity(), Holder: r.read}
 	}
 	return nil
